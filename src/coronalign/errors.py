@@ -1,0 +1,50 @@
+"""Errors that reach the user as one clear message (no traceback).
+
+Every problem the user can fix (a bad file, a bad parameter, a missing CRDS
+reference) is raised as a :class:`CoronalignError`; the command line prints its
+message and exits with status 2. Anything else is a bug and keeps its traceback.
+"""
+
+__all__ = ["CoronalignError", "InputFileError", "ParameterError", "ReferenceFileError"]
+
+
+class CoronalignError(Exception):
+    """A problem the user can fix; ``str(error)`` is the whole message."""
+
+
+class InputFileError(CoronalignError):
+    """An input file is missing, unreadable or not what the step needs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The offending file.
+    problem : str
+        What is wrong with it, and if possible what to do.
+    """
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ParameterError(CoronalignError):
+    """A parameter value is invalid.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name as the user wrote it (e.g. ``bad_bits``).
+    problem : str
+        What is wrong with the value and which values are accepted.
+    """
+
+    def __init__(self, name, problem):
+        self.name = name
+        self.problem = problem
+        super().__init__(f"{name}: {problem}")
+
+
+class ReferenceFileError(CoronalignError):
+    """The PSFMASK reference could not be found, selected or used."""
