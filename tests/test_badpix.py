@@ -365,6 +365,14 @@ def test_replace_no_bad_pixels_returns_copy(rng):
     np.testing.assert_array_equal(cleaned, data)
 
 
+def test_replace_empty_and_single_pixel_frames():
+    cleaned, filled = replace_bad_pixels(np.zeros((0, 5)), np.zeros((0, 5), dtype=bool), 3)
+    assert cleaned.shape == filled.shape == (0, 5)
+    cleaned, filled = replace_bad_pixels(np.full((2, 1, 1), np.nan), np.ones((2, 1, 1), bool), 3)
+    np.testing.assert_array_equal(cleaned, 0.0)
+    assert filled.all()
+
+
 def test_replace_shape_errors():
     with pytest.raises(ValueError, match="2 dimensions"):
         replace_bad_pixels(np.zeros(5), np.zeros(5, dtype=bool), 3)

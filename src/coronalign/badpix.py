@@ -565,8 +565,13 @@ def replace_bad_pixels(data, bad, box_length, *, zero=None):
     The windows of all bad pixels resolved at the same half width are gathered
     with fancy indexing and their medians taken along the window axis, in
     chunks of at most about a million window elements (about 25 MB of
-    temporaries). For boxes larger than the number of good pixels, the good
-    pixels in the rows the boxes span are tested instead of the windows.
+    temporaries, plus a few arrays the size of one plane). For boxes larger
+    than the number of good pixels, the good pixels in the rows the boxes span
+    are tested instead of the windows. When either would handle more than
+    ``_RANK_MIN_WORK`` elements (big holes needing big boxes), the two middle
+    order statistics are found by bisection over value-rank buckets counted
+    with summed-area tables, whose cost hardly depends on the box size. All
+    three give exactly ``numpy.median`` of the same pixels.
     """
     data = np.asarray(data)
     bad = np.asarray(bad, dtype=bool)
@@ -582,6 +587,8 @@ def replace_bad_pixels(data, bad, box_length, *, zero=None):
 
     cleaned = np.array(data, dtype=np.float64, copy=True)
     filled = bad.copy()
+    if data.size == 0:
+        return cleaned, filled
     ny, nx = data.shape[-2:]
     planes = cleaned.reshape(-1, ny, nx)
     bad_planes = bad.reshape(-1, ny, nx)
