@@ -247,7 +247,10 @@ class _Objective:
 
     def values(self, dx, dy):
         """``A`` and ``B`` at one shift."""
-        a = np.real(axis_phase(self.fy, self.ny, dy) @ (self.cross_weighted @ axis_phase(self.fx, self.nx, dx)))
+        a = np.real(
+            axis_phase(self.fy, self.ny, dy)
+            @ (self.cross_weighted @ axis_phase(self.fx, self.nx, dx))
+        )
         b = np.real(np.exp(self.qy * dy) @ (self.norm @ np.exp(self.qx * dx)))
         return a, b
 
@@ -326,7 +329,9 @@ def integer_start(science_terms, reference_terms):
     return float(jx - nx if jx >= nx / 2 else jx), float(jy - ny if jy >= ny / 2 else jy)
 
 
-def fit_pair(science_terms, reference_terms, weight_total, *, start=None, tolerance=SHIFT_TOLERANCE):
+def fit_pair(
+    science_terms, reference_terms, weight_total, *, start=None, tolerance=SHIFT_TOLERANCE
+):
     """Fit ``(xshift, yshift, beta)`` for one science image and one reference PSF.
 
     Parameters

@@ -1,0 +1,78 @@
+"""What a product needs to be reproduced: software versions, parameters, input checksums."""
+
+import hashlib
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+__all__ = ["SOFTWARE", "file_sha256", "provenance_record", "software_versions"]
+
+#: Packages whose versions can change the numbers in a product.
+SOFTWARE = ("coronalign", "numpy", "scipy", "astropy", "stdatamodels", "crds")
+
+
+def software_versions():
+    """Installed versions of the packages that shape the results.
+
+    Returns
+    -------
+    dict
+        Package name to version string (``"not installed"`` if absent), plus ``python``.
+    """
+    versions = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def file_sha256(path, chunk_size=1 << 22):
+    """SHA-256 of a file's bytes, read in chunks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    chunk_size : int, optional
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest.
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        while chunk := stream.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def provenance_record(inputs, parameters, crds=None):
+    """Everything needed to reproduce a product, as a JSON-compatible dict.
+
+    Parameters
+    ----------
+    inputs : dict
+        Role (``"science"``, ``"psfstack"``, ``"psfmask"``) to file path.
+    parameters : dict
+        Step parameters as used.
+    crds : dict, optional
+        CRDS context and client version when the mask came from CRDS.
+
+    Returns
+    -------
+    dict
+        ``software``, ``parameters``, ``inputs`` (name and SHA-256 per role), ``crds``.
+    """
+    return {
+        "software": software_versions(),
+        "parameters": dict(parameters),
+        "inputs": {
+            role: {"name": Path(path).name, "sha256": file_sha256(path)}
+            for role, path in inputs.items()
+        },
+        "crds": dict(crds or {}),
+    }
