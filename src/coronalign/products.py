@@ -123,9 +123,15 @@ def atomic_output(path):
         raise InputFileError(folder, "output folder does not exist")
     if not os.access(folder, os.W_OK):
         raise InputFileError(folder, "output folder is not writable")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
+    # Keep the extension: writers choose the format from it.
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=folder
+    )
     os.close(handle)
     temporary = Path(temporary)
+    umask = os.umask(0)
+    os.umask(umask)
+    temporary.chmod(0o666 & ~umask)  # mkstemp creates 0600; products are ordinary files
     try:
         yield temporary
         os.replace(temporary, path)
