@@ -92,6 +92,12 @@ class AlignmentResult:
         return self.status == "converged"
 
 
+def _median_or_nan(values):
+    """Median of the finite values (NaN if there are none), without a warning."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
 def _moved(mask, dx, dy):
     """Where a per-pixel property ends up after shifting the image by ``-(dx, dy)``.
 
@@ -255,8 +261,8 @@ def align_stacks(
                 row + 1,
                 len(integrations),
                 npsfs,
-                np.nanmedian(table["xshift"][row]) if npsfs else np.nan,
-                np.nanmedian(table["yshift"][row]) if npsfs else np.nan,
+                _median_or_nan(table["xshift"][row]),
+                _median_or_nan(table["yshift"][row]),
                 time.perf_counter() - started,
             )
     return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)
