@@ -201,7 +201,10 @@ def select_psfmask(
             crds_version=None,
             reason=f"PSFMASK given by the user: {override} (CRDS not consulted)",
         )
-    return _crds_select(dict(crds_parameters), crds_path, context, server_url, readonly)
+    # crds upper-cases keys itself; do it here too so messages find the values
+    # (stdatamodels' get_crds_parameters() gives lower-case 'meta.instrument.name' keys).
+    parameters = {str(key).upper(): value for key, value in dict(crds_parameters).items()}
+    return _crds_select(parameters, crds_path, context, server_url, readonly)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,9 +337,9 @@ def _context_used(context):
 
     try:
         return str(heavy_client.get_context_name(_OBSERVATORY, context))
-    except Exception as exc:  # never fail a successful lookup over bookkeeping
+    except (Exception, SystemExit) as exc:  # bookkeeping must never fail a lookup
         log.debug("could not read the CRDS context back: %s", exc)
-        return str(context) if context else "unknown"
+        return str(context) if context else "the default context"
 
 
 def _describe(parameters):
@@ -384,7 +387,7 @@ def _lookup_error(exc, parameters, cache, context, url):
 
     text = " ".join(str(exc).split())
     log.debug("crds raised %s: %s", type(exc).__name__, text)
-    ctx = context or "the default context"
+    ctx = context or _context_used(None)
     remote = url != SERVERLESS_URL
 
     if isinstance(exc, crexc.ChecksumError):
@@ -503,7 +506,7 @@ def _probe_far_future(parameters, ctx):
                 probe,
                 reftypes=[_REFTYPE],
                 observatory=_OBSERVATORY,
-                context=None if ctx == "the default context" else ctx,
+                context=ctx,
             )[_REFTYPE]
     except Exception:
         return None, None
@@ -512,7 +515,7 @@ def _probe_far_future(parameters, ctx):
     first = None
     with contextlib.suppress(Exception), _captured_crds_output():
         instrument = str(_get(parameters, "META.INSTRUMENT.NAME")).upper()
-        pmap = rmap.get_cached_mapping(_context_used(None if ctx.startswith("the ") else ctx))
+        pmap = rmap.get_cached_mapping(ctx)
         tree = pmap.get_imap(instrument).get_rmap(_REFTYPE).selector.todict()
         dates = list(_useafters_leading_to(tree, best))
         first = min(dates) if dates else None

@@ -1,0 +1,517 @@
+"""PSFMASK selection with the real crds client against an offline cache, and mask loading.
+
+Every CRDS lookup runs in a fresh Python process (crds keeps mappings and configuration per
+process), with outgoing network connections blocked in that process too. The lookups of this
+module are started together by one fixture, two at a time, to keep the run short.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from crds_cache import (
+    CONTEXT,
+    FRAME_SHAPE,
+    NIRCAM_SUBARRAY_START,
+    build_crds_cache,
+    crds_parameters,
+    mask_values,
+)
+
+from coronalign.errors import InputFileError
+from coronalign.references import (
+    SERVERLESS_URL,
+    PsfmaskSelection,
+    crds_environment,
+    load_psfmask,
+    select_psfmask,
+)
+
+TESTS = Path(__file__).parent
+
+# Runs in the child: block the network, run the lookup(s), print one JSON line per lookup.
+_CHILD = textwrap.dedent(
+    """
+    import json, socket, sys, time
+
+    def _blocked(self, address):
+        if isinstance(address, (str, bytes)) or address[0] in ("127.0.0.1", "::1", "localhost"):
+            return _connect(self, address)
+        raise RuntimeError(f"network use in a test: {address!r}")
+
+    _connect = socket.socket.connect
+    socket.socket.connect = _blocked
+
+    from coronalign.errors import CoronalignError
+    from coronalign.references import select_psfmask
+
+    for request in json.loads(sys.argv[1]):
+        started = time.perf_counter()
+        try:
+            sel = select_psfmask(request.pop("parameters"), **request)
+            out = {"status": sel.status, "path": sel.path and str(sel.path),
+                   "reference": sel.reference, "context": sel.context,
+                   "crds_version": sel.crds_version, "reason": sel.reason}
+        except CoronalignError as exc:
+            out = {"error": type(exc).__name__, "message": str(exc)}
+        out["seconds"] = time.perf_counter() - started
+        print(json.dumps(out), flush=True)
+    """
+)
+
+
+def _child_env():
+    """The test environment minus anything CRDS: the code under test must set it all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _run_child(requests):
+    """Run lookups in one fresh process; returns (outcomes, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(requests)],
+        capture_output=True,
+        text=True,
+        env=_child_env(),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(outcomes) == len(requests), done.stdout + done.stderr
+    return outcomes, done.stderr
+
+
+def _snapshot(root):
+    """Every path under ``root`` with its size and mtime."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(Path(root).rglob("*"))
+    }
+
+
+def _request(cache, case, **keys):
+    return {"parameters": crds_parameters(case), "crds_path": str(cache), **keys}
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    """The good cache and the broken ones, built once for the module."""
+    root = tmp_path_factory.mktemp("crds")
+    built = {
+        "good": build_crds_cache(root / "good"),
+        "no_config": build_crds_cache(root / "no_config", server_config=False),
+        "no_reference": build_crds_cache(
+            root / "no_reference", missing_references=["jwst_nircam_psfmask_0001.fits"]
+        ),
+        "bad_checksum": build_crds_cache(
+            root / "bad_checksum", bad_checksum=["jwst_nircam_psfmask_0001.rmap"]
+        ),
+        "no_rmap": build_crds_cache(root / "no_rmap"),
+        "bad_reference": build_crds_cache(
+            root / "bad_reference", bad_files=["jwst_nircam_psfmask_0002.fits"]
+        ),
+    }
+    built["no_rmap"]["mappings"]["jwst_nircam_psfmask_0001.rmap"].unlink()
+    shutil.copytree(root / "good", root / "writable")
+    built["writable"] = {"crds_path": root / "writable"}
+    return built
+
+
+@pytest.fixture(scope="module")
+def lookups(caches):
+    """Run every lookup of this module, each in a fresh process, two processes at a time."""
+    good = caches["good"]["crds_path"]
+    requests = {
+        "match": _request(good, "nircam_2022", context=CONTEXT),
+        "match_later": _request(good, "nircam_2024", context=CONTEXT),
+        "match_miri": _request(good, "miri"),  # context from the cache's configuration
+        "not_applicable": _request(good, "miri_tacq", context=CONTEXT),
+        "no_match": _request(good, "bad_filter", context=CONTEXT),
+        "too_early": _request(good, "too_early", context=CONTEXT),
+        "no_config": _request(caches["no_config"]["crds_path"], "nircam_2022", context=CONTEXT),
+        "no_reference": _request(
+            caches["no_reference"]["crds_path"], "nircam_2022", context=CONTEXT
+        ),
+        "no_rmap": _request(caches["no_rmap"]["crds_path"], "nircam_2022", context=CONTEXT),
+        "no_context": _request(good, "nircam_2022", context="jwst_0002.pmap"),
+        "bad_checksum": _request(
+            caches["bad_checksum"]["crds_path"], "nircam_2022", context=CONTEXT
+        ),
+        "bad_reference": _request(
+            caches["bad_reference"]["crds_path"], "nircam_2024", context=CONTEXT
+        ),
+        "unreachable": _request(
+            caches["no_reference"]["crds_path"],
+            "nircam_2022",
+            context=CONTEXT,
+            server_url="https://localhost:9",  # loopback port 9 (discard): refused at once
+        ),
+        "writable": _request(
+            caches["writable"]["crds_path"], "nircam_2022", context=CONTEXT, readonly=False
+        ),
+    }
+    before = {name: _snapshot(caches[name]["crds_path"]) for name in caches}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_run_child, [req]) for name, req in requests.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    after = {name: _snapshot(caches[name]["crds_path"]) for name in caches}
+    outcomes = {name: result[0][0] for name, result in results.items()}
+    stderr = {name: result[1] for name, result in results.items()}
+    return {"outcome": outcomes, "stderr": stderr, "before": before, "after": after}
+
+
+# ----------------------------------------------------------------------------------------------
+# crds_environment
+
+
+def test_environment_offline_by_default(tmp_path):
+    env = crds_environment(tmp_path, "jwst_0042.pmap")
+    assert env["CRDS_PATH"] == str(tmp_path.resolve())
+    assert env["CRDS_CONTEXT"] == "jwst_0042.pmap"
+    assert env["CRDS_SERVER_URL"] == SERVERLESS_URL
+    assert env["CRDS_MODE"] == "local"
+    assert env["CRDS_READONLY_CACHE"] == "1"
+    assert "CRDS_CLIENT_TIMEOUT_SECONDS" not in env
+
+
+def test_environment_with_server_fails_fast_and_leaves_unset_values_alone():
+    env = crds_environment(server_url="https://jwst-crds.stsci.edu", readonly=False)
+    assert env["CRDS_SERVER_URL"] == "https://jwst-crds.stsci.edu"
+    assert env["CRDS_READONLY_CACHE"] == "0"
+    assert env["CRDS_CLIENT_RETRY_COUNT"] == "1"
+    assert int(env["CRDS_CLIENT_TIMEOUT_SECONDS"]) <= 60
+    assert "CRDS_PATH" not in env
+    assert "CRDS_CONTEXT" not in env
+
+
+# ----------------------------------------------------------------------------------------------
+# select_psfmask: override (in process, must not touch crds)
+
+
+def test_override_skips_crds(tmp_path, monkeypatch):
+    mask = tmp_path / "my_mask.fits"
+    mask.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "crds", None)  # any `import crds` would now fail
+    selection = select_psfmask(crds_parameters("nircam_2022"), override=mask)
+    assert selection == PsfmaskSelection(
+        status="override",
+        path=mask.resolve(),
+        reference=str(mask),
+        context=None,
+        crds_version=None,
+        reason=selection.reason,
+    )
+    assert str(mask) in selection.reason
+
+
+def test_override_must_exist(tmp_path):
+    missing = tmp_path / "nope.fits"
+    with pytest.raises(InputFileError, match="override does not exist") as info:
+        select_psfmask(crds_parameters("nircam_2022"), override=missing)
+    assert info.value.path == str(missing)
+
+
+# ----------------------------------------------------------------------------------------------
+# select_psfmask: real crds lookups
+
+
+def test_match_selects_file_and_records_context_and_version(lookups, caches):
+    import crds
+
+    out = lookups["outcome"]["match"]
+    expected = caches["good"]["references"]["jwst_nircam_psfmask_0001.fits"]
+    assert out["status"] == "selected"
+    assert Path(out["path"]) == expected.resolve()
+    assert out["reference"] == "crds://jwst_nircam_psfmask_0001.fits"
+    assert out["context"] == CONTEXT
+    assert out["crds_version"] == crds.__version__
+    assert "F335M" in out["reason"]
+
+
+def test_use_after_picks_the_latest_applicable_file(lookups):
+    out = lookups["outcome"]["match_later"]
+    assert out["reference"] == "crds://jwst_nircam_psfmask_0002.fits"
+
+
+def test_context_defaults_to_the_cache_configuration(lookups):
+    out = lookups["outcome"]["match_miri"]
+    assert out["reference"] == "crds://jwst_miri_psfmask_0001.fits"
+    assert out["context"] == CONTEXT
+
+
+def test_not_applicable(lookups):
+    out = lookups["outcome"]["not_applicable"]
+    assert out["status"] == "not_applicable"
+    assert out["path"] is None
+    assert out["context"] == CONTEXT
+    assert "N/A" in out["reason"]
+    assert "EXP_TYPE=MIR_TACQ" in out["reason"]
+
+
+def test_no_match_names_parameter_value_and_allowed_values(lookups):
+    out = lookups["outcome"]["no_match"]
+    assert out["error"] == "ReferenceFileError"
+    assert "META.INSTRUMENT.FILTER (FILTER) = 'F200W'" in out["message"]
+    assert "['F210M', 'F335M']" in out["message"]
+    assert CONTEXT in out["message"]
+
+
+def test_date_before_every_use_after(lookups):
+    out = lookups["outcome"]["too_early"]
+    assert out["error"] == "ReferenceFileError"
+    assert "2021-06-30" in out["message"]
+    assert "earlier than the use-after date" in out["message"]
+    assert "2022-01-01 00:00:00" in out["message"]
+
+
+def test_missing_server_config(lookups, caches):
+    out = lookups["outcome"]["no_config"]
+    cache = caches["no_config"]["crds_path"].resolve()
+    assert out["error"] == "ReferenceFileError"
+    assert "config/jwst/server_config" in out["message"]
+    assert f"CRDS_PATH={cache} crds sync --contexts {CONTEXT} --fetch-references" in out["message"]
+
+
+def test_reference_missing_from_cache(lookups, caches):
+    out = lookups["outcome"]["no_reference"]
+    cache = caches["no_reference"]["crds_path"].resolve()
+    assert out["error"] == "ReferenceFileError"
+    assert "jwst_nircam_psfmask_0001.fits" in out["message"]
+    assert f"CRDS_PATH={cache} crds sync --contexts {CONTEXT} --fetch-references" in out["message"]
+
+
+@pytest.mark.parametrize(
+    ("name", "missing", "context"),
+    [
+        ("no_rmap", "jwst_nircam_psfmask_0001.rmap", CONTEXT),
+        ("no_context", "jwst_0002.pmap", "jwst_0002.pmap"),
+    ],
+)
+def test_mapping_missing_from_cache(lookups, name, missing, context):
+    out = lookups["outcome"][name]
+    assert out["error"] == "ReferenceFileError"
+    assert f"does not hold the CRDS rules file {missing}" in out["message"]
+    assert f"crds sync --contexts {context} --fetch-references" in out["message"]
+
+
+def test_bad_mapping_checksum(lookups):
+    out = lookups["outcome"]["bad_checksum"]
+    assert out["error"] == "ReferenceFileError"
+    assert "jwst_nircam_psfmask_0001.rmap" in out["message"]
+    assert "sha1sum" in out["message"]
+    assert "crds sync" in out["message"]
+
+
+def test_reference_marked_scientifically_invalid(lookups):
+    out = lookups["outcome"]["bad_reference"]
+    assert out["error"] == "ReferenceFileError"
+    assert "scientifically invalid" in out["message"]
+    assert "jwst_nircam_psfmask_0002.fits" in out["message"]
+
+
+def test_unreachable_server(lookups):
+    out = lookups["outcome"]["unreachable"]
+    assert out["error"] == "ReferenceFileError"
+    assert "https://localhost:9 could not be reached" in out["message"]
+    assert "jwst_nircam_psfmask_0001.fits" in out["message"]
+    assert out["seconds"] < 30
+
+
+def test_lookups_are_quiet(lookups):
+    """crds's own log lines and tracebacks never reach the user's terminal."""
+    for name, stderr in lookups["stderr"].items():
+        assert "CRDS -" not in stderr, name
+        assert "Traceback" not in stderr, name
+
+
+def test_readonly_cache_is_not_written(lookups):
+    for name in ("good", "no_config", "no_reference", "bad_checksum", "no_rmap"):
+        assert lookups["after"][name] == lookups["before"][name], name
+
+
+def test_snapshot_detects_writes_when_cache_is_writable(lookups):
+    """Control for the test above: with readonly=False, crds does write into the cache."""
+    assert lookups["outcome"]["writable"]["status"] == "selected"
+    assert lookups["after"]["writable"] != lookups["before"]["writable"]
+
+
+def test_lookup_with_datamodel_parameters_and_repeated_calls_in_one_process(caches, tmp_path):
+    """get_crds_parameters() of a CubeModel works; a second lookup in the process is right."""
+    from stdatamodels.jwst import datamodels
+
+    model = datamodels.CubeModel((1, *FRAME_SHAPE))
+    model.meta.instrument.name = "NIRCAM"
+    model.meta.instrument.filter = "F335M"
+    model.meta.instrument.coronagraph = "MASKA335R"
+    model.meta.instrument.detector = "NRCALONG"
+    model.meta.exposure.type = "NRC_CORON"
+    model.meta.subarray.name = "SUB320A335R"
+    model.meta.observation.date = "2024-01-02"
+    model.meta.observation.time = "03:04:05"
+    parameters = model.get_crds_parameters()
+    other = build_crds_cache(tmp_path / "other", missing_references=["jwst_miri_psfmask_0001.fits"])
+    outcomes, _ = _run_child(
+        [
+            {"parameters": parameters, "crds_path": str(caches["good"]["crds_path"])},
+            {"parameters": crds_parameters("miri"), "crds_path": str(other["crds_path"])},
+            {"parameters": crds_parameters("nircam_2022"), "crds_path": str(other["crds_path"])},
+        ]
+    )
+    assert outcomes[0]["reference"] == "crds://jwst_nircam_psfmask_0002.fits"
+    assert "jwst_miri_psfmask_0001.fits" in outcomes[1]["message"]
+    assert Path(outcomes[2]["path"]).is_relative_to(other["crds_path"].resolve())
+
+
+# ----------------------------------------------------------------------------------------------
+# load_psfmask
+
+
+def _write_fits(path, data, **primary_keywords):
+    primary = fits.PrimaryHDU()
+    primary.header.update(primary_keywords)
+    hdus = [primary]
+    if data is not None:
+        hdus.append(fits.ImageHDU(np.asarray(data, dtype=np.float32), name="SCI"))
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+def test_load_same_shape_mask_as_float64(caches):
+    path = caches["good"]["references"]["jwst_nircam_psfmask_0001.fits"]
+    weights = load_psfmask(path, FRAME_SHAPE, None)
+    assert weights.dtype == np.float64
+    np.testing.assert_array_equal(
+        weights, mask_values("jwst_nircam_psfmask_0001.fits", FRAME_SHAPE)
+    )
+
+
+def test_cut_out_from_full_frame_mask(caches):
+    path = caches["good"]["references"]["jwst_nircam_psfmask_0003.fits"]
+    full = mask_values("jwst_nircam_psfmask_0003.fits", caches["good"]["full_shape"])
+    xstart, ystart = NIRCAM_SUBARRAY_START
+    sub = {"xstart": xstart, "ystart": ystart, "xsize": 64, "ysize": 64}
+    weights = load_psfmask(path, FRAME_SHAPE, sub)
+    np.testing.assert_array_equal(weights, full[ystart - 1 : ystart + 63, xstart - 1 : xstart + 63])
+
+
+def test_cut_out_uses_the_masks_own_position(tmp_path, rng):
+    data = rng.uniform(0.1, 1.0, (100, 120))
+    path = _write_fits(tmp_path / "m.fits", data, SUBSTRT1=51, SUBSTRT2=21)
+    weights = load_psfmask(path, (30, 40), {"xstart": 61, "ystart": 25})
+    np.testing.assert_array_equal(weights, data.astype(np.float32)[4:34, 10:50])
+
+
+def test_larger_mask_without_position_is_taken_as_full_frame(tmp_path, rng):
+    data = rng.uniform(0.1, 1.0, (50, 50))
+    path = _write_fits(tmp_path / "m.fits", data)
+    weights = load_psfmask(path, (10, 20), {"xstart": 3, "ystart": 7})
+    np.testing.assert_array_equal(weights, data.astype(np.float32)[6:16, 2:22])
+
+
+def test_plain_fits_and_fractional_weights(tmp_path):
+    data = np.full((8, 8), 0.5)
+    data[0] = 0.0
+    weights = load_psfmask(_write_fits(tmp_path / "m.fits", data), (8, 8), None)
+    np.testing.assert_array_equal(weights, data)
+
+
+def test_weights_above_one_are_kept_with_a_warning(tmp_path, caplog):
+    path = _write_fits(tmp_path / "m.fits", np.full((4, 4), 2.0))
+    with caplog.at_level("WARNING", logger="coronalign.references"):
+        weights = load_psfmask(path, (4, 4), None)
+    assert weights.max() == 2.0
+    assert "exceed 1" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("mask_shape", "frame_shape"),
+    [((32, 32), (64, 64)), ((64, 32), (64, 64)), ((128, 32), (64, 64))],
+)
+def test_smaller_mask_names_both_shapes(tmp_path, mask_shape, frame_shape):
+    path = _write_fits(tmp_path / "m.fits", np.ones(mask_shape))
+    with pytest.raises(InputFileError) as info:
+        load_psfmask(path, frame_shape, {"xstart": 1, "ystart": 1})
+    message = str(info.value)
+    assert str(path) in message
+    assert f"{mask_shape[0]}x{mask_shape[1]}" in message
+    assert f"{frame_shape[0]}x{frame_shape[1]}" in message
+
+
+def test_larger_mask_needs_the_science_position(tmp_path):
+    path = _write_fits(tmp_path / "m.fits", np.ones((256, 256)))
+    with pytest.raises(InputFileError, match=r"256x256.*64x64.*position .* is unknown"):
+        load_psfmask(path, (64, 64), None)
+
+
+def test_cut_out_outside_the_mask(tmp_path):
+    path = _write_fits(tmp_path / "m.fits", np.ones((256, 256)), SUBSTRT1=1, SUBSTRT2=1)
+    with pytest.raises(InputFileError, match=r"256x256.*64x64.*does not lie inside the mask"):
+        load_psfmask(path, (64, 64), {"xstart": 200, "ystart": 1})
+
+
+def test_cut_out_refuses_inconsistent_science_metadata(tmp_path):
+    path = _write_fits(tmp_path / "m.fits", np.ones((256, 256)))
+    with pytest.raises(InputFileError, match="xsize=320"):
+        load_psfmask(path, (64, 64), {"xstart": 1, "ystart": 1, "xsize": 320, "ysize": 64})
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [(np.nan, "1 NaN or infinite"), (np.inf, "1 NaN or infinite"), (-0.5, "1 negative")],
+)
+def test_bad_weights(tmp_path, value, match):
+    data = np.ones((16, 16))
+    data[3, 4] = value
+    path = _write_fits(tmp_path / "m.fits", data)
+    with pytest.raises(InputFileError, match=match) as info:
+        load_psfmask(path, (16, 16), None)
+    assert info.value.path == str(path)
+
+
+def test_all_zero_weights(tmp_path):
+    path = _write_fits(tmp_path / "m.fits", np.zeros((16, 16)))
+    with pytest.raises(InputFileError, match=r"all PSFMASK weights .* are zero"):
+        load_psfmask(path, (16, 16), None)
+
+
+def test_all_zero_inside_the_cut_out(tmp_path):
+    data = np.zeros((64, 64))
+    data[40:, 40:] = 1.0
+    path = _write_fits(tmp_path / "m.fits", data)
+    with pytest.raises(InputFileError, match="are zero"):
+        load_psfmask(path, (16, 16), {"xstart": 1, "ystart": 1})
+
+
+def test_not_fits(tmp_path):
+    path = tmp_path / "mask.fits"
+    path.write_text("this is not a FITS file\n")
+    with pytest.raises(InputFileError, match="not a readable FITS file") as info:
+        load_psfmask(path, (8, 8), None)
+    assert info.value.path == str(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputFileError, match="does not exist"):
+        load_psfmask(tmp_path / "absent.fits", (8, 8), None)
+
+
+def test_no_sci_extension(tmp_path):
+    path = _write_fits(tmp_path / "m.fits", None)
+    with pytest.raises(InputFileError, match="no SCI extension"):
+        load_psfmask(path, (8, 8), None)
+
+
+def test_sci_not_2d(tmp_path):
+    path = _write_fits(tmp_path / "m.fits", np.ones((2, 8, 8)))
+    with pytest.raises(InputFileError, match="must be 2D, it has 3 dimensions"):
+        load_psfmask(path, (8, 8), None)
