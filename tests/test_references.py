@@ -5,6 +5,7 @@ process), with outgoing network connections blocked in that process too. The loo
 module are started together by one fixture, two at a time, to keep the run short.
 """
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from crds_cache import (
     mask_values,
 )
 
-from coronalign.errors import InputFileError
+from coronalign.errors import InputFileError, ReferenceFileError
 from coronalign.references import (
     SERVERLESS_URL,
     PsfmaskSelection,
@@ -214,6 +215,35 @@ def test_override_skips_crds(tmp_path, monkeypatch):
     assert str(mask) in selection.reason
 
 
+@pytest.fixture
+def keep_environment():
+    """select_psfmask writes CRDS_* variables into os.environ; put the old ones back."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.usefixtures("keep_environment")
+def test_no_cache_configured():
+    os.environ.pop("CRDS_PATH", None)
+    with pytest.raises(ReferenceFileError, match="no CRDS cache configured"):
+        select_psfmask(crds_parameters("nircam_2022"))
+
+
+@pytest.mark.usefixtures("keep_environment")
+def test_cache_directory_must_exist(tmp_path):
+    with pytest.raises(ReferenceFileError, match=r"does not exist.*crds sync"):
+        select_psfmask(crds_parameters("nircam_2022"), crds_path=tmp_path / "absent")
+
+
+@pytest.mark.usefixtures("keep_environment")
+def test_crds_not_importable(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "crds", None)
+    with pytest.raises(ReferenceFileError, match="crds client cannot be imported"):
+        select_psfmask(crds_parameters("nircam_2022"), crds_path=tmp_path)
+
+
 def test_override_must_exist(tmp_path):
     missing = tmp_path / "nope.fits"
     with pytest.raises(InputFileError, match="override does not exist") as info:
@@ -226,15 +256,13 @@ def test_override_must_exist(tmp_path):
 
 
 def test_match_selects_file_and_records_context_and_version(lookups, caches):
-    import crds
-
     out = lookups["outcome"]["match"]
     expected = caches["good"]["references"]["jwst_nircam_psfmask_0001.fits"]
     assert out["status"] == "selected"
     assert Path(out["path"]) == expected.resolve()
     assert out["reference"] == "crds://jwst_nircam_psfmask_0001.fits"
     assert out["context"] == CONTEXT
-    assert out["crds_version"] == crds.__version__
+    assert out["crds_version"] == importlib.metadata.version("crds")
     assert "F335M" in out["reason"]
 
 

@@ -242,8 +242,14 @@ def _crds_select(parameters, crds_path, context, server_url, readonly):
     url = env["CRDS_SERVER_URL"]
 
     started = time.perf_counter()
-    with _captured_crds_output():
+    try:
         import crds
+    except ImportError as exc:
+        raise ReferenceFileError(
+            f"the crds client cannot be imported ({exc}); install it (`pip install crds`) or "
+            "give the PSFMASK file directly as an override"
+        ) from None
+    with _captured_crds_output():
         from crds.client import api
         from crds.core import config as crds_config
         from crds.core import utils as crds_utils
