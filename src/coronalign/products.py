@@ -7,17 +7,20 @@ partial product behind.
 """
 
 import contextlib
+import io
 import logging
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 
 from .align import Stack
 from .errors import InputFileError
 
 __all__ = [
+    "AtomicOutput",
     "ProductWriter",
     "atomic_output",
     "open_model",
@@ -103,6 +106,46 @@ def read_stack(path, role):
     return Stack(data=data, err=err, dq=dq), model
 
 
+class AtomicOutput:
+    """A temporary file beside ``path`` that becomes ``path`` only when committed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final destination. Its folder must exist and be writable.
+
+    Attributes
+    ----------
+    temporary : pathlib.Path
+        Where to write (a hidden name in the same folder, same extension).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise InputFileError(folder, "output folder does not exist")
+        if not os.access(folder, os.W_OK):
+            raise InputFileError(folder, "output folder is not writable")
+        # Keep the extension: writers choose the format from it.
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}", dir=folder
+        )
+        os.close(handle)
+        self.temporary = Path(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        self.temporary.chmod(0o666 & ~umask)  # mkstemp creates 0600; products are ordinary
+
+    def commit(self):
+        """Rename the temporary file to the final path."""
+        os.replace(self.temporary, self.path)
+
+    def discard(self):
+        """Remove the temporary file (harmless after :meth:`commit`)."""
+        self.temporary.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
@@ -117,86 +160,153 @@ def atomic_output(path):
     pathlib.Path
         Where to write. Removed if the block raises.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputFileError(folder, "output folder does not exist")
-    if not os.access(folder, os.W_OK):
-        raise InputFileError(folder, "output folder is not writable")
-    # Keep the extension: writers choose the format from it.
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=folder
-    )
-    os.close(handle)
-    temporary = Path(temporary)
-    umask = os.umask(0)
-    os.umask(umask)
-    temporary.chmod(0o666 & ~umask)  # mkstemp creates 0600; products are ordinary files
+    output = AtomicOutput(path)
     try:
-        yield temporary
-        os.replace(temporary, path)
+        yield output.temporary
+        output.commit()
     finally:
-        temporary.unlink(missing_ok=True)
+        output.discard()
 
 
 class ProductWriter:
-    """Collects the aligned planes of one exposure and writes the ``_psfalign`` product.
+    """Writes the ``_psfalign`` product one integration at a time, in bounded memory.
 
-    Use as the ``sink`` of :func:`coronalign.align.align_stacks`, then call
-    :meth:`write`.
+    The file is laid out up front: stdatamodels builds the headers and the ASDF
+    metadata extension for the full shape (from placeholder arrays mapped onto a sparse
+    scratch file, so nothing is allocated), the headers are written, and the SCI, DQ and
+    ERR data regions are memory-mapped. Each call stores the planes aligned to one
+    integration straight into the file, so the anonymous memory used does not grow with
+    the product size. The file has a temporary name until :meth:`commit` renames it.
+
+    Use as a context manager and as the ``sink`` of :func:`coronalign.align.align_stacks`::
+
+        with ProductWriter(path, "quad", nints, npsfs, (ny, nx), psfstack_model, meta) as w:
+            align_stacks(..., sink=w)
+            w.commit()
 
     Parameters
     ----------
+    path : str or os.PathLike
+        Final product path.
     mode : {"quad", "cube"}
         ``quad``: QuadModel (nints, npsfs, ny, nx); ``cube``: CubeModel (npsfs, ny, nx),
         the PSFs aligned to the first integration.
     nrows : int
-        Number of fitted integrations.
+        Number of fitted integrations (1 for ``cube``).
     npsfs : int
         Number of PSFs.
     shape : tuple of int
         ``(ny, nx)``.
+    template : stdatamodels.DataModel
+        The PSF stack; its metadata is copied, as the official step does.
+    meta : dict
+        Dotted metadata keys (``"cal_step.align_psfs"``) and their values.
     """
 
-    def __init__(self, mode, nrows, npsfs, shape):
+    _ARRAYS = (("SCI", "data", ">f4"), ("ERR", "err", ">f4"), ("DQ", "dq", ">u4"))
+
+    def __init__(self, path, mode, nrows, npsfs, shape, template, meta):
+        self.path = Path(path)
         self.mode = mode
-        full = (nrows, npsfs, *shape)
-        self.sci = np.zeros(full, dtype=np.float32)
-        self.err = np.zeros(full, dtype=np.float32)
-        self.dq = np.zeros(full, dtype=np.uint32)
+        self.full_shape = (nrows, npsfs, *shape) if mode == "quad" else (npsfs, *shape)
+        self._output = AtomicOutput(self.path)
+        self.temporary = self._output.temporary
+        self._maps = {}
+        try:
+            self._maps = self._write_layout(self._layout(template, meta))
+        except BaseException:
+            self._output.discard()
+            raise
+
+    def _layout(self, template, meta):
+        """The HDU list stdatamodels would write, built around placeholder arrays."""
+        from stdatamodels import fits_support
+        from stdatamodels.jwst import datamodels
+
+        count = int(np.prod(self.full_shape))
+        with tempfile.TemporaryFile(dir=self.temporary.parent) as scratch:
+            scratch.truncate(count * 4)  # sparse: no data is ever written or read
+            arrays = {
+                attribute: np.memmap(
+                    scratch, dtype=dtype.replace(">", "<"), mode="r", shape=self.full_shape
+                )
+                for _, attribute, dtype in self._ARRAYS
+            }
+            model_type = datamodels.QuadModel if self.mode == "quad" else datamodels.CubeModel
+            model = model_type(**arrays)
+            model.update(template)
+            for key, value in meta.items():
+                _set_meta(model.meta, key, value)
+            model.on_save(str(self.path))
+            hdulist = fits_support.to_fits(model._instance, model._schema)
+            for name, _, _ in self._ARRAYS:  # keep headers, drop the placeholder data
+                hdulist[name].header = hdulist[name].header.copy()
+            headers = {hdu.name: hdu.header.copy() for hdu in hdulist}
+            asdf_bytes = _hdu_bytes(hdulist["ASDF"])
+            del arrays, model, hdulist
+        return headers, asdf_bytes
+
+    def _write_layout(self, layout):
+        """Write headers and metadata, reserve the data regions, map them."""
+        headers, asdf_bytes = layout
+        names = [name for name in headers if name != "ASDF"]
+        dtypes = {name: dtype for name, _, dtype in self._ARRAYS}
+        offsets = {}
+        with self.temporary.open("wb") as stream:
+            for name in names:
+                stream.write(headers[name].tostring().encode("ascii"))
+                if name in dtypes:
+                    offsets[name] = stream.tell()
+                    size = int(np.prod(self.full_shape)) * 4
+                    stream.seek(_padded(size), os.SEEK_CUR)
+            stream.write(asdf_bytes)
+        return {
+            name: np.memmap(
+                self.temporary,
+                dtype=dtypes[name],
+                mode="r+",
+                offset=offsets[name],
+                shape=self.full_shape,
+            )
+            for name in dtypes
+        }
 
     def __call__(self, row, sci, err, dq):
         """Store the planes aligned to one integration (the ``sink`` interface)."""
-        self.sci[row] = sci
-        self.err[row] = err
-        self.dq[row] = dq
+        index = row if self.mode == "quad" else Ellipsis
+        self._maps["SCI"][index] = sci
+        self._maps["ERR"][index] = err
+        # FITS has no unsigned 32-bit type: stored as int32 with BZERO = 2**31.
+        self._maps["DQ"][index] = np.asarray(dq, dtype=np.uint32) ^ np.uint32(2**31)
 
-    def write(self, path, template, meta):
-        """Write the product atomically.
+    def commit(self):
+        """Flush the data and give the product its final name."""
+        for array in self._maps.values():
+            array.flush()
+        self._maps = {}
+        self._output.commit()
+        log.info("wrote %s %s", "QuadModel" if self.mode == "quad" else "CubeModel", self.path)
 
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Output file.
-        template : stdatamodels.DataModel
-            The PSF stack; its metadata is copied, as the official step does.
-        meta : dict
-            Dotted metadata keys (``"cal_step.align_psfs"``) and their values.
-        """
-        from stdatamodels.jwst import datamodels
+    def __enter__(self):
+        return self
 
-        if self.mode == "quad":
-            model = datamodels.QuadModel(data=self.sci, err=self.err, dq=self.dq)
-        else:
-            model = datamodels.CubeModel(data=self.sci[0], err=self.err[0], dq=self.dq[0])
-        model.update(template)
-        for key, value in meta.items():
-            _set_meta(model.meta, key, value)
-        model.meta.filename = Path(path).name
-        with atomic_output(path) as temporary:
-            model.save(temporary, overwrite=True)
-        model.close()
-        log.info("wrote %s %s", type(model).__name__, path)
+    def __exit__(self, *exc_info):
+        self._maps = {}
+        self._output.discard()  # no-op once committed
+        return False
+
+
+def _padded(size):
+    """Size rounded up to whole 2880-byte FITS blocks."""
+    return -(-size // 2880) * 2880
+
+
+def _hdu_bytes(hdu):
+    """Bytes of one extension HDU as astropy writes it."""
+    buffer = io.BytesIO()
+    primary = fits.PrimaryHDU()
+    fits.HDUList([primary, hdu]).writeto(buffer)
+    return buffer.getvalue()[len(primary.header.tostring()) :]
 
 
 def _set_meta(node, dotted, value):

@@ -130,26 +130,6 @@ def align_files(
         Path(psfmask_path).name,
         ", ".join(f"{key}={value}" for key, value in parameters.items()),
     )
-    integrations = [0] if mode == "cube" else None
-    nrows = 1 if mode == "cube" else science.nplanes
-    writer = ProductWriter(mode, nrows, psfs.nplanes, science.data.shape[-2:])
-    result = align_stacks(
-        science,
-        psfs,
-        weight,
-        writer,
-        bad_bits=bits,
-        median_box_length=box,
-        zero_flags=zero_flags_for(instrument),
-        integrations=integrations,
-        threads=threads,
-    )
-    if (result.status == "no_data").all():
-        raise InputFileError(
-            science_path,
-            "no integration has usable data under the PSFMASK (all NaN or flagged bad): "
-            "nothing to align to",
-        )
     record = provenance_record(
         {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path},
         parameters,
@@ -163,7 +143,28 @@ def align_files(
     if crds and crds.get("context"):
         meta["ref_file.crds.context_used"] = crds["context"]
         meta["ref_file.crds.sw_version"] = crds.get("version") or ""
-    writer.write(output_path, psf_model, meta)
+    integrations = [0] if mode == "cube" else None
+    nrows = 1 if mode == "cube" else science.nplanes
+    shape = science.data.shape[-2:]
+    with ProductWriter(output_path, mode, nrows, psfs.nplanes, shape, psf_model, meta) as writer:
+        result = align_stacks(
+            science,
+            psfs,
+            weight,
+            writer,
+            bad_bits=bits,
+            median_box_length=box,
+            zero_flags=zero_flags_for(instrument),
+            integrations=integrations,
+            threads=threads,
+        )
+        if (result.status == "no_data").all():
+            raise InputFileError(
+                science_path,
+                "no integration has usable data under the PSFMASK (all NaN or flagged bad): "
+                "nothing to align to",
+            )
+        writer.commit()
     if shifts_path is not None:
         table_meta = {
             "science": Path(science_path).name,
