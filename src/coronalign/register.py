@@ -157,23 +157,24 @@ def _extended_axis(n):
     return k, factor
 
 
-def _norm_coefficients(science, weight_terms):
+def _norm_coefficients(science, rspectrum, weight_terms):
     """Coefficients ``G`` of ``B(d) = Σ w (T_d s)²`` as a trigonometric polynomial in ``d``.
 
     ``T_d s`` is the band-limited interpolant ``u`` of ``s`` evaluated at ``x − d``; ``u²``
-    has twice the bandwidth, so it is sampled on a grid twice as fine (plus two samples)
-    where its spectrum is exact. Its coefficient at frequency ``q`` times ``conj(Ŵ_q)``
-    is ``G_q``; only ``q_x ≥ 0`` is kept (the rest is the complex conjugate).
+    has twice the bandwidth (frequencies ``−n … n`` along an axis of ``n`` pixels), so it
+    is sampled on a grid of at least ``2n + 1`` points (a fast FFT length) where its
+    spectrum is exact. Its coefficient at frequency ``q`` times ``conj(Ŵ_q)`` is ``G_q``;
+    only ``q_x ≥ 0`` is kept (the rest is the complex conjugate).
     """
     ny, nx = science.shape
-    my, mx = 2 * ny + 2, 2 * nx + 2
-    spectrum = scipy.fft.fft2(science)
+    my = scipy.fft.next_fast_len(2 * ny + 1, real=True)
+    mx = scipy.fft.next_fast_len(2 * nx + 1, real=True)
     ky, fy = _extended_axis(ny)
     kx, fx = _extended_axis(nx)
     keep = kx >= 0
     kx, fx = kx[keep], fx[keep]
     fine = np.zeros((my, mx // 2 + 1), dtype=np.complex128)
-    fine[np.ix_(ky % my, kx)] = spectrum[np.ix_(ky % ny, kx % nx)] * np.outer(fy, fx)
+    fine[np.ix_(ky % my, kx)] = rspectrum[np.ix_(ky % ny, kx)] * np.outer(fy, fx)
     upsampled = scipy.fft.irfft2(fine, s=(my, mx)) * (my * mx / (ny * nx))
     squared_spectrum = scipy.fft.rfft2(upsampled * upsampled) / (my * mx)
     qy = np.arange(-ny, ny + 1)
@@ -206,7 +207,7 @@ def prepare_science(science, weight_terms):
     return ScienceTerms(
         shape=s.shape,
         rspectrum=rspectrum,
-        norm_coefficients=_norm_coefficients(s, weight_terms),
+        norm_coefficients=_norm_coefficients(s, rspectrum, weight_terms),
         norm_grid=norm_grid,
     )
 
