@@ -43,10 +43,16 @@ def _add_align(subparsers):
     )
     parser.add_argument("science", help="science _calints file (CubeModel: nints, ny, nx)")
     parser.add_argument("psfstack", help="_psfstack file (CubeModel: npsfs, ny, nx)")
-    parser.add_argument(
+    masks = parser.add_mutually_exclusive_group(required=True)
+    masks.add_argument(
         "--psfmask",
-        required=True,
         help="PSFMASK file: weights, 1 use / 0 ignore (a larger mask is cut to the subarray)",
+    )
+    masks.add_argument(
+        "--psfmask-selection",
+        metavar="SELECTION_JSON",
+        help="PSFMASK selection written by `coronalign psfmask` (override or CRDS); when it "
+        "says N/A the alignment is skipped and the product is the unaligned PSF stack",
     )
     parser.add_argument("-o", "--output", required=True, help="product to write (_psfalign.fits)")
     parser.add_argument(
@@ -78,19 +84,33 @@ def _add_align(subparsers):
 
 
 def _run_align(args):
-    from .step import align_files
+    from .errors import ParameterError
+    from .step import align_files, align_with_selection
 
+    options = {
+        "mode": args.mode,
+        "median_box_length": args.median_box_length,
+        "bad_bits": args.bad_bits,
+        "shifts_path": args.shifts,
+        "threads": args.threads,
+    }
+    if args.psfmask_selection is not None:
+        if args.psfmask_reference is not None:
+            raise ParameterError(
+                "--psfmask-reference",
+                "is taken from the selection file; give it only with --psfmask",
+            )
+        align_with_selection(
+            args.science, args.psfstack, args.psfmask_selection, args.output, **options
+        )
+        return
     align_files(
         args.science,
         args.psfstack,
         args.psfmask,
         args.output,
-        mode=args.mode,
-        median_box_length=args.median_box_length,
-        bad_bits=args.bad_bits,
-        shifts_path=args.shifts,
-        threads=args.threads,
         psfmask_reference=args.psfmask_reference,
+        **options,
     )
 
 
@@ -144,6 +164,192 @@ def _run_simulate(args):
         print(f"{role}: {shown}")
 
 
+def _add_stack(subparsers):
+    parser = subparsers.add_parser(
+        "stack",
+        help="stack PSF exposures into a _psfstack (stack_refs)",
+        description=(
+            "Stack every integration of the PSF reference _calints files, in the order given, "
+            "into one CubeModel _psfstack with the metadata of the first file, as calwebb_coron3 "
+            "stack_refs does. All files must have the same frame size."
+        ),
+    )
+    parser.add_argument("psf", nargs="+", help="PSF _calints files, in association member order")
+    parser.add_argument("-o", "--output", required=True, help="_psfstack file to write")
+    parser.set_defaults(handler=_run_stack)
+
+
+def _run_stack(args):
+    from .stack import stack_refs
+
+    stack_refs(args.psf, args.output)
+
+
+def _add_check_psfstack(subparsers):
+    parser = subparsers.add_parser(
+        "check-psfstack",
+        help="check that a PSF stack fits the science exposures",
+        description=(
+            "Check that the PSF stack is a 3D CubeModel with at least one plane and some finite "
+            "pixel, that its frame is that of every science exposure, and that instrument, filter, "
+            "coronagraph and subarray agree with each science exposure; write a JSON report."
+        ),
+    )
+    parser.add_argument("psfstack", help="_psfstack file")
+    parser.add_argument("science", nargs="+", help="science _calints files")
+    parser.add_argument("--report", required=True, help="JSON report to write")
+    parser.set_defaults(handler=_run_check_psfstack)
+
+
+def _run_check_psfstack(args):
+    from .stack import check_psfstack
+
+    check_psfstack(args.psfstack, args.science, args.report)
+
+
+def _add_psfmask(subparsers):
+    parser = subparsers.add_parser(
+        "psfmask",
+        help="choose the PSFMASK of a science exposure (override or CRDS)",
+        description=(
+            "Choose the PSFMASK for a science exposure and write the choice as JSON (status "
+            "selected, override or not_applicable; path; reference; CRDS context and version; "
+            "reason) for `coronalign align --psfmask-selection`. With --override the given file "
+            "is used and CRDS is not consulted; otherwise the crds client looks the mask up in a "
+            "local cache (no server unless --crds-server-url is given)."
+        ),
+    )
+    parser.add_argument("science", help="science _calints file (its metadata select the mask)")
+    parser.add_argument("-o", "--output", required=True, help="selection JSON to write")
+    parser.add_argument("--override", help="PSFMASK file to use instead of CRDS")
+    parser.add_argument("--crds-path", help="CRDS cache folder (CRDS_PATH)")
+    parser.add_argument("--crds-context", help="CRDS context to pin, e.g. jwst_1322.pmap")
+    parser.add_argument(
+        "--crds-server-url", help="CRDS server (default: none; everything from the cache)"
+    )
+    parser.set_defaults(handler=_run_psfmask)
+
+
+def _run_psfmask(args):
+    from .products import open_model
+    from .references import select_psfmask
+    from .step import write_psfmask_selection
+
+    if args.override is not None and any(
+        value is not None for value in (args.crds_path, args.crds_context, args.crds_server_url)
+    ):
+        log.info("--override given: the CRDS options are not used")
+    crds_parameters = None
+    if args.override is None:
+        model = open_model(args.science, "science exposure")
+        crds_parameters = model.get_crds_parameters()
+        model.close()
+    selection = select_psfmask(
+        crds_parameters or {},
+        override=args.override,
+        crds_path=args.crds_path,
+        context=args.crds_context,
+        server_url=args.crds_server_url,
+    )
+    if selection.status == "not_applicable":
+        log.warning("%s", selection.reason)
+    else:
+        log.info("%s", selection.reason)
+    write_psfmask_selection(selection, args.output, science=args.science)
+
+
+def _add_validate(subparsers):
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate a _psfalign product and its shift table",
+        description=(
+            "Check a product: schema, shape, finite SCI/ERR, S_PSFALI, shifts in a sane range, "
+            "every fit converged (fits without data are warnings). Writes a JSON report and "
+            "exits with status 2 if a check fails."
+        ),
+    )
+    parser.add_argument("product", help="_psfalign product")
+    parser.add_argument("--shifts", required=True, help="the product's ECSV shift table")
+    parser.add_argument("--report", required=True, help="JSON report to write")
+    parser.add_argument("--mode", choices=("quad", "cube"), default="quad")
+    parser.add_argument("--science", help="science _calints file (for the expected shape)")
+    parser.add_argument("--psfstack", help="_psfstack file (for the expected shape)")
+    parser.add_argument(
+        "--max-shift-fraction",
+        type=float,
+        default=None,
+        help="largest plausible |shift| as a fraction of the smaller frame side (default 0.25)",
+    )
+    parser.set_defaults(handler=_run_validate)
+
+
+def _run_validate(args):
+    from .errors import ParameterError
+    from .validate import MAX_SHIFT_FRACTION, expected_shape, validate_product
+
+    if (args.science is None) != (args.psfstack is None):
+        raise ParameterError("--science/--psfstack", "give both or neither")
+    fraction = MAX_SHIFT_FRACTION if args.max_shift_fraction is None else args.max_shift_fraction
+    if not 0 < fraction <= 1:
+        raise ParameterError("--max-shift-fraction", f"{fraction} must be in (0, 1]")
+    shape = None
+    if args.science is not None:
+        shape = expected_shape(args.science, args.psfstack, args.mode)
+    validate_product(
+        args.product,
+        args.shifts,
+        mode=args.mode,
+        expected_shape=shape,
+        report=args.report,
+        max_shift_fraction=fraction,
+    )
+
+
+def _add_summarize(subparsers):
+    parser = subparsers.add_parser(
+        "summarize",
+        help="summary table of all exposures (TSV)",
+        description=(
+            "One row per exposure: number of fits, shift mean/std/min/max, median beta, "
+            "largest rms, validation status."
+        ),
+    )
+    parser.add_argument("validation", nargs="+", help="validation reports (JSON)")
+    parser.add_argument(
+        "--shifts", nargs="+", required=True, help="shift tables, one per validation report"
+    )
+    parser.add_argument("-o", "--output", required=True, help="TSV file to write")
+    parser.set_defaults(handler=_run_summarize)
+
+
+def _run_summarize(args):
+    from .summary import summarize
+
+    summarize(args.validation, args.shifts, args.output)
+
+
+def _add_plot(subparsers):
+    parser = subparsers.add_parser(
+        "plot",
+        help="report figure of one exposure (PNG)",
+        description=(
+            "Fitted shifts per integration and PSF; science integration 0, the PSF 0 aligned "
+            "to it divided by beta, and their residual."
+        ),
+    )
+    parser.add_argument("product", help="_psfalign product")
+    parser.add_argument("--science", required=True, help="science _calints file")
+    parser.add_argument("--shifts", required=True, help="the product's shift table")
+    parser.add_argument("-o", "--output", required=True, help="PNG file to write")
+    parser.set_defaults(handler=_run_plot)
+
+
+def _run_plot(args):
+    from .summary import plot_exposure
+
+    plot_exposure(args.product, args.science, args.shifts, args.output)
+
+
 def build_parser():
     """The argument parser of the ``coronalign`` command.
 
@@ -162,6 +368,12 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_align(subparsers)
     _add_simulate(subparsers)
+    _add_stack(subparsers)
+    _add_check_psfstack(subparsers)
+    _add_psfmask(subparsers)
+    _add_validate(subparsers)
+    _add_summarize(subparsers)
+    _add_plot(subparsers)
     return parser
 
 

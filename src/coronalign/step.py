@@ -19,7 +19,17 @@ from .products import ProductWriter, read_stack, write_shift_table
 from .provenance import provenance_record
 from .references import load_psfmask
 
-__all__ = ["MODES", "align_files", "check_frames", "zero_flags_for"]
+__all__ = [
+    "MODES",
+    "SELECTION_STATUSES",
+    "align_files",
+    "align_with_selection",
+    "check_frames",
+    "read_psfmask_selection",
+    "skip_alignment",
+    "write_psfmask_selection",
+    "zero_flags_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +194,214 @@ def align_files(
     science_model.close()
     psf_model.close()
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# PSFMASK selections (the workflow's retrieval rule writes one per science exposure)
+
+SELECTION_STATUSES = ("selected", "override", "not_applicable")
+
+
+def write_psfmask_selection(selection, path, science=None):
+    """Write a :class:`~coronalign.references.PsfmaskSelection` as a JSON file (atomically).
+
+    Parameters
+    ----------
+    selection : coronalign.references.PsfmaskSelection
+        The outcome of :func:`coronalign.references.select_psfmask`.
+    path : path-like
+        The JSON file to write.
+    science : path-like, optional
+        The science exposure the selection was made for (recorded for the reader).
+    """
+    from .reports import write_json_report
+
+    write_json_report(
+        path,
+        {
+            "status": selection.status,
+            "path": None if selection.path is None else str(selection.path),
+            "reference": selection.reference,
+            "context": selection.context,
+            "crds_version": selection.crds_version,
+            "reason": selection.reason,
+            "science": None if science is None else str(science),
+        },
+    )
+
+
+def read_psfmask_selection(path):
+    """Read a selection written by :func:`write_psfmask_selection`.
+
+    Parameters
+    ----------
+    path : path-like
+        The JSON file.
+
+    Returns
+    -------
+    coronalign.references.PsfmaskSelection
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, not JSON, or lacks a valid status or (for a selected mask) a path.
+    """
+    from .references import PsfmaskSelection
+    from .reports import read_json_report
+
+    content = read_json_report(path, "PSFMASK selection")
+    status = content.get("status")
+    if status not in SELECTION_STATUSES:
+        raise InputFileError(
+            path,
+            f"PSFMASK selection status {status!r} is not one of {', '.join(SELECTION_STATUSES)}; "
+            "write the file with `coronalign psfmask`",
+        )
+    if status != "not_applicable" and not content.get("path"):
+        raise InputFileError(path, f"PSFMASK selection with status {status!r} names no file")
+    return PsfmaskSelection(
+        status=status,
+        path=Path(content["path"]) if content.get("path") else None,
+        reference=str(content.get("reference") or content.get("path") or "N/A"),
+        context=content.get("context"),
+        crds_version=content.get("crds_version"),
+        reason=str(content.get("reason") or ""),
+    )
+
+
+def skip_alignment(
+    science_path,
+    psfstack_path,
+    output_path,
+    reason,
+    *,
+    shifts_path=None,
+    crds=None,
+    parameters=None,
+):
+    """Skip the alignment as the official step does when no PSFMASK applies.
+
+    The product is the PSF stack itself (a CubeModel, data unchanged) with
+    ``S_PSFALI = SKIPPED`` and ``R_PSFMAS = N/A``; the shift table, if asked for, has no rows
+    and gives the reason in its metadata (``skipped``, ``reason``).
+
+    Parameters
+    ----------
+    science_path : path-like
+        The science exposure (checked to exist and to be readable; recorded).
+    psfstack_path : path-like
+        The ``_psfstack`` CubeModel.
+    output_path : path-like
+        The product to write (atomically).
+    reason : str
+        Why the alignment is skipped (logged and recorded).
+    shifts_path : path-like, optional
+        Also write an empty shift table here.
+    crds : dict, optional
+        ``{"context": ..., "version": ...}`` of the CRDS lookup that said N/A.
+    parameters : dict, optional
+        Step parameters to record (they were not used).
+
+    Returns
+    -------
+    tuple of int
+        Shape of the product.
+    """
+    from .align import AlignmentResult
+    from .products import atomic_output
+
+    science, science_model = read_stack(science_path, "science exposure")
+    psfs, psf_model = read_stack(psfstack_path, "PSF stack")
+    check_frames(science_path, science, psfstack_path, psfs)
+    science_model.close()
+    log.warning("alignment of %s skipped: %s", Path(science_path).name, reason)
+    parameters = dict(parameters or {})
+    record = provenance_record(
+        {"science": science_path, "psfstack": psfstack_path}, parameters, crds
+    )
+    product = psf_model.copy()
+    psf_model.close()
+    product.meta.cal_step.align_psfs = "SKIPPED"
+    product.meta.ref_file.psfmask.name = "N/A"
+    if crds and crds.get("context"):
+        product.meta.ref_file.crds.context_used = crds["context"]
+        product.meta.ref_file.crds.sw_version = crds.get("version") or ""
+    product.meta.coronalign = {"version": __version__, "skipped": reason, **record}
+    product.meta.filename = Path(output_path).name
+    with atomic_output(output_path) as temporary:
+        product.save(temporary, overwrite=True)
+    product.close()
+    log.info("wrote the unaligned PSF stack as %s", output_path)
+    if shifts_path is not None:
+        npsfs = psfs.nplanes
+        empty = AlignmentResult(
+            integrations=[],
+            xshift=np.zeros((0, npsfs)),
+            yshift=np.zeros((0, npsfs)),
+            beta=np.zeros((0, npsfs)),
+            rms=np.zeros((0, npsfs)),
+            iterations=np.zeros((0, npsfs), dtype=np.int64),
+            status=np.zeros((0, npsfs), dtype="<U13"),
+        )
+        table_meta = {
+            "science": Path(science_path).name,
+            "psfstack": Path(psfstack_path).name,
+            "psfmask": "N/A",
+            "product": Path(output_path).name,
+            "skipped": True,
+            "reason": reason,
+            "parameters": parameters,
+            "software": record["software"],
+        }
+        write_shift_table(shifts_path, empty, table_meta)
+    return psfs.data.shape
+
+
+def align_with_selection(science_path, psfstack_path, selection_path, output_path, **kwargs):
+    """Align with the PSFMASK named by a selection file, or skip when it says N/A.
+
+    Parameters
+    ----------
+    science_path, psfstack_path, output_path : path-like
+        As for :func:`align_files`.
+    selection_path : path-like
+        A JSON selection written by ``coronalign psfmask``
+        (:func:`write_psfmask_selection`).
+    **kwargs
+        Passed on to :func:`align_files` (``mode``, ``median_box_length``, ``bad_bits``,
+        ``shifts_path``, ``threads``).
+
+    Returns
+    -------
+    coronalign.align.AlignmentResult or None
+        None when the alignment was skipped.
+    """
+    selection = read_psfmask_selection(selection_path)
+    crds = None
+    if selection.context:
+        crds = {"context": selection.context, "version": selection.crds_version}
+    if selection.status == "not_applicable":
+        parameters = {
+            key: kwargs[key] for key in ("mode", "median_box_length", "bad_bits") if key in kwargs
+        }
+        skip_alignment(
+            science_path,
+            psfstack_path,
+            output_path,
+            selection.reason or "no PSFMASK applies (N/A)",
+            shifts_path=kwargs.get("shifts_path"),
+            crds=crds,
+            parameters=parameters,
+        )
+        return None
+    log.info("PSFMASK: %s", selection.reason or selection.reference)
+    return align_files(
+        science_path,
+        psfstack_path,
+        selection.path,
+        output_path,
+        psfmask_reference=selection.reference,
+        crds=crds,
+        **kwargs,
+    )
