@@ -1,0 +1,1537 @@
+"""Synthetic JWST coronagraphic exposures whose alignment truth is known exactly.
+
+The simulator makes NIRCam-like (``MASKA335R``, 320 x 320) or MIRI-like (``4QPM_1550``,
+224 x 288) ``_calints`` cubes for a science target and a stack of reference PSFs, a
+PSFMASK, and the true registration parameters of every (science integration, PSF) pair.
+
+How the images are made
+-----------------------
+Each star is imaged through a coronagraph by Fourier optics: an entrance pupil (circular,
+central obstruction, three spiders) with a random phase screen -> focal plane at 2x the
+detector sampling, multiplied by the occulter (a Gaussian-profile round mask or a
+four-quadrant phase mask) -> Lyot plane, multiplied by an undersized Lyot stop -> final
+focal plane at detector sampling. The Lyot stop is small enough that the final intensity
+is band-limited below the detector Nyquist frequency, so the image is known exactly as a
+continuous (periodic) function; detector pixel integration (a sinc transfer function)
+and the star's sub-pixel position (a phase ramp) are then applied *exactly* in the
+Fourier domain. A translated star is therefore exactly a Fourier shift of the same
+image, with no power at the Nyquist frequency (so every Fourier-shift convention agrees).
+
+Each star gets its own wavefront error: a common static screen, a small science /
+reference difference and a per-integration drift, so science and reference PSFs never
+match perfectly. The science exposures also hold a faint companion.
+
+The truth
+---------
+For a science integration ``k`` and a reference PSF ``m`` the truth is the exact minimiser
+of ``sum(mask**2 * (psf_m - beta * shift(sci_k, xshift, yshift))**2)`` over the NOISELESS
+float64 images, where ``shift`` is the circular Fourier shift (``+xshift`` moves the image
+towards larger column index). It is found by a Newton iteration on that objective,
+evaluated in closed form in the Fourier domain, converged to ~1e-10 px. With the default
+binary mask ``mask**2 == mask``. The "geometric" offsets (star position differences) are
+reported too; they differ from the truth by the small bias that the wavefront drift
+causes.
+
+Noise and defects
+-----------------
+Photon noise (Poisson, including a background that is subtracted again, as in
+background-subtracted stage 2 products) and Gaussian read noise; ERR, VAR_POISSON and
+VAR_RNOISE consistent with it. Then a few hundred DQ-flagged pixels per plane holding
+garbage (hot, dead, saturated, a cluster of adjacent bad pixels, defects on row 0,
+column 0 and in the corners), NaN pixels with and without DO_NOT_USE, +/-inf pixels,
+SATURATED-only and JUMP_DET-only pixels with valid values, and for MIRI a NON_SCIENCE band
+of columns. Data are written as float32 in MJy/sr as real ``_calints`` are.
+
+:func:`simulate_exposures` is pure (no I/O); :func:`write_simulation` and
+:func:`write_association` write files that validate with ``stdatamodels``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import json
+import logging
+import math
+import pathlib
+import time
+
+import numpy as np
+import scipy.fft as sfft
+
+from coronalign.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Simulation",
+    "psfmask_array",
+    "simulate_exposures",
+    "write_association",
+    "write_simulation",
+]
+
+# JWST pixel DQ bits (the values of stdatamodels' dqflags.pixel; kept here so that the
+# simulation itself does not import stdatamodels).
+DO_NOT_USE = 1
+SATURATED = 2
+JUMP_DET = 4
+NON_SCIENCE = 512
+DEAD = 1024
+HOT = 2048
+
+_ARCSEC = math.pi / (180.0 * 3600.0)
+_TELESCOPE_DIAMETER = 6.5  # m
+_MJD_EPOCH = datetime.datetime(1858, 11, 17)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """Everything that distinguishes the two instrument configurations."""
+
+    key: str
+    name: str
+    shape: tuple[int, int]
+    detector: str
+    filter: str
+    pupil: str | None
+    coronagraph: str
+    subarray: str
+    exp_type: str
+    xstart: int
+    ystart: int
+    full_frame: tuple[int, int]
+    aperture: str
+    module: str | None
+    channel: str | None
+    sca_num: int
+    readpatt: str
+    ngroups: int
+    nframes: int
+    groupgap: int
+    frame_time: float
+    pixel_scale: float  # arcsec / px
+    wavelength: float  # m
+    lyot_outer: float  # Lyot stop outer diameter / telescope diameter
+    lyot_inner: float  # Lyot stop central obstruction diameter / telescope diameter
+    occulter: str  # "round" or "4qpm"
+    occulter_hwhm: float  # px, round mask only
+    occulter_offset: tuple[float, float]  # px (y, x): static star-to-mask misalignment
+    static_wfe: float  # nm RMS
+    group_wfe: float  # nm RMS, science-vs-reference difference
+    star_wfe: float  # nm RMS, per integration
+    peak_counts: float  # e- per integration in the brightest coronagraphic pixel
+    background: float  # e- per integration per pixel (noise only; subtracted)
+    read_noise: float  # e- per integration
+    to_mjysr: float  # MJy/sr per e- per integration
+    nonscience_fraction: float  # fraction of the columns (left side) that are NON_SCIENCE
+    center_offset: tuple[float, float]  # coronagraph centre minus science-area centre (y, x)
+    core_radius: float  # px: mask is 0 inside
+    border: int  # px: mask is 0 within this distance of the (science) frame edge
+    companion: tuple[float, float, float]  # separation (px), position angle (deg), peak
+    # fraction of the brightest coronagraphic pixel
+
+
+_SETUPS = {
+    "nircam": _Setup(
+        key="nircam",
+        name="NIRCAM",
+        shape=(320, 320),
+        detector="NRCALONG",
+        filter="F335M",
+        pupil="MASKRND",
+        coronagraph="MASKA335R",
+        subarray="SUB320A335R",
+        exp_type="NRC_CORON",
+        xstart=1729,  # illustrative position on the 2048 x 2048 detector
+        ystart=1,
+        full_frame=(2048, 2048),
+        aperture="NRCA5_MASK335R",
+        module="A",
+        channel="LONG",
+        sca_num=485,
+        readpatt="MEDIUM8",
+        ngroups=10,
+        nframes=8,
+        groupgap=2,
+        frame_time=1.06904,
+        pixel_scale=0.063,
+        wavelength=3.35e-6,
+        lyot_outer=0.80,
+        lyot_inner=0.25,
+        occulter="round",
+        occulter_hwhm=0.58 / 0.063,
+        occulter_offset=(0.04, -0.03),
+        static_wfe=75.0,
+        group_wfe=1.2,
+        star_wfe=0.3,
+        peak_counts=4.0e4,
+        background=300.0,
+        read_noise=12.0,
+        to_mjysr=0.01,
+        nonscience_fraction=0.0,
+        center_offset=(2.35, -1.85),
+        core_radius=6.0,
+        border=10,
+        companion=(18.0, 37.0, 0.05),
+    ),
+    "miri": _Setup(
+        key="miri",
+        name="MIRI",
+        shape=(224, 288),
+        detector="MIRIMAGE",
+        filter="F1550C",
+        pupil=None,
+        coronagraph="4QPM_1550",
+        subarray="MASK1550",
+        exp_type="MIR_4QPM",
+        xstart=1,
+        ystart=467,
+        full_frame=(1024, 1032),
+        aperture="MIRIM_MASK1550",
+        module=None,
+        channel=None,
+        sca_num=493,
+        readpatt="FASTR1",
+        ngroups=60,
+        nframes=1,
+        groupgap=0,
+        frame_time=0.23616,
+        pixel_scale=0.11,
+        wavelength=15.5e-6,
+        lyot_outer=0.90,
+        lyot_inner=0.30,
+        occulter="4qpm",
+        occulter_hwhm=0.0,
+        occulter_offset=(0.06, 0.09),
+        static_wfe=120.0,
+        group_wfe=2.5,
+        star_wfe=0.5,
+        peak_counts=1.5e5,
+        background=4.0e4,
+        read_noise=30.0,
+        to_mjysr=0.002,
+        nonscience_fraction=32.0 / 288.0,
+        center_offset=(-0.7, 0.4),
+        core_radius=5.0,
+        border=10,
+        companion=(14.0, 123.0, 0.05),
+    ),
+}
+
+_PROGRAM = "01234"
+_SCI_OBS = "001"
+_PSF_OBS = "002"
+_ASN_ID = "a3001"
+
+
+# --------------------------------------------------------------------------------------
+# Public results
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Simulation:
+    """One simulated science exposure, its reference PSF stack and the exact truth.
+
+    Attributes
+    ----------
+    instrument : str
+        ``"nircam"`` or ``"miri"``.
+    sci, sci_err : numpy.ndarray
+        float32 ``(nints, ny, nx)`` science data and error (MJy/sr), with noise and defects.
+    sci_dq : numpy.ndarray
+        uint32 ``(nints, ny, nx)`` DQ of the science exposure.
+    psf, psf_err : numpy.ndarray
+        float32 ``(npsfs, ny, nx)`` reference PSF stack and its error.
+    psf_dq : numpy.ndarray
+        uint32 ``(npsfs, ny, nx)``.
+    mask : numpy.ndarray
+        float32 ``(ny, nx)`` PSFMASK: 1 use, 0 ignore (fractional in an optional taper).
+    truth : dict
+        ``"xshift"``, ``"yshift"``, ``"beta"``: nested lists ``[nints][npsfs]`` (see the
+        module docstring for the exact definition); ``"xshift_geometric"``,
+        ``"yshift_geometric"``: star position differences; ``"sci_x"``, ``"sci_y"``
+        ``[nints]`` and ``"psf_x"``, ``"psf_y"`` ``[npsfs]``: star positions (0-based pixel
+        coordinates, x = column); plus a few descriptive entries.
+    sci_meta, psf_meta, psfmask_meta : dict
+        Nested dictionaries of datamodel attributes (``{"instrument": {"name": ...}}``)
+        for the science ``_calints``, the ``_psfstack`` and the PSFMASK.
+    sci_noiseless, psf_noiseless : numpy.ndarray
+        float64 noiseless, defect-free images (same units) on which the truth is exact.
+    sci_var_poisson, sci_var_rnoise, psf_var_poisson, psf_var_rnoise : numpy.ndarray
+        float32 variance components (MJy/sr)**2.
+    seed : int
+        The seed the simulation was made with.
+    """
+
+    instrument: str
+    sci: np.ndarray
+    sci_err: np.ndarray
+    sci_dq: np.ndarray
+    psf: np.ndarray
+    psf_err: np.ndarray
+    psf_dq: np.ndarray
+    mask: np.ndarray
+    truth: dict
+    sci_meta: dict
+    psf_meta: dict
+    psfmask_meta: dict
+    sci_noiseless: np.ndarray
+    psf_noiseless: np.ndarray
+    sci_var_poisson: np.ndarray
+    sci_var_rnoise: np.ndarray
+    psf_var_poisson: np.ndarray
+    psf_var_rnoise: np.ndarray
+    seed: int
+
+
+# --------------------------------------------------------------------------------------
+# Parameter checks
+# --------------------------------------------------------------------------------------
+
+
+def _setup_for(instrument):
+    key = str(instrument).strip().lower()
+    if key not in _SETUPS:
+        raise ParameterError(
+            "instrument", f"{instrument!r} is not simulated; use one of {sorted(_SETUPS)}"
+        )
+    return _SETUPS[key]
+
+
+def _check_shape(setup, shape):
+    if shape is None:
+        return setup.shape
+    try:
+        ny, nx = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ParameterError("shape", f"{shape!r} is not a pair (ny, nx) of integers") from None
+    if min(ny, nx) < 48:
+        raise ParameterError("shape", f"{shape!r} is too small; each side must be >= 48 pixels")
+    return ny, nx
+
+
+def _check_count(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ParameterError(name, f"{value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------
+# Geometry: frame, coronagraph centre, PSFMASK
+# --------------------------------------------------------------------------------------
+
+
+def _science_columns(setup, shape):
+    """First column of the science area (columns before it are NON_SCIENCE)."""
+    return round(setup.nonscience_fraction * shape[1])
+
+
+def _coronagraph_center(setup, shape):
+    """(y, x) of the coronagraph centre in 0-based pixel coordinates."""
+    ny, nx = shape
+    x0 = _science_columns(setup, shape)
+    cy = 0.5 * (ny - 1) + setup.center_offset[0]
+    cx = 0.5 * (x0 + nx - 1) + setup.center_offset[1]
+    return cy, cx
+
+
+def _ramp(distance, width):
+    """Raised-cosine ramp from 0 (distance <= 0) to 1 (distance >= width); a step if width 0."""
+    if width <= 0:
+        return (distance > 0).astype(np.float64)
+    t = np.clip(distance / width, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * t)
+
+
+def psfmask_array(instrument="nircam", shape=None, *, taper=0.0, full_frame=False):
+    """The PSFMASK used by the simulation.
+
+    Parameters
+    ----------
+    instrument : {"nircam", "miri"}
+        Instrument configuration.
+    shape : tuple of int, optional
+        ``(ny, nx)`` of the simulated frame; default the instrument's subarray shape.
+    taper : float, optional
+        Width in pixels of a raised-cosine transition between 0 and 1 at the occulted
+        core and at the frame border. The default 0 gives a binary mask.
+    full_frame : bool, optional
+        If True, return the full detector frame (2048 x 2048 for NIRCam, 1024 x 1032 for
+        MIRI) with the subarray mask placed at the subarray's 1-based ``xstart``/``ystart``
+        and zeros elsewhere, as a full-frame reference file would be cut out by
+        ``SUBSTRT1/2`` and ``SUBSIZE1/2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 weights, 1 = use, 0 = ignore: 0 within ``core_radius`` of the coronagraph
+        centre, within ``border`` (10) pixels of the frame edges and on the MIRI
+        NON_SCIENCE columns (and ``border`` pixels beyond them).
+    """
+    setup = _setup_for(instrument)
+    ny, nx = _check_shape(setup, shape)
+    if not np.isfinite(taper) or taper < 0:
+        raise ParameterError("taper", f"{taper!r} must be a finite number of pixels >= 0")
+    cy, cx = _coronagraph_center(setup, (ny, nx))
+    y = np.arange(ny, dtype=np.float64)[:, None]
+    x = np.arange(nx, dtype=np.float64)[None, :]
+    r = np.hypot(y - cy, x - cx)
+    core = _ramp(r - setup.core_radius, taper)
+    x0 = _science_columns(setup, (ny, nx))
+    # distance (in px) inside the allowed area, measured from the border line
+    dy = np.minimum(y, ny - 1 - y) - (setup.border - 1)
+    dx = np.minimum(x - x0, nx - 1 - x) - (setup.border - 1)
+    edge = _ramp(dy, taper) * _ramp(dx, taper)
+    mask = (core * edge).astype(np.float32)
+    if not full_frame:
+        return mask
+    fy, fx = setup.full_frame
+    y0, x0f = setup.ystart - 1, setup.xstart - 1
+    if y0 + ny > fy or x0f + nx > fx:
+        raise ParameterError(
+            "shape", f"{(ny, nx)} does not fit on the {fy} x {fx} detector at the subarray position"
+        )
+    full = np.zeros((fy, fx), dtype=np.float32)
+    full[y0 : y0 + ny, x0f : x0f + nx] = mask
+    return full
+
+
+# --------------------------------------------------------------------------------------
+# Optics
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Optics:
+    """Precomputed planes for one instrument and frame shape (float64/complex128)."""
+
+    shape: tuple[int, int]
+    box_y: np.ndarray  # indices of the pupil box rows in the unshifted (2ny, 2nx) grid
+    box_x: np.ndarray
+    pupil_box: np.ndarray  # entrance pupil amplitude on the box
+    occulter: np.ndarray  # (2ny, 2nx) complex focal-plane mask, unshifted layout
+    crop_y: np.ndarray  # rows / columns of the 2x pupil grid kept for the final plane
+    crop_x: np.ndarray
+    lyot: np.ndarray  # (ny, nx) Lyot stop on the final pupil grid, unshifted layout
+    lyot_box: np.ndarray  # Lyot stop on the pupil box (for the off-axis PSF)
+    mtf: np.ndarray  # (ny, nx//2+1) pixel transfer function, with the band edge zeroed
+    fy: np.ndarray  # (ny, 1) cycles / px
+    fx: np.ndarray  # (1, nx//2+1)
+    box_u: tuple[np.ndarray, np.ndarray]  # (uy, ux) pupil coordinates (m) of the box
+
+
+def _signed(n):
+    """Signed integer frequency indices in FFT order: 0, 1, ..., -2, -1 (exact ints)."""
+    i = np.arange(n)
+    return np.where(i < (n + 1) // 2, i, i - n)
+
+
+def _spiders(uy, ux, width, angles_deg):
+    out = np.zeros(np.broadcast(uy, ux).shape, dtype=bool)
+    for angle in np.deg2rad(angles_deg):
+        along = ux * np.cos(angle) + uy * np.sin(angle)
+        across = -ux * np.sin(angle) + uy * np.cos(angle)
+        out |= (along > 0) & (np.abs(across) < 0.5 * width)
+    return out
+
+
+def _make_optics(setup, shape):
+    ny, nx = shape
+    p = setup.pixel_scale * _ARCSEC
+    lam = setup.wavelength
+    D = _TELESCOPE_DIAMETER
+    du_y = lam / (ny * p)  # pupil sampling (m) of both the 2x and the final grids
+    du_x = lam / (nx * p)
+    Ny, Nx = 2 * ny, 2 * nx
+    # pupil box: smallest centred block that holds the telescope pupil
+    hy = math.ceil(0.5 * D / du_y) + 2
+    hx = math.ceil(0.5 * D / du_x) + 2
+    iy = np.arange(-hy, hy + 1)
+    ix = np.arange(-hx, hx + 1)
+    uy = (iy * du_y)[:, None]
+    ux = (ix * du_x)[None, :]
+    r = np.hypot(uy, ux)
+    spider_angles = (90.0, 210.0, 330.0)
+    pupil = (r <= 0.5 * D) & (r >= 0.5 * 0.11 * D) & ~_spiders(uy, ux, 0.02 * D, spider_angles)
+    lyot_box = (
+        (r <= 0.5 * setup.lyot_outer * D)
+        & (r >= 0.5 * setup.lyot_inner * D)
+        & ~_spiders(uy, ux, 0.06 * D, spider_angles)
+    )
+    # focal plane at 2x sampling: coordinates in detector pixels, origin at index 0
+    yy = (_signed(Ny) / 2.0)[:, None] - setup.occulter_offset[0]
+    xx = (_signed(Nx) / 2.0)[None, :] - setup.occulter_offset[1]
+    if setup.occulter == "round":
+        sigma = setup.occulter_hwhm / math.sqrt(-2.0 * math.log(1.0 - math.sqrt(0.5)))
+        occ = (1.0 - np.exp(-(yy**2 + xx**2) / (2.0 * sigma**2))).astype(np.complex128)
+    else:  # four-quadrant phase mask: pi phase in two opposite quadrants
+        occ = (np.sign(yy + 0.25) * np.sign(xx + 0.25)).astype(np.complex128)
+    crop_y = np.r_[0 : (ny + 1) // 2, Ny - ny // 2 : Ny]
+    crop_x = np.r_[0 : (nx + 1) // 2, Nx - nx // 2 : Nx]
+    # Lyot stop on the final (ny, nx) pupil grid, unshifted layout
+    ky = _signed(ny)[:, None] * du_y
+    kx = _signed(nx)[None, :] * du_x
+    rk = np.hypot(ky, kx)
+    lyot = (
+        (rk <= 0.5 * setup.lyot_outer * D)
+        & (rk >= 0.5 * setup.lyot_inner * D)
+        & ~_spiders(ky, kx, 0.06 * D, spider_angles)
+    )
+    # band limit of the intensity (autocorrelation of the Lyot stop), in cycles / px
+    band_y = setup.lyot_outer * D / du_y / ny
+    band_x = setup.lyot_outer * D / du_x / nx
+    if max(band_y, band_x) >= 0.5 - 1.0 / min(ny, nx):
+        raise AssertionError("Lyot stop too large: the image would not be band-limited")
+    fy = np.fft.fftfreq(ny)[:, None]
+    fx = np.fft.rfftfreq(nx)[None, :]
+    mtf = np.sinc(fy) * np.sinc(fx)
+    # zero everything beyond the band (it is zero analytically; this makes it exact)
+    margin_y = band_y + 1.5 / ny
+    margin_x = band_x + 1.5 / nx
+    mtf = np.where((np.abs(fy) < margin_y) & (fx < margin_x), mtf, 0.0)
+    return _Optics(
+        shape=(ny, nx),
+        box_y=iy % Ny,
+        box_x=ix % Nx,
+        pupil_box=pupil.astype(np.float64),
+        occulter=occ,
+        crop_y=crop_y,
+        crop_x=crop_x,
+        lyot=lyot.astype(np.float64),
+        lyot_box=lyot_box.astype(np.float64),
+        mtf=mtf,
+        fy=fy,
+        fx=fx,
+        box_u=(uy, ux),
+    )
+
+
+def _phase_screens(rng, optics, count, rms_nm, wavelength, slope):
+    """``count`` random wavefront screens (radians) on the pupil box.
+
+    Power-law spectrum ``f**-slope``; piston, tip and tilt are removed over the pupil
+    (tip/tilt would move the star, which the simulation sets explicitly) and the RMS over
+    the pupil is scaled to ``rms_nm``.
+    """
+    uy, ux = optics.box_u
+    by, bx = uy.shape[0], ux.shape[1]
+    shape = (count, by, bx)
+    if count == 0 or rms_nm == 0:
+        return np.zeros(shape)
+    fy = np.fft.fftfreq(by)[:, None]
+    fx = np.fft.fftfreq(bx)[None, :]
+    f2 = fy**2 + fx**2
+    f2[0, 0] = np.inf
+    filt = f2 ** (-slope / 4.0)
+    noise = rng.standard_normal(shape)
+    screens = sfft.ifft2(sfft.fft2(noise, axes=(1, 2)) * filt, axes=(1, 2)).real
+    inside = optics.pupil_box > 0
+    basis = np.stack([np.ones(inside.sum()), uy.repeat(bx, 1)[inside], ux.repeat(by, 0)[inside]])
+    values = screens[:, inside]
+    coef, *_ = np.linalg.lstsq(basis.T, values.T, rcond=None)
+    values = values - (basis.T @ coef).T
+    values *= (rms_nm / np.sqrt(np.mean(values**2, axis=1)))[:, None]
+    screens[:] = 0.0
+    screens[:, inside] = values
+    return screens * (2.0 * math.pi * 1e-9 / wavelength)
+
+
+def _coronagraphic_spectra(optics, phases, chunk=4):
+    """Spectra (rfft2 layout, pixel MTF applied) of the coronagraphic images, star at 0."""
+    ny, nx = optics.shape
+    n = phases.shape[0]
+    out = np.empty((n, ny, nx // 2 + 1), dtype=np.complex128)
+    field = np.zeros((min(chunk, n), 2 * ny, 2 * nx), dtype=np.complex128)
+    sel = np.ix_(optics.box_y, optics.box_x)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        c = stop - start
+        field[:] = 0.0
+        for j in range(c):  # one assignment per star, not per pixel
+            field[j][sel] = optics.pupil_box * np.exp(1j * phases[start + j])
+        e1 = sfft.fft2(field[:c], axes=(1, 2))
+        e1 *= optics.occulter
+        lyot_plane = sfft.ifft2(e1, axes=(1, 2), overwrite_x=True)
+        final = lyot_plane[:, optics.crop_y][:, :, optics.crop_x] * optics.lyot
+        e2 = sfft.fft2(final, axes=(1, 2), overwrite_x=True)
+        intensity = e2.real**2 + e2.imag**2
+        out[start:stop] = sfft.rfft2(intensity, axes=(1, 2)) * optics.mtf
+    return out
+
+
+def _offaxis_spectrum(optics, phase):
+    """Spectrum of the non-coronagraphic PSF (no occulter, same Lyot stop)."""
+    ny, nx = optics.shape
+    pupil = np.zeros((2 * ny, 2 * nx), dtype=np.complex128)
+    pupil[np.ix_(optics.box_y, optics.box_x)] = (
+        optics.pupil_box * optics.lyot_box * np.exp(1j * phase)
+    )
+    final = pupil[optics.crop_y][:, optics.crop_x]
+    e2 = sfft.fft2(final)
+    return sfft.rfft2(e2.real**2 + e2.imag**2) * optics.mtf
+
+
+def _shift_ramp(optics, y, x):
+    """Fourier factors translating an image by (y, x) pixels; y, x are 1-D arrays."""
+    ey = np.exp(-2j * np.pi * optics.fy[None] * np.asarray(y, dtype=np.float64)[:, None, None])
+    ex = np.exp(-2j * np.pi * optics.fx[None] * np.asarray(x, dtype=np.float64)[:, None, None])
+    return ey * ex
+
+
+# --------------------------------------------------------------------------------------
+# Exact least-squares truth
+# --------------------------------------------------------------------------------------
+
+
+def _band_slices(spectra, tol=1e-13):
+    """Signed ky rows and kx columns where any spectrum is non-negligible."""
+    amp = np.abs(spectra).max(axis=0)
+    big = amp > tol * amp.max()
+    ny = spectra.shape[1]
+    ky = _signed(ny)
+    rows = np.flatnonzero(big.any(axis=1))
+    cols = np.flatnonzero(big.any(axis=0))
+    kymax = int(np.abs(ky[rows]).max())
+    kxmax = int(cols.max())
+    return kymax, kxmax
+
+
+def _truth_fit(sci_images, psf_images, weight, start):
+    """Exact minimiser of sum(weight * (psf - beta * shift(sci, dx, dy))**2) per pair.
+
+    Parameters
+    ----------
+    sci_images : (K, ny, nx) float64, band-limited (no power at or near Nyquist)
+    psf_images : (M, ny, nx) float64
+    weight : (ny, nx) float64 (the squared mask)
+    start : (K, M, 3) array of starting (dx, dy, beta)
+
+    Returns
+    -------
+    (K, M, 3) array of (dx, dy, beta).
+
+    The objective ``E = sum(w p**2) - 2 beta C(d) + beta**2 Q(d)`` is evaluated with
+    ``C(d) = sum(w p s_d)`` and ``Q(d) = sum(w s_d**2)`` in closed form: both are finite
+    Fourier sums, separable in (dx, dy), so values and exact first and second
+    derivatives cost two small matrix products. Newton's method then converges
+    quadratically.
+    """
+    K, ny, nx = sci_images.shape
+    M = psf_images.shape[0]
+    N = ny * nx
+    F = sfft.rfft2(sci_images, axes=(1, 2))
+    kymax, kxmax = _band_slices(F)
+    rows = np.r_[0 : kymax + 1, ny - kymax : ny] if kymax > 0 else np.array([0])
+    ky = _signed(ny)[rows]
+    kx = np.arange(kxmax + 1, dtype=np.float64)
+    cw = np.where((kx == 0) | (2 * kx == nx), 1.0, 2.0)
+    A = np.conj(sfft.rfft2(weight * psf_images, axes=(1, 2)))[:, rows][:, :, : kxmax + 1]
+    A *= cw / N
+    Fb = F[:, rows][:, :, : kxmax + 1]
+    # Q: Fourier series of sci**2 (band up to 2 kmax) from a 2x upsampled grid
+    Ny, Nx = 2 * ny, 2 * nx
+    qmax_y, qmax_x = 2 * kymax, 2 * kxmax
+    qrows = np.r_[0 : qmax_y + 1, Ny - qmax_y : Ny] if qmax_y > 0 else np.array([0])
+    Ky = _signed(Ny)[qrows]
+    Kx = np.arange(qmax_x + 1, dtype=np.float64)
+    cw2 = np.where((Kx == 0) | (Kx == nx), 1.0, 2.0)
+    W = sfft.fft2(weight)
+    Wq = np.conj(W[np.ix_(Ky % ny, Kx.astype(int) % nx)])
+    ay = -2j * np.pi * ky / ny
+    ax = -2j * np.pi * kx / nx
+    aY = -2j * np.pi * Ky / ny
+    aX = -2j * np.pi * Kx / nx
+    result = np.empty((K, M, 3))
+    for k in range(K):
+        up = np.zeros((Ny, nx + 1), dtype=np.complex128)
+        up[np.ix_(ky % Ny, np.arange(kxmax + 1))] = Fb[k]
+        sci_up = sfft.irfft2(up, s=(Ny, Nx)) * 4.0
+        G = sfft.rfft2(sci_up**2)[qrows][:, : qmax_x + 1] / (4.0 * N)
+        MQ = G * Wq * cw2
+        MC = A * Fb[k]  # (M, ry, rx)
+
+        def terms(dx, dy, MC=MC, MQ=MQ):
+            ex = np.exp(ax[None, :] * dx[:, None])  # (M, rx)
+            ey = np.exp(ay[None, :] * dy[:, None])  # (M, ry)
+            EX = np.stack([ex, ex * ax, ex * ax**2], axis=2)  # (M, rx, 3)
+            V = MC @ EX  # (M, ry, 3)
+            c00 = np.einsum("my,my->m", ey, V[:, :, 0]).real
+            c10 = np.einsum("my,my->m", ey, V[:, :, 1]).real  # d/ddx
+            c20 = np.einsum("my,my->m", ey, V[:, :, 2]).real
+            c01 = np.einsum("my,my->m", ey * ay, V[:, :, 0]).real  # d/ddy
+            c02 = np.einsum("my,my->m", ey * ay**2, V[:, :, 0]).real
+            c11 = np.einsum("my,my->m", ey * ay, V[:, :, 1]).real
+            eX = np.exp(aX[None, :] * dx[:, None])  # (M, qx)
+            eY = np.exp(aY[None, :] * dy[:, None])  # (M, qy)
+            EXQ = np.concatenate([eX, eX * aX, eX * aX**2], axis=0).T  # (qx, 3M)
+            U = (MQ @ EXQ).T.reshape(3, M, -1)  # (3, M, qy)
+            q00 = np.einsum("my,my->m", eY, U[0]).real
+            q10 = np.einsum("my,my->m", eY, U[1]).real
+            q20 = np.einsum("my,my->m", eY, U[2]).real
+            q01 = np.einsum("my,my->m", eY * aY, U[0]).real
+            q02 = np.einsum("my,my->m", eY * aY**2, U[0]).real
+            q11 = np.einsum("my,my->m", eY * aY, U[1]).real
+            return (c00, c10, c01, c20, c02, c11), (q00, q10, q01, q20, q02, q11)
+
+        dx, dy, beta = (start[k, :, i].astype(np.float64).copy() for i in range(3))
+        c, q = terms(dx, dy)
+        beta = c[0] / q[0]
+        for _ in range(50):
+            c00, c10, c01, c20, c02, c11 = c
+            q00, q10, q01, q20, q02, q11 = q
+            grad = np.stack(
+                [-2 * beta * c10 + beta**2 * q10, -2 * beta * c01 + beta**2 * q01,
+                 -2 * c00 + 2 * beta * q00],
+                axis=1,
+            )  # fmt: skip
+            hxx = -2 * beta * c20 + beta**2 * q20
+            hyy = -2 * beta * c02 + beta**2 * q02
+            hxy = -2 * beta * c11 + beta**2 * q11
+            hxb = -2 * c10 + 2 * beta * q10
+            hyb = -2 * c01 + 2 * beta * q01
+            hbb = 2 * q00
+            H = np.stack(
+                [np.stack([hxx, hxy, hxb], 1), np.stack([hxy, hyy, hyb], 1),
+                 np.stack([hxb, hyb, hbb], 1)],
+                axis=1,
+            )  # fmt: skip
+            step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
+            # keep steps sane if a start were far from the optimum
+            big = np.abs(step[:, :2]).max(axis=1) > 0.25
+            step[big] *= (0.25 / np.abs(step[big, :2]).max(axis=1))[:, None]
+            dx, dy, beta = dx + step[:, 0], dy + step[:, 1], beta + step[:, 2]
+            c, q = terms(dx, dy)
+            if np.all(np.abs(step[:, :2]) < 1e-11) and np.all(np.abs(step[:, 2]) < 1e-13 * beta):
+                break
+        else:
+            raise RuntimeError("truth fit did not converge (simulator bug)")
+        result[k, :, 0], result[k, :, 1], result[k, :, 2] = dx, dy, beta
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Detector: noise and defects
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Defects:
+    """Static detector defects (same pixels in every exposure)."""
+
+    index: np.ndarray  # flat indices
+    flags: np.ndarray  # uint32
+    kind: np.ndarray  # 0 hot (huge), 1 dead (~0 / negative)
+
+
+def _static_defects(rng, setup, shape):
+    ny, nx = shape
+    cy, cx = _coronagraph_center(setup, shape)
+    n_hot, n_dead = 70, 40
+    flat = rng.choice(ny * nx, size=n_hot + n_dead, replace=False)
+    idx = [flat]
+    flags = [np.r_[np.full(n_hot, HOT | DO_NOT_USE), np.full(n_dead, DEAD | DO_NOT_USE)]]
+    kind = [np.r_[np.zeros(n_hot, int), np.ones(n_dead, int)]]
+    # row 0, column 0 and the four corners
+    edge_x = rng.choice(np.arange(1, nx - 1), size=3, replace=False)
+    edge_y = rng.choice(np.arange(1, ny - 1), size=3, replace=False)
+    edge = np.r_[
+        edge_x,  # row 0
+        edge_y * nx,  # column 0
+        [0, nx - 1, (ny - 1) * nx, ny * nx - 1, 1 * nx + 1, (ny - 2) * nx + nx - 2],
+    ]
+    idx.append(edge)
+    flags.append(np.full(edge.size, DO_NOT_USE))
+    kind.append(np.arange(edge.size) % 2)
+    # a cluster of adjacent bad pixels (3 x 3 block plus a tail) in the useful annulus
+    angle = rng.uniform(0, 2 * np.pi)
+    r = 3.0 * setup.core_radius + 6.0
+    y0 = round(cy + r * np.sin(angle))
+    x0 = round(cx + r * np.cos(angle))
+    block = [(y0 + i, x0 + j) for i in (-1, 0, 1) for j in (-1, 0, 1)] + [
+        (y0, x0 + 2),
+        (y0 + 2, x0),
+    ]
+    cluster = np.array([yy * nx + xx for yy, xx in block])
+    idx.append(cluster)
+    flags.append(np.full(cluster.size, HOT | DO_NOT_USE))
+    kind.append(np.zeros(cluster.size, int))
+    index = np.concatenate(idx)
+    _, first = np.unique(index, return_index=True)
+    first.sort()
+    return _Defects(
+        index=index[first],
+        flags=np.concatenate(flags)[first].astype(np.uint32),
+        kind=np.concatenate(kind)[first],
+    )
+
+
+def _detect(rng, rng_garbage, setup, images, defects, noise, garbage):
+    """Turn noiseless images (e-) into (data, err, dq, var_poisson, var_rnoise) in MJy/sr."""
+    ny, nx = images.shape[1:]
+    conv = setup.to_mjysr
+    bkg = setup.background
+    rn = setup.read_noise
+    if noise:
+        electrons = rng.poisson(np.clip(images, 0.0, None) + bkg).astype(np.float64) - bkg
+        electrons += rng.normal(0.0, rn, size=images.shape)
+        signal = np.clip(electrons + bkg, 0.0, None)
+    else:
+        electrons = images.copy()
+        signal = np.clip(images, 0.0, None) + bkg
+    var_poisson = signal * conv**2
+    var_rnoise = np.full(images.shape, rn**2 * conv**2)
+    data = electrons * conv
+    err = np.sqrt(var_poisson + var_rnoise)
+    dq = np.zeros(images.shape, dtype=np.uint32)
+    x0 = _science_columns(setup, (ny, nx))
+    if x0 > 0:  # MIRI: columns outside the coronagraphic field
+        dq[:, :, :x0] |= NON_SCIENCE | DO_NOT_USE
+        data[:, :, :x0] = np.nan
+        err[:, :, :x0] = np.nan
+    if garbage:
+        _add_garbage(rng_garbage, data, err, dq, defects, x0)
+    return (
+        data.astype(np.float32),
+        err.astype(np.float32),
+        dq,
+        var_poisson.astype(np.float32),
+        var_rnoise.astype(np.float32),
+    )
+
+
+#: Number of pixels per plane in each random category of :func:`_add_garbage`.
+_GARBAGE_COUNTS = {
+    "saturated_bad": 15,  # DO_NOT_USE | SATURATED, garbage, among the brightest pixels
+    "huge": 60,  # DO_NOT_USE, huge positive
+    "negative": 40,  # DO_NOT_USE, large negative
+    "nan_flagged": 12,  # DO_NOT_USE, NaN data and ERR
+    "nan_unflagged": 4,  # no flag, NaN data and ERR
+    "inf_unflagged": 2,  # no flag, +inf and -inf
+    "inf_flagged": 2,  # DO_NOT_USE, +inf and -inf
+    "saturated_ok": 8,  # SATURATED only, valid value (partially saturated ramp)
+    "jump_ok": 30,  # JUMP_DET only, valid value
+}
+
+
+def _add_garbage(rng, data, err, dq, defects, x0):
+    """Write defects into (n, ny, nx) data/err/dq in place; one loop step per plane."""
+    n, ny, nx = data.shape
+    flat_data = data.reshape(n, -1)
+    flat_err = err.reshape(n, -1)
+    flat_dq = dq.reshape(n, -1)
+    scale = np.nanmax(np.abs(flat_data[:, :]), axis=1)
+    # static defects: same pixels in all planes (values vary a little)
+    di = defects.index
+    hot = defects.kind == 0
+    values = np.where(
+        hot[None, :],
+        scale[:, None] * 10.0 ** rng.uniform(1.0, 3.0, size=(n, di.size)),
+        -scale[:, None] * 10.0 ** rng.uniform(-3.0, -0.5, size=(n, di.size)),
+    )
+    flat_data[:, di] = values
+    flat_err[:, di] = 0.0
+    flat_dq[:, di] |= defects.flags
+    forbidden = np.zeros(ny * nx, dtype=bool)
+    forbidden[di] = True
+    forbidden.reshape(ny, nx)[:, :x0] = True
+    allowed = np.flatnonzero(~forbidden)
+    counts = _GARBAGE_COUNTS
+    for i in range(n):
+        plane = flat_data[i]
+        # saturation hits the brightest pixels
+        bright_pool = allowed[np.argsort(plane[allowed])[-max(200, allowed.size // 200) :]]
+        sat = rng.choice(bright_pool, size=counts["saturated_bad"], replace=False)
+        pool = np.setdiff1d(allowed, sat, assume_unique=True)
+        others = [k for k in counts if k != "saturated_bad"]
+        picks = rng.choice(pool, size=sum(counts[k] for k in others), replace=False)
+        cuts = np.cumsum([counts[k] for k in others])[:-1]
+        groups = dict(zip(others, np.split(picks, cuts), strict=True))
+        groups["saturated_bad"] = sat
+        s = scale[i]
+        g = groups["saturated_bad"]
+        plane[g] = np.where(rng.random(g.size) < 0.5, 0.0, -s * rng.uniform(0.1, 1.0, g.size))
+        flat_err[i, g] = 0.0
+        flat_dq[i, g] |= DO_NOT_USE | SATURATED
+        g = groups["huge"]
+        plane[g] = s * 10.0 ** rng.uniform(1.0, 4.0, g.size)
+        flat_err[i, g] = 0.0
+        flat_dq[i, g] |= DO_NOT_USE
+        g = groups["negative"]
+        plane[g] = -s * 10.0 ** rng.uniform(-1.0, 2.0, g.size)
+        flat_err[i, g] = 0.0
+        flat_dq[i, g] |= DO_NOT_USE
+        g = groups["nan_flagged"]
+        plane[g] = np.nan
+        flat_err[i, g] = np.nan
+        flat_dq[i, g] |= DO_NOT_USE
+        g = groups["nan_unflagged"]
+        plane[g] = np.nan
+        flat_err[i, g] = np.nan
+        g = groups["inf_unflagged"]
+        plane[g] = np.array([np.inf, -np.inf])[np.arange(g.size) % 2]
+        g = groups["inf_flagged"]
+        plane[g] = np.array([np.inf, -np.inf])[np.arange(g.size) % 2]
+        flat_dq[i, g] |= DO_NOT_USE
+        flat_dq[i, groups["saturated_ok"]] |= SATURATED
+        flat_dq[i, groups["jump_ok"]] |= JUMP_DET
+
+
+# --------------------------------------------------------------------------------------
+# Metadata
+# --------------------------------------------------------------------------------------
+
+
+def _mjd(date, clock):
+    stamp = datetime.datetime.fromisoformat(f"{date}T{clock}")
+    return (stamp - _MJD_EPOCH).total_seconds() / 86400.0
+
+
+def _exposure_root(setup, observation, exposure_number):
+    return f"jw{_PROGRAM}{observation}001_03106_{exposure_number:05d}_{setup.detector.lower()}"
+
+
+def _product_name(setup):
+    parts = [setup.filter, setup.coronagraph, setup.subarray]
+    opt = "-".join(p.lower().replace("_", "") for p in parts)
+    return f"jw{_PROGRAM}-{_ASN_ID}_t001_{setup.key}_{opt}"
+
+
+def _exposure_meta(setup, shape, nints, *, psf, exposure_number, start):
+    """Datamodel attributes of one ``_calints`` exposure (nested dict)."""
+    ny, nx = shape
+    observation = _PSF_OBS if psf else _SCI_OBS
+    root = _exposure_root(setup, observation, exposure_number)
+    group_time = setup.frame_time * (setup.nframes + setup.groupgap)
+    tint = group_time * (setup.ngroups - 1)
+    texp = tint * nints
+    end = start + datetime.timedelta(seconds=texp + nints * setup.frame_time)
+    mid = start + (end - start) / 2
+    date, clock = start.strftime("%Y-%m-%d"), start.strftime("%H:%M:%S.%f")[:-3]
+    pixel_sr = (setup.pixel_scale * _ARCSEC) ** 2
+    instrument = {
+        "name": setup.name,
+        "detector": setup.detector,
+        "filter": setup.filter,
+        "coronagraph": setup.coronagraph,
+    }
+    if setup.pupil:
+        instrument["pupil"] = setup.pupil
+    if setup.module:
+        instrument["module"] = setup.module
+    if setup.channel:
+        instrument["channel"] = setup.channel
+    target = "SIM-REF-1" if psf else "SIM-SCI-1"
+    return {
+        "filename": f"{root}_calints.fits",
+        "telescope": "JWST",
+        "origin": "coronalign.simulate",
+        "bunit_data": "MJy/sr",
+        "bunit_err": "MJy/sr",
+        "instrument": instrument,
+        "exposure": {
+            "type": setup.exp_type,
+            "nints": int(nints),
+            "ngroups": setup.ngroups,
+            "nframes": setup.nframes,
+            "groupgap": setup.groupgap,
+            "readpatt": setup.readpatt,
+            "frame_time": setup.frame_time,
+            "group_time": group_time,
+            "integration_time": tint,
+            "exposure_time": texp,
+            "effective_exposure_time": texp,
+            "integration_start": 1,
+            "integration_end": int(nints),
+            "start_time": _mjd(date, clock),
+            "mid_time": _mjd(mid.strftime("%Y-%m-%d"), mid.strftime("%H:%M:%S.%f")),
+            "end_time": _mjd(end.strftime("%Y-%m-%d"), end.strftime("%H:%M:%S.%f")),
+            "psf_reference": bool(psf),
+            "sca_num": setup.sca_num,
+            "nresets_at_start": 1,
+            "nresets_between_ints": 1,
+        },
+        "subarray": {
+            "name": setup.subarray,
+            "xstart": setup.xstart,
+            "ystart": setup.ystart,
+            "xsize": nx,
+            "ysize": ny,
+        },
+        "observation": {
+            "date": date,
+            "time": clock,
+            "date_beg": f"{date}T{clock}",
+            "date_end": end.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+            "program_number": _PROGRAM,
+            "observation_number": observation,
+            "visit_number": "001",
+            "visit_group": "03",
+            "sequence_id": "1",
+            "activity_id": "06",
+            "exposure_number": f"{exposure_number:05d}",
+            "visit_id": f"{_PROGRAM}{observation}001",
+            "obs_id": f"V{_PROGRAM}{observation}001P0000000003106",
+        },
+        "program": {
+            "pi_name": "Simulated, Coronalign",
+            "title": "coronalign synthetic coronagraphy",
+            "category": "GO",
+        },
+        "target": {
+            "proposer_name": target,
+            "catalog_name": target,
+            "type": "FIXED",
+            "ra": 150.1 if not psf else 151.3,
+            "dec": -30.2 if not psf else -31.0,
+        },
+        "aperture": {"name": setup.aperture},
+        "photometry": {
+            "conversion_megajanskys": 1.0,
+            "pixelarea_steradians": pixel_sr,
+            "pixelarea_arcsecsq": setup.pixel_scale**2,
+        },
+        "cal_step": {
+            "dq_init": "COMPLETE",
+            "saturation": "COMPLETE",
+            "ramp_fit": "COMPLETE",
+            "flat_field": "COMPLETE",
+            "photom": "COMPLETE",
+        },
+    }
+
+
+def _stack_meta(setup, first_psf_meta, npsfs):
+    meta = json.loads(json.dumps(first_psf_meta))
+    meta["filename"] = f"{_product_name(setup)}_psfstack.fits"
+    meta["exposure"]["nints"] = int(npsfs)
+    meta["exposure"]["integration_end"] = int(npsfs)
+    meta["asn"] = {"pool_name": f"jw{_PROGRAM}_20230510t000000_pool", "table_name": "sim"}
+    return meta
+
+
+def _psfmask_meta(setup, shape, taper):
+    ny, nx = shape
+    instrument = {
+        "name": setup.name,
+        "detector": setup.detector,
+        "filter": setup.filter,
+        "coronagraph": setup.coronagraph,
+    }
+    return {
+        "filename": (
+            f"jwst_{setup.key}_{setup.filter.lower()}_{setup.subarray.lower()}_psfmask.fits"
+        ),
+        "telescope": "JWST",
+        "reftype": "PSFMASK",
+        "pedigree": "GROUND",
+        "useafter": "2022-01-01T00:00:00",
+        "author": "coronalign.simulate",
+        "origin": "coronalign.simulate",
+        "description": (
+            f"Synthetic PSFMASK: 1 = use, 0 = ignore; core radius {setup.core_radius:g} px, "
+            f"border {setup.border} px, taper {taper:g} px"
+        ),
+        "instrument": instrument,
+        "exposure": {"type": setup.exp_type},
+        "subarray": {
+            "name": setup.subarray,
+            "xstart": setup.xstart,
+            "ystart": setup.ystart,
+            "xsize": nx,
+            "ysize": ny,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The simulation core
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Core:
+    setup: _Setup
+    shape: tuple[int, int]
+    mask: np.ndarray
+    sci: list  # per science exposure: tuple from _detect
+    psf: list  # per PSF exposure
+    sci_noiseless: list
+    psf_noiseless: list
+    sci_pos: list  # per science exposure: (nints, 2) (y, x)
+    psf_pos: list
+    sci_flux: list
+    psf_flux: list
+    truth: list  # per science exposure: (nints, total_psf, 3)
+
+
+def _simulate_core(
+    setup,
+    shape,
+    sci_groups,
+    psf_groups,
+    seed,
+    offset_scale,
+    large_offset,
+    noise,
+    garbage,
+    taper,
+):
+    t0 = time.perf_counter()
+    ss = np.random.SeedSequence([int(seed), list(_SETUPS).index(setup.key)])
+    rng_optics, rng_stars, rng_noise, rng_garbage, rng_defects = (
+        np.random.default_rng(s) for s in ss.spawn(5)
+    )
+    optics = _make_optics(setup, shape)
+    n_sci, n_psf = sum(sci_groups), sum(psf_groups)
+    n_star = n_sci + n_psf
+
+    # wavefronts: static + (science | reference) difference + per-integration drift
+    lam = setup.wavelength
+    static = _phase_screens(rng_optics, optics, 1, setup.static_wfe, lam, slope=2.5)[0]
+    groups = _phase_screens(rng_optics, optics, 2, setup.group_wfe, lam, slope=3.0)
+    drift = _phase_screens(rng_stars, optics, n_star, setup.star_wfe, lam, slope=3.0)
+    which = np.r_[np.zeros(n_sci, int), np.ones(n_psf, int)]
+    phases = static[None] + groups[which] + drift
+
+    # positions, fluxes
+    cy, cx = _coronagraph_center(setup, shape)
+    jitter = 0.02
+    pos, flux = [], []
+    for nints in sci_groups:
+        off = rng_stars.normal(0.0, offset_scale, size=2)
+        pos.append(np.array([cy, cx]) + off + rng_stars.normal(0.0, jitter, size=(nints, 2)))
+        flux.append(1.0 + 0.003 * rng_stars.standard_normal(nints))
+    big = np.zeros(2) if large_offset is None else np.array(large_offset[::-1], dtype=float)
+    for nints in psf_groups:
+        off = rng_stars.normal(0.0, offset_scale, size=2) + big
+        pos.append(np.array([cy, cx]) + off + rng_stars.normal(0.0, jitter, size=(nints, 2)))
+        ratio = math.exp(rng_stars.uniform(math.log(0.5), math.log(3.0)))
+        flux.append(ratio * (1.0 + 0.005 * rng_stars.standard_normal(nints)))
+    all_pos = np.concatenate(pos)
+    all_flux = np.concatenate(flux)
+
+    spectra = _coronagraphic_spectra(optics, phases)
+    t1 = time.perf_counter()
+    # one common normalisation: the brightest pixel of the first star = peak_counts
+    reference = sfft.irfft2(spectra[0], s=shape)
+    norm = setup.peak_counts / reference.max()
+    spectra *= (all_flux * norm)[:, None, None]
+    spectra *= _shift_ramp(optics, all_pos[:, 0], all_pos[:, 1])
+    # companion in the science exposures (rotates by a few degrees between exposures)
+    sep, pa, frac = setup.companion
+    comp = _offaxis_spectrum(optics, static)
+    comp *= frac * setup.peak_counts / sfft.irfft2(comp, s=shape).max()
+    start = 0
+    for e, nints in enumerate(sci_groups):
+        angle = math.radians(pa + 8.0 * e)
+        cyy = all_pos[start : start + nints, 0] + sep * math.cos(angle)
+        cxx = all_pos[start : start + nints, 1] - sep * math.sin(angle)
+        fl = all_flux[start : start + nints, None, None]
+        spectra[start : start + nints] += comp[None] * fl * _shift_ramp(optics, cyy, cxx)
+        start += nints
+    images = sfft.irfft2(spectra, s=shape, axes=(1, 2))
+    del spectra
+    t2 = time.perf_counter()
+
+    mask = psfmask_array(setup.key, shape, taper=taper)
+    weight = mask.astype(np.float64) ** 2
+    sci_images = images[:n_sci]
+    psf_images = images[n_sci:]
+    conv = setup.to_mjysr
+    start_guess = np.empty((n_sci, n_psf, 3))
+    start_guess[:, :, 0] = all_pos[None, n_sci:, 1] - all_pos[:n_sci, None, 1]
+    start_guess[:, :, 1] = all_pos[None, n_sci:, 0] - all_pos[:n_sci, None, 0]
+    start_guess[:, :, 2] = all_flux[None, n_sci:] / all_flux[:n_sci, None]
+    truth = _truth_fit(sci_images, psf_images, weight, start_guess)
+    t3 = time.perf_counter()
+
+    defects = _static_defects(rng_defects, setup, shape)
+    detected = []
+    bounds = np.cumsum([0, *sci_groups, *psf_groups])
+    for a, b in itertools.pairwise(bounds):
+        detected.append(
+            _detect(rng_noise, rng_garbage, setup, images[a:b], defects, noise, garbage)
+        )
+    t4 = time.perf_counter()
+    log.debug(
+        "simulated %d science + %d PSF images %s: optics %.2fs, images %.2fs, truth %.2fs, "
+        "detector %.2fs",
+        n_sci,
+        n_psf,
+        shape,
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+        t4 - t3,
+    )
+    ns = len(sci_groups)
+    sci_bounds = bounds[: ns + 1]
+    return _Core(
+        setup=setup,
+        shape=shape,
+        mask=mask,
+        sci=detected[:ns],
+        psf=detected[ns:],
+        sci_noiseless=[images[a:b] * conv for a, b in itertools.pairwise(sci_bounds)],
+        psf_noiseless=[images[a:b] * conv for a, b in itertools.pairwise(bounds[ns:])],
+        sci_pos=pos[:ns],
+        psf_pos=pos[ns:],
+        sci_flux=flux[:ns],
+        psf_flux=flux[ns:],
+        truth=[truth[a:b] for a, b in itertools.pairwise(sci_bounds)],
+    )
+
+
+def _truth_dict(truth, sci_pos, psf_pos, taper):
+    """Nested-list truth for one science exposure against the whole PSF stack."""
+    return {
+        "xshift": truth[:, :, 0].tolist(),
+        "yshift": truth[:, :, 1].tolist(),
+        "beta": truth[:, :, 2].tolist(),
+        "xshift_geometric": (psf_pos[None, :, 1] - sci_pos[:, None, 1]).tolist(),
+        "yshift_geometric": (psf_pos[None, :, 0] - sci_pos[:, None, 0]).tolist(),
+        "sci_x": sci_pos[:, 1].tolist(),
+        "sci_y": sci_pos[:, 0].tolist(),
+        "psf_x": psf_pos[:, 1].tolist(),
+        "psf_y": psf_pos[:, 0].tolist(),
+        "definition": (
+            "(xshift, yshift, beta) minimise sum((mask*(psf[m] - beta*shift(sci[k], xshift, "
+            "yshift)))**2) on the noiseless float64 images; shift is the circular Fourier "
+            "shift, +xshift moves the image towards larger column index (x = column, y = row); "
+            "xshift = x_psf - x_sci, beta = PSF flux / science flux"
+        ),
+        "weighting": "mask**2" if taper > 0 else "mask (binary, mask**2 == mask)",
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------
+
+
+def simulate_exposures(
+    instrument="nircam",
+    nints=4,
+    npsfs=3,
+    seed=0,
+    *,
+    offset_scale=0.3,
+    large_offset=None,
+    shape=None,
+    noise=True,
+    garbage=True,
+    taper=0.0,
+):
+    """Simulate one science ``_calints`` exposure and a reference PSF stack with truth.
+
+    Pure: no file is read or written.
+
+    Parameters
+    ----------
+    instrument : {"nircam", "miri"}
+        NIRCam LW round mask (NRCALONG, F335M, MASKA335R, SUB320A335R, 320 x 320) or MIRI
+        four-quadrant phase mask (MIRIMAGE, F1550C, 4QPM_1550, MASK1550, 224 x 288, with a
+        NON_SCIENCE band of columns on the left).
+    nints : int
+        Number of science integrations.
+    npsfs : int
+        Number of reference PSF images in the stack. Each has its own pointing offset and
+        flux ratio (``beta`` between about 0.5 and 3).
+    seed : int
+        Random seed; the same seed gives bit-identical arrays.
+    offset_scale : float, optional
+        RMS (px, per axis) of the pointing offset of the science exposure and of each PSF
+        from the coronagraph centre; each integration adds a 0.02 px jitter.
+    large_offset : tuple of float, optional
+        ``(dx, dy)`` in px added to every reference position (e.g. ``(7.3, 5.1)``).
+    shape : tuple of int, optional
+        ``(ny, nx)`` frame shape (>= 48 each); default the instrument's subarray shape.
+        The pixel scale and optics stay the same, only the field of view changes.
+    noise : bool, optional
+        Add photon and read noise (default True). If False the data are the noiseless
+        images (float32) and ERR is the expected noise.
+    garbage : bool, optional
+        Add DQ-flagged garbage, NaN and inf pixels (default True). The MIRI NON_SCIENCE
+        columns are always present.
+    taper : float, optional
+        Taper width (px) of the PSFMASK; default 0 (binary mask). See :func:`psfmask_array`.
+
+    Returns
+    -------
+    Simulation
+        Arrays, mask, metadata and the exact truth (see :class:`Simulation`).
+    """
+    setup = _setup_for(instrument)
+    shape = _check_shape(setup, shape)
+    nints = _check_count("nints", nints)
+    npsfs = _check_count("npsfs", npsfs)
+    if not np.isfinite(offset_scale) or offset_scale < 0:
+        raise ParameterError("offset_scale", f"{offset_scale!r} must be a finite number >= 0")
+    if large_offset is not None:
+        try:
+            large_offset = tuple(float(v) for v in large_offset)
+        except (TypeError, ValueError):
+            large_offset = ()
+        if len(large_offset) != 2 or not np.all(np.isfinite(large_offset)):
+            raise ParameterError("large_offset", "must be a pair (dx, dy) of finite pixels")
+    core = _simulate_core(
+        setup,
+        shape,
+        [nints],
+        [1] * npsfs,
+        seed,
+        offset_scale,
+        large_offset,
+        noise,
+        garbage,
+        taper,
+    )
+    sci = core.sci[0]
+    psf = [np.concatenate(parts) for parts in zip(*core.psf, strict=True)]
+    psf_pos = np.concatenate(core.psf_pos)
+    truth = _truth_dict(core.truth[0], core.sci_pos[0], psf_pos, taper)
+    truth.update(
+        {
+            "instrument": setup.key,
+            "seed": int(seed),
+            "shape": list(shape),
+            "nints": nints,
+            "npsfs": npsfs,
+            "mask_center": list(_coronagraph_center(setup, shape)[::-1]),
+        }
+    )
+    start = datetime.datetime(2023, 5, 10, 12, 34, 56, 789000)
+    sci_meta = _exposure_meta(setup, shape, nints, psf=False, exposure_number=1, start=start)
+    first_psf = _exposure_meta(
+        setup, shape, 1, psf=True, exposure_number=1, start=start + datetime.timedelta(hours=1)
+    )
+    return Simulation(
+        instrument=setup.key,
+        sci=sci[0],
+        sci_err=sci[1],
+        sci_dq=sci[2],
+        psf=psf[0],
+        psf_err=psf[1],
+        psf_dq=psf[2],
+        mask=core.mask,
+        truth=truth,
+        sci_meta=sci_meta,
+        psf_meta=_stack_meta(setup, first_psf, npsfs),
+        psfmask_meta=_psfmask_meta(setup, shape, taper),
+        sci_noiseless=core.sci_noiseless[0],
+        psf_noiseless=np.concatenate(core.psf_noiseless),
+        sci_var_poisson=sci[3],
+        sci_var_rnoise=sci[4],
+        psf_var_poisson=psf[3],
+        psf_var_rnoise=psf[4],
+        seed=int(seed),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Writing files
+# --------------------------------------------------------------------------------------
+
+
+def _apply_meta(node, values):
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _apply_meta(getattr(node, key), value)
+        else:
+            setattr(node, key, value)
+
+
+def _write_cube(path, data, err, dq, meta, var_poisson=None, var_rnoise=None):
+    from stdatamodels.jwst import datamodels
+
+    arrays = {"data": data, "err": err, "dq": dq}
+    if var_poisson is not None:
+        arrays["var_poisson"] = var_poisson
+        arrays["var_rnoise"] = var_rnoise
+    with datamodels.CubeModel(**arrays) as model:
+        _apply_meta(model.meta, meta)
+        model.meta.filename = path.name
+        model.save(path)
+    return path
+
+
+def _write_psfmask(path, mask, meta):
+    from stdatamodels.jwst import datamodels
+
+    with datamodels.PsfMaskModel(data=mask.astype(np.float32)) as model:
+        _apply_meta(model.meta, meta)
+        model.meta.filename = path.name
+        model.history.append("Synthetic PSFMASK written by coronalign.simulate")
+        model.save(path)
+    return path
+
+
+def _write_json(path, payload):
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def write_simulation(sim, outdir, *, root=None):
+    """Write a :class:`Simulation` as JWST files.
+
+    Parameters
+    ----------
+    sim : Simulation
+        From :func:`simulate_exposures`.
+    outdir : str or os.PathLike
+        Output folder (created if needed).
+    root : str, optional
+        If given, the files are ``<root>_calints.fits``, ``<root>_psfstack.fits`` and
+        ``<root>_psfmask.fits``; by default JWST-like names, e.g.
+        ``jw01234001001_03106_00001_nrcalong_calints.fits``,
+        ``jw01234-a3001_t001_nircam_f335m-maska335r-sub320a335r_psfstack.fits`` and
+        ``jwst_nircam_f335m_sub320a335r_psfmask.fits``.
+
+    Returns
+    -------
+    dict
+        ``{"science", "psfstack", "psfmask", "truth"}`` -> :class:`pathlib.Path`. The
+        science and PSF stack are ``CubeModel`` files, the mask a ``PsfMaskModel`` file and
+        ``truth.json`` holds :attr:`Simulation.truth` plus the file names.
+    """
+    out = pathlib.Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if root is None:
+        names = {
+            "science": sim.sci_meta["filename"],
+            "psfstack": sim.psf_meta["filename"],
+            "psfmask": sim.psfmask_meta["filename"],
+        }
+    else:
+        names = {k: f"{root}_{k if k != 'science' else 'calints'}.fits" for k in
+                 ("science", "psfstack", "psfmask")}  # fmt: skip
+    paths = {k: out / v for k, v in names.items()}
+    _write_cube(
+        paths["science"], sim.sci, sim.sci_err, sim.sci_dq, sim.sci_meta,
+        sim.sci_var_poisson, sim.sci_var_rnoise,
+    )  # fmt: skip
+    _write_cube(paths["psfstack"], sim.psf, sim.psf_err, sim.psf_dq, sim.psf_meta)
+    _write_psfmask(paths["psfmask"], sim.mask, sim.psfmask_meta)
+    truth = dict(sim.truth)
+    truth.update(names)
+    paths["truth"] = _write_json(out / "truth.json", truth)
+    log.info("wrote simulation (%s) to %s", sim.instrument, out)
+    return paths
+
+
+def write_association(
+    outdir, instrument="nircam", n_science=3, n_psf=2, nints=2, psf_nints=2, seed=0, **options
+):
+    """Write a small coron3 association: science and PSF ``_calints``, PSFMASK and truth.
+
+    Parameters
+    ----------
+    outdir : str or os.PathLike
+        Output folder (created if needed); the association's member names are relative to it.
+    instrument : {"nircam", "miri"}
+        Instrument configuration.
+    n_science, n_psf : int
+        Number of science and of PSF reference exposures.
+    nints, psf_nints : int
+        Integrations per science / per PSF exposure.
+    seed : int
+        Random seed.
+    **options
+        ``offset_scale``, ``large_offset``, ``shape``, ``noise``, ``garbage``, ``taper`` as
+        in :func:`simulate_exposures`.
+
+    Returns
+    -------
+    dict
+        ``{"asn": Path, "science": [Path, ...], "psf": [Path, ...], "psfmask": Path,
+        "truth": Path}``. ``truth.json`` holds, for each science exposure, the truth
+        against the PSF stack that stacking all PSF integrations in member order gives
+        (``"xshift"`` etc. are ``[nints][n_psf * psf_nints]``).
+    """
+    setup = _setup_for(instrument)
+    allowed = {"offset_scale", "large_offset", "shape", "noise", "garbage", "taper"}
+    unknown = set(options) - allowed
+    if unknown:
+        raise ParameterError(sorted(unknown)[0], f"unknown option; use {sorted(allowed)}")
+    n_science = _check_count("n_science", n_science)
+    n_psf = _check_count("n_psf", n_psf)
+    nints = _check_count("nints", nints)
+    psf_nints = _check_count("psf_nints", psf_nints)
+    shape = _check_shape(setup, options.get("shape"))
+    taper = float(options.get("taper", 0.0))
+    large_offset = options.get("large_offset")
+    core = _simulate_core(
+        setup,
+        shape,
+        [nints] * n_science,
+        [psf_nints] * n_psf,
+        seed,
+        float(options.get("offset_scale", 0.3)),
+        None if large_offset is None else tuple(float(v) for v in large_offset),
+        bool(options.get("noise", True)),
+        bool(options.get("garbage", True)),
+        taper,
+    )
+    out = pathlib.Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = datetime.datetime(2023, 5, 10, 12, 34, 56, 789000)
+    step = datetime.timedelta(minutes=20)
+    psf_pos = np.concatenate(core.psf_pos)
+    sci_paths, psf_paths, members, truths = [], [], [], {}
+    for i in range(n_science):
+        meta = _exposure_meta(setup, shape, nints, psf=False, exposure_number=i + 1, start=t)
+        t += step
+        d = core.sci[i]
+        path = _write_cube(out / meta["filename"], d[0], d[1], d[2], meta, d[3], d[4])
+        sci_paths.append(path)
+        members.append({"expname": path.name, "exptype": "science", "exposerr": None})
+        truths[path.name] = _truth_dict(core.truth[i], core.sci_pos[i], psf_pos, taper)
+    psf_order = []
+    for j in range(n_psf):
+        meta = _exposure_meta(setup, shape, psf_nints, psf=True, exposure_number=j + 1, start=t)
+        t += step
+        d = core.psf[j]
+        path = _write_cube(out / meta["filename"], d[0], d[1], d[2], meta, d[3], d[4])
+        psf_paths.append(path)
+        members.append({"expname": path.name, "exptype": "psf", "exposerr": None})
+        psf_order += [[path.name, k] for k in range(psf_nints)]
+    mask_meta = _psfmask_meta(setup, shape, taper)
+    mask_path = _write_psfmask(out / mask_meta["filename"], core.mask, mask_meta)
+    product = _product_name(setup)
+    asn = {
+        "asn_type": "coron3",
+        "asn_rule": "candidate_Asn_Lv3Coron",
+        "version_id": None,
+        "code_version": "coronalign.simulate",
+        "degraded_status": "No known degraded exposures in association.",
+        "program": _PROGRAM,
+        "constraints": "synthetic association written by coronalign.simulate",
+        "asn_id": _ASN_ID,
+        "target": "t001",
+        "asn_pool": f"jw{_PROGRAM}_20230510t000000_pool",
+        "products": [{"name": product, "members": members}],
+    }
+    asn_path = _write_json(out / f"jw{_PROGRAM}-{_ASN_ID}_coron3_00001_asn.json", asn)
+    truth = {
+        "instrument": setup.key,
+        "seed": int(seed),
+        "shape": list(shape),
+        "asn": asn_path.name,
+        "product": product,
+        "psfmask": mask_path.name,
+        "psf_members": [p.name for p in psf_paths],
+        "psf_stack_order": psf_order,
+        "science": truths,
+    }
+    truth_path = _write_json(out / "truth.json", truth)
+    log.info("wrote %s association (%d science, %d psf) to %s", setup.key, n_science, n_psf, out)
+    return {
+        "asn": asn_path,
+        "science": sci_paths,
+        "psf": psf_paths,
+        "psfmask": mask_path,
+        "truth": truth_path,
+    }
