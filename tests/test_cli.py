@@ -1,0 +1,186 @@
+"""The coronalign command on simulated data: accuracy, products, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from stdatamodels.jwst import datamodels
+
+from coronalign import simulate
+from coronalign.cli import main
+
+
+@pytest.fixture(scope="module", params=["nircam", "miri"])
+def dataset(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    sim = simulate.simulate_exposures(request.param, nints=4, npsfs=3, seed=1)
+    paths = simulate.write_simulation(sim, folder)
+    return request.param, folder, paths
+
+
+def _align(paths, folder, *extra):
+    out = folder / "out_psfalign.fits"
+    table = folder / "out_psfshifts.ecsv"
+    args = ["-q", "align", str(paths["science"]), str(paths["psfstack"])]
+    args += ["--psfmask", str(paths["psfmask"]), "-o", str(out), "--shifts", str(table)]
+    assert main([*args, *extra]) == 0
+    return out, table
+
+
+def test_recovers_the_true_shifts(dataset):
+    _, folder, paths = dataset
+    _, table_path = _align(paths, folder)
+    truth = json.loads(paths["truth"].read_text())
+    table = Table.read(table_path)
+    nints, npsfs = np.shape(truth["xshift"])
+    assert len(table) == nints * npsfs
+    x = np.reshape(table["xshift"], (nints, npsfs))
+    y = np.reshape(table["yshift"], (nints, npsfs))
+    errors = np.concatenate([(x - truth["xshift"]).ravel(), (y - truth["yshift"]).ravel()])
+    assert np.sqrt(np.mean(errors**2)) <= 0.02  # per-component RMS error
+    beta = np.reshape(table["beta"], (nints, npsfs))
+    np.testing.assert_allclose(beta, truth["beta"], rtol=0.05)
+    assert table["converged"].all()
+    assert set(table["status"]) == {"converged"}
+    assert table.meta["parameters"]["median_box_length"] == 3
+
+
+def test_quad_product_opens_validates_and_is_finite(dataset):
+    instrument, folder, paths = dataset
+    out, _ = _align(paths, folder)
+    with datamodels.open(out) as model:
+        assert isinstance(model, datamodels.QuadModel)
+        model.validate()
+        science = datamodels.open(paths["science"])
+        psfs = datamodels.open(paths["psfstack"])
+        assert model.data.shape == (science.data.shape[0], *psfs.data.shape)
+        assert model.meta.cal_step.align_psfs == "COMPLETE"
+        assert model.meta.ref_file.psfmask.name == str(paths["psfmask"])
+        assert model.meta.instrument.name == psfs.meta.instrument.name
+        assert model.meta.exposure.psf_reference == psfs.meta.exposure.psf_reference
+        assert np.isfinite(model.data).all()
+        assert np.isfinite(model.err).all()
+        record = model.meta.coronalign.instance
+        assert record["parameters"]["bad_bits"] == "DO_NOT_USE"
+        assert set(record["inputs"]) == {"science", "psfstack", "psfmask"}
+        assert len(record["inputs"]["science"]["sha256"]) == 64
+        assert instrument.upper() in model.meta.instrument.name
+
+
+def test_cube_mode_writes_the_jwst_116_product(dataset):
+    _, folder, paths = dataset
+    out, table_path = _align(paths, folder, "--mode", "cube")
+    with datamodels.open(out) as model:
+        assert isinstance(model, datamodels.CubeModel)
+        model.validate()
+        psfs = datamodels.open(paths["psfstack"])
+        assert model.data.shape == psfs.data.shape
+    assert set(Table.read(table_path)["integration"]) == {0}
+
+
+def test_threads_give_identical_products(dataset):
+    _, folder, paths = dataset
+    one, _ = _align(paths, folder)
+    first = datamodels.open(one)
+    sci, err, dq = first.data.copy(), first.err.copy(), first.dq.copy()
+    first.close()
+    two, _ = _align(paths, folder, "--threads", "2")
+    with datamodels.open(two) as second:
+        assert np.array_equal(second.data, sci)
+        assert np.array_equal(second.err, err)
+        assert np.array_equal(second.dq, dq)
+
+
+def _run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "coronalign.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"science": "missing.fits"}, "missing.fits: science exposure file not found"),
+        (
+            {"--bad-bits": "DO_NOT_USE,BOGUS"},
+            "bad_bits: unknown DQ flag name or malformed token 'BOGUS'",
+        ),
+        ({"--median-box-length": "-1"}, "median_box_length"),
+        ({"--median-box-length": "2.5"}, "median_box_length"),
+        ({"psfstack": "science"}, "PSF"),
+    ],
+)
+def test_bad_input_one_clear_message_no_traceback_no_output(tmp_path, change, expected):
+    sim = simulate.simulate_exposures("nircam", nints=2, npsfs=2, seed=3)
+    paths = simulate.write_simulation(sim, tmp_path)
+    values = {
+        "science": str(paths["science"]),
+        "psfstack": str(paths["psfstack"]),
+        "--psfmask": str(paths["psfmask"]),
+        "--bad-bits": "DO_NOT_USE",
+        "--median-box-length": "3",
+    }
+    for key, value in change.items():
+        values[key] = str(tmp_path / value) if value.endswith(".fits") else value
+        if value in values:
+            values[key] = values[value]
+    if "psfstack" in change:  # a science cube of another frame size as the PSF stack
+        other = simulate.write_simulation(
+            simulate.simulate_exposures("miri", nints=1, npsfs=1, seed=1), tmp_path / "miri"
+        )
+        values["psfstack"] = str(other["psfstack"])
+    out = tmp_path / "out_psfalign.fits"
+    result = _run_cli(
+        "align",
+        values["science"],
+        values["psfstack"],
+        "--psfmask",
+        values["--psfmask"],
+        "--bad-bits",
+        values["--bad-bits"],
+        "--median-box-length",
+        values["--median-box-length"],
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "coronalign: error:" in line]
+    assert len(errors) == 1
+    assert expected in errors[0]
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_unknown_bad_bits_lists_the_accepted_names(tmp_path):
+    result = _run_cli(
+        "align", "a.fits", "b.fits", "--psfmask", "m.fits", "-o", "o.fits", "--bad-bits", "NOPE"
+    )
+    assert result.returncode == 2
+    assert "SATURATED" in result.stderr
+    assert "DO_NOT_USE" in result.stderr
+
+
+def test_simulate_command_writes_a_dataset(tmp_path):
+    assert (
+        main(
+            [
+                "simulate",
+                "--instrument",
+                "miri",
+                "--nints",
+                "2",
+                "--npsfs",
+                "2",
+                "-o",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert np.shape(truth["xshift"]) == (2, 2)
+    assert len(list(tmp_path.glob("*_calints.fits"))) == 1
