@@ -747,9 +747,10 @@ def _static_defects(rng, setup, shape):
     kind.append(np.arange(edge.size) % 2)
     # a cluster of adjacent bad pixels (3 x 3 block plus a tail) in the useful annulus
     angle = rng.uniform(0, 2 * np.pi)
-    r = 3.0 * setup.core_radius + 6.0
-    y0 = round(cy + r * np.sin(angle))
-    x0 = round(cx + r * np.cos(angle))
+    r = 2.0 * setup.core_radius + 6.0
+    first_col = _science_columns(setup, shape)
+    y0 = int(np.clip(round(cy + r * np.sin(angle)), 2, ny - 3))
+    x0 = int(np.clip(round(cx + r * np.cos(angle)), first_col + 2, nx - 3))
     block = [(y0 + i, x0 + j) for i in (-1, 0, 1) for j in (-1, 0, 1)] + [
         (y0, x0 + 2),
         (y0 + 2, x0),
@@ -831,8 +832,9 @@ def _add_garbage(rng, data, err, dq, defects, x0):
         scale[:, None] * 10.0 ** rng.uniform(1.0, 3.0, size=(n, di.size)),
         -scale[:, None] * 10.0 ** rng.uniform(-3.0, -0.5, size=(n, di.size)),
     )
-    flat_data[:, di] = values
-    flat_err[:, di] = 0.0
+    in_science = di % nx >= x0  # NON_SCIENCE pixels keep their NaN
+    flat_data[:, di[in_science]] = values[:, in_science]
+    flat_err[:, di[in_science]] = 0.0
     flat_dq[:, di] |= defects.flags
     forbidden = np.zeros(ny * nx, dtype=bool)
     forbidden[di] = True
@@ -1364,7 +1366,7 @@ def _write_psfmask(path, mask, meta):
     with datamodels.PsfMaskModel(data=mask.astype(np.float32)) as model:
         _apply_meta(model.meta, meta)
         model.meta.filename = path.name
-        model.history.append("Synthetic PSFMASK written by coronalign.simulate")
+        model.add_history_entry("Synthetic PSFMASK written by coronalign.simulate")
         model.save(path)
     return path
 
