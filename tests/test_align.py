@@ -125,3 +125,17 @@ def test_moved_and_wrapped_masks(dx, dy):
     assert np.all(np.abs(xs - (6 - dx)) < 1)
     wrapped = align._wrapped((10, 12), dx, dy)
     assert wrapped.any() == (dx != 0 or dy != 0)
+
+
+def test_a_jump_between_integrations_is_still_fitted_exactly():
+    """The warm start from the previous integration must not trap a fit far from it."""
+    base = blob_image((96, 96), seed=9)
+    moves = [(0.0, 0.0), (0.1, -0.1), (4.3, -3.6), (4.2, -3.5)]
+    science = _stack([shifted(base, dx, dy) for dx, dy in moves])
+    psfs = _stack([shifted(base, 0.25, 0.4, 1.3)])
+    result = align_stacks(science, psfs, border_weight((96, 96), 12), Collect())
+    expected_x = [0.25 - dx for dx, _ in moves]
+    expected_y = [0.4 - dy for _, dy in moves]
+    np.testing.assert_allclose(result.xshift[:, 0], expected_x, atol=1e-6)
+    np.testing.assert_allclose(result.yshift[:, 0], expected_y, atol=1e-6)
+    assert result.converged.all()

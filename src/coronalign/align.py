@@ -122,6 +122,27 @@ def _wrapped(shape, dx, dy):
     return out_y[:, None] | out_x[None, :]
 
 
+#: A warm start is trusted only if the fit converges within this distance of it (pixels).
+WARM_START_RADIUS = 1.0
+
+
+def _fit_with_warm_start(science_terms, reference_terms, weight_total, warm_start):
+    """Fit one pair, starting from the previous integration's result when there is one.
+
+    Integrations of one exposure share the pointing, so the previous integration's shift
+    is within a small fraction of a pixel of the new one and Newton converges in fewer
+    steps, without the cross-correlation start. If that fit does not converge, or ends
+    farther than ``WARM_START_RADIUS`` from its start, the pair is fitted again from the
+    cross-correlation start, which is what every first integration uses.
+    """
+    if warm_start is not None:
+        fit = register.fit_pair(science_terms, reference_terms, weight_total, start=warm_start)
+        moved = math.hypot(fit.xshift - warm_start[0], fit.yshift - warm_start[1])
+        if fit.converged and moved <= WARM_START_RADIUS:
+            return fit
+    return register.fit_pair(science_terms, reference_terms, weight_total)
+
+
 class _PreparedPsfs:
     """The cleaned PSF stack with the transforms every fit and shift needs."""
 
@@ -211,6 +232,7 @@ def align_stacks(
         shape[1],
         threads,
     )
+    warm_starts = [None] * npsfs  # each PSF's last converged shift, a start for the next
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for row, k in enumerate(integrations):
             clean, _, _ = clean_plane_stack(
@@ -227,7 +249,11 @@ def align_stacks(
             dq_block = np.empty((npsfs, *shape), dtype=np.uint32)
 
             def one_psf(m, science_terms=science_terms, blocks=(sci_block, err_block, dq_block)):
-                fit = register.fit_pair(science_terms, prepared.terms[m], weight_terms.total)
+                fit = _fit_with_warm_start(
+                    science_terms, prepared.terms[m], weight_terms.total, warm_starts[m]
+                )
+                if fit.converged:
+                    warm_starts[m] = (fit.xshift, fit.yshift)
                 if math.isfinite(fit.xshift):
                     planes = prepared.aligned(m, fit.xshift, fit.yshift)
                 else:
