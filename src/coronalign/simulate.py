@@ -167,7 +167,7 @@ _SETUPS = {
         group_wfe=1.2,
         star_wfe=0.3,
         peak_counts=4.0e4,
-        background=300.0,
+        background=30.0,
         read_noise=12.0,
         to_mjysr=0.01,
         nonscience_fraction=0.0,
@@ -805,7 +805,7 @@ def _detect(rng, rng_garbage, setup, images, defects, noise, garbage):
 
 #: Number of pixels per plane in each random category of :func:`_add_garbage`.
 _GARBAGE_COUNTS = {
-    "saturated_bad": 15,  # DO_NOT_USE | SATURATED, garbage, among the brightest pixels
+    "saturated_bad": 6,  # DO_NOT_USE | SATURATED, garbage, among the brightest pixels
     "huge": 60,  # DO_NOT_USE, huge positive
     "negative": 40,  # DO_NOT_USE, large negative
     "nan_flagged": 12,  # DO_NOT_USE, NaN data and ERR
@@ -1187,7 +1187,7 @@ def _simulate_core(
     )
 
 
-def _truth_dict(truth, sci_pos, psf_pos, taper):
+def _truth_dict(truth, sci_pos, psf_pos, sci_flux, psf_flux, taper):
     """Nested-list truth for one science exposure against the whole PSF stack."""
     return {
         "xshift": truth[:, :, 0].tolist(),
@@ -1199,6 +1199,8 @@ def _truth_dict(truth, sci_pos, psf_pos, taper):
         "sci_y": sci_pos[:, 0].tolist(),
         "psf_x": psf_pos[:, 1].tolist(),
         "psf_y": psf_pos[:, 0].tolist(),
+        "sci_flux": np.asarray(sci_flux).tolist(),
+        "psf_flux": np.asarray(psf_flux).tolist(),
         "definition": (
             "(xshift, yshift, beta) minimise sum((mask*(psf[m] - beta*shift(sci[k], xshift, "
             "yshift)))**2) on the noiseless float64 images; shift is the circular Fourier "
@@ -1294,7 +1296,8 @@ def simulate_exposures(
     sci = core.sci[0]
     psf = [np.concatenate(parts) for parts in zip(*core.psf, strict=True)]
     psf_pos = np.concatenate(core.psf_pos)
-    truth = _truth_dict(core.truth[0], core.sci_pos[0], psf_pos, taper)
+    psf_flux = np.concatenate(core.psf_flux)
+    truth = _truth_dict(core.truth[0], core.sci_pos[0], psf_pos, core.sci_flux[0], psf_flux, taper)
     truth.update(
         {
             "instrument": setup.key,
@@ -1482,6 +1485,7 @@ def write_association(
     t = datetime.datetime(2023, 5, 10, 12, 34, 56, 789000)
     step = datetime.timedelta(minutes=20)
     psf_pos = np.concatenate(core.psf_pos)
+    psf_flux = np.concatenate(core.psf_flux)
     sci_paths, psf_paths, members, truths = [], [], [], {}
     for i in range(n_science):
         meta = _exposure_meta(setup, shape, nints, psf=False, exposure_number=i + 1, start=t)
@@ -1490,7 +1494,9 @@ def write_association(
         path = _write_cube(out / meta["filename"], d[0], d[1], d[2], meta, d[3], d[4])
         sci_paths.append(path)
         members.append({"expname": path.name, "exptype": "science", "exposerr": None})
-        truths[path.name] = _truth_dict(core.truth[i], core.sci_pos[i], psf_pos, taper)
+        truths[path.name] = _truth_dict(
+            core.truth[i], core.sci_pos[i], psf_pos, core.sci_flux[i], psf_flux, taper
+        )
     psf_order = []
     for j in range(n_psf):
         meta = _exposure_meta(setup, shape, psf_nints, psf=True, exposure_number=j + 1, start=t)
