@@ -1,0 +1,272 @@
+"""Configuration, inputs, product names and input functions of the coronalign workflow.
+
+The configuration is validated against workflow/schemas/config.schema.yaml when the
+workflow is parsed (defaults filled in; an error names the key and the allowed values).
+The inputs (association members, files) are resolved lazily, the first time a rule asks
+for them, so `snakemake --lint` works with the placeholder configuration while any real or
+dry run stops with one clear message when the data are absent.
+"""
+
+import os
+import shlex
+import sys
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+
+import jsonschema
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# The association reader is pure standard library. Import it from this repository's
+# src/ so the workflow reads associations the same way in any Snakemake installation,
+# also one without the coronalign package (with --use-conda the rules run in envs/).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from coronalign.association import exposure_root, read_association  # noqa: E402
+from coronalign.errors import CoronalignError  # noqa: E402
+
+CONDA_ENV = "../../envs/coronalign.yaml"
+# envs/coronalign.post-deploy.sh installs coronalign from here into the conda environment.
+os.environ.setdefault("CORONALIGN_SOURCE", str(Path(workflow.basedir).resolve()))
+
+
+# ---------------------------------------------------------------------------------------
+# Configuration
+
+
+def _config_error(error):
+    """One clear sentence for a schema violation: the key, the value, what is allowed."""
+    # snakemake.utils.validate raises the WorkflowError while handling jsonschema's error
+    cause = error.__cause__ or error.__context__
+    if not isinstance(cause, jsonschema.ValidationError):
+        cause = None
+    if cause is None:
+        return str(error)
+    key = ".".join(str(part) for part in cause.absolute_path) or "(top level)"
+    schema = cause.schema if isinstance(cause.schema, dict) else {}
+    value = cause.instance
+    if cause.validator == "additionalProperties":
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        unknown = ", ".join(sorted(set(value) - set(schema.get("properties", {}))))
+        where = "" if key == "(top level)" else f" in {key}"
+        return f"invalid configuration: unknown key(s) {unknown}{where}; allowed keys: {allowed}"
+    if cause.validator == "enum":
+        allowed = ", ".join(map(str, cause.validator_value))
+        problem = f"{value!r} is not one of the allowed values: {allowed}"
+    elif cause.validator == "minimum":
+        problem = f"{value!r} is below the minimum {cause.validator_value}"
+    elif cause.validator == "type":
+        kinds = cause.validator_value
+        kinds = " or ".join(kinds) if isinstance(kinds, list) else kinds
+        problem = f"{value!r} is not of type {kinds}"
+    elif cause.validator == "minItems":
+        problem = "the list is empty; give at least one file"
+    else:
+        problem = cause.message
+    described = schema.get("description", "")
+    if not described and cause.parent is not None:
+        described = cause.parent.schema.get("description", "")
+    hint = f" ({' '.join(described.split())})" if described else ""
+    return f"invalid configuration: {key}: {problem}{hint}"
+
+
+def validate_config(config):
+    """Validate the configuration against the schema and fill in its defaults."""
+    try:
+        validate(config, schema="../schemas/config.schema.yaml")
+    except WorkflowError as error:
+        raise WorkflowError(_config_error(error)) from None
+
+
+validate_config(config)
+
+MODE = config["mode"]
+MEDIAN_BOX_LENGTH = config["median_box_length"]
+BAD_BITS = str(config["bad_bits"])
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+
+_NO_INPUTS = (
+    "no inputs configured: set `asn:` (a calwebb_coron3 association), or `science:` with "
+    "`psfstack:` or with `psf:`, in config/config.yaml or in a file given with "
+    "--configfile (see config/README.md; `make demo` writes demo data and demo/config.yaml)"
+)
+
+
+def _existing(key, paths):
+    """Fail with the config key and the file when a configured file is missing."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise WorkflowError(
+                f"config {key}: file {path} not found (relative paths are relative to "
+                f"{Path.cwd()})"
+            )
+    return [str(path) for path in paths]
+
+
+@cache
+def inputs():
+    """The resolved inputs: exposure names, science and PSF files, the PSF stack.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        ``science`` (dict: product stem -> science file, in member order), ``psf`` (PSF
+        exposures to stack, may be empty), ``psfstack`` (the stack to align to: given or
+        made by the stack_refs rule), ``asn_id`` (or None).
+    """
+    asn, science = config.get("asn"), config.get("science")
+    psfstack, psf = config.get("psfstack"), config.get("psf")
+    if asn:
+        others = [key for key in ("science", "psf", "psfstack") if config.get(key)]
+        if others:
+            raise WorkflowError(
+                f"config: `asn` and `{'`, `'.join(others)}` are both set; give either an "
+                "association or the files (config files given with --configfile are merged "
+                "with config/config.yaml: set the unused keys to null)"
+            )
+        try:
+            association = read_association(asn)
+        except CoronalignError as error:
+            raise WorkflowError(f"config asn: {error}") from None
+        science_files = [str(p) for p in association.science]
+        psf_files = [str(p) for p in association.psf]
+        asn_id = association.asn_id
+        stack = f"results/stack/{association.product}_psfstack.fits"
+    elif science:
+        if bool(psfstack) == bool(psf):
+            raise WorkflowError(
+                "config: with `science`, give exactly one of `psfstack` (an existing "
+                "_psfstack) and `psf` (PSF _calints files to stack)"
+                + (", not both" if psfstack else "")
+            )
+        science_files = _existing("science", science)
+        psf_files = _existing("psf", psf or [])
+        asn_id = None
+        stack = _existing("psfstack", [psfstack])[0] if psfstack else PSF_ONLY_STACK
+    else:
+        raise WorkflowError(_NO_INPUTS)
+    if config.get("psfmask"):
+        _existing("psfmask", [config["psfmask"]])
+    stems = {}
+    for path in science_files:
+        root = exposure_root(path)
+        stem = f"{root}_{asn_id}" if asn_id else root
+        if stem in stems:
+            raise WorkflowError(
+                f"config: science exposures {stems[stem]} and {path} have the same name "
+                f"root {root}; products would overwrite each other"
+            )
+        stems[stem] = path
+    return SimpleNamespace(science=stems, psf=psf_files, psfstack=stack, asn_id=asn_id)
+
+
+#: The PSF stack made from `psf:` files when there is no association.
+PSF_ONLY_STACK = "results/stack/psf_psfstack.fits"
+CHECK_REPORT = "results/check/psfstack_check.json"
+SUMMARY = "results/summary/summary.tsv"
+
+
+# ---------------------------------------------------------------------------------------
+# Product names
+
+
+def product_path(stem):
+    return f"results/psfalign/{stem}_psfalign.fits"
+
+
+def shifts_path(stem):
+    return f"results/shifts/{stem}_psfshifts.ecsv"
+
+
+def validation_path(stem):
+    return f"results/validation/{stem}_psfalign.json"
+
+
+def plot_path(stem):
+    return f"results/plots/{stem}_psfalign.png"
+
+
+def final_outputs(wildcards):
+    """The targets of the default rule: products, validation reports, figures, summary."""
+    stems = list(inputs().science)
+    return [
+        *(product_path(stem) for stem in stems),
+        *(validation_path(stem) for stem in stems),
+        *(plot_path(stem) for stem in stems),
+        SUMMARY,
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Input functions and parameters of the rules
+
+
+def science_file(wildcards):
+    """The science _calints file of the exposure ``wildcards.stem``."""
+    science = inputs().science
+    if wildcards.stem not in science:
+        raise WorkflowError(
+            f"{wildcards.stem} is not an exposure of this configuration; known: "
+            + ", ".join(science)
+        )
+    return science[wildcards.stem]
+
+
+def all_science(wildcards):
+    return list(inputs().science.values())
+
+
+def psfstack_file(wildcards):
+    return inputs().psfstack
+
+
+def psf_members(wildcards):
+    """The PSF exposures to stack, in member order."""
+    members = inputs().psf
+    if not members:
+        raise WorkflowError(
+            "no PSF exposures to stack: give `psf:` files or an association with psf members"
+        )
+    return members
+
+
+def psfmask_override(wildcards):
+    """The PSFMASK override file as an input (so a new mask re-runs the jobs), or none."""
+    return [config["psfmask"]] if config.get("psfmask") else []
+
+
+def psfmask_options(wildcards):
+    """Command-line options of `coronalign psfmask`: the override or the CRDS settings."""
+    if config.get("psfmask"):
+        return f"--override {shlex.quote(str(config['psfmask']))}"
+    crds = config.get("crds") or {}
+    options = []
+    for key, flag in (
+        ("path", "--crds-path"),
+        ("context", "--crds-context"),
+        ("server_url", "--crds-server-url"),
+    ):
+        if crds.get(key):
+            options.append(f"{flag} {shlex.quote(str(crds[key]))}")
+    return " ".join(options)
+
+
+def align_mem_mb(wildcards, input, attempt):
+    """Memory of an align job in MB: the inputs held in float64 plus a fixed overhead.
+
+    The product is streamed to disk, so memory grows with the science exposure and the
+    PSF stack (read, cleaned and transformed in float64), not with the 4D product.
+    Each retry (--retries) asks for 50 % more.
+    """
+    return int((400 + 4 * input.size_mb) * (1 + 0.5 * (attempt - 1)))
+
+
+def summary_shifts(wildcards):
+    return [shifts_path(stem) for stem in inputs().science]
+
+
+def summary_validation(wildcards):
+    return [validation_path(stem) for stem in inputs().science]
