@@ -26,11 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.fft
 
 from . import register
 from .badpix import clean_plane_stack
-from .fourier import shift_spectrum
+from .fourier import pair_spectrum, shift_pair_spectrum
 
 __all__ = [
     "DQ_DO_NOT_USE",
@@ -151,8 +150,7 @@ class _PreparedPsfs:
             psfs.data, psfs.err, psfs.dq, bad_bits, box_length, zero_flags=zero_flags
         )
         self.shape = data.shape[-2:]
-        self.spectra = scipy.fft.rfft2(data)
-        self.err_spectra = scipy.fft.rfft2(err)
+        self.spectra = pair_spectrum(data, err)  # SCI and ERR shifted by one transform
         self.terms = [register.prepare_reference(plane, weight_terms) for plane in data]
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
@@ -160,8 +158,7 @@ class _PreparedPsfs:
 
     def aligned(self, m, dx, dy):
         """PSF ``m`` shifted by ``-(dx, dy)``: SCI, ERR and DQ planes."""
-        sci = shift_spectrum(self.spectra[m], self.shape, -dx, -dy)
-        err = shift_spectrum(self.err_spectra[m], self.shape, -dx, -dy)
+        sci, err = shift_pair_spectrum(self.spectra[m], -dx, -dy)
         dq = _moved(self.dq[m], dx, dy)
         dq[_moved(self.replaced[m], dx, dy)] |= DQ_REPLACED
         dq[_wrapped(self.shape, dx, dy)] |= DQ_WRAPPED
@@ -264,7 +261,8 @@ def align_stacks(
                     block[m] = plane
                 return fit
 
-            fits = list(pool.map(one_psf, range(npsfs)))
+            mapper = pool.map if threads > 1 else map  # one thread: no hand-offs
+            fits = list(mapper(one_psf, range(npsfs)))
             for m, fit in enumerate(fits):
                 table["xshift"][row, m] = fit.xshift
                 table["yshift"][row, m] = fit.yshift

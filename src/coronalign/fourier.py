@@ -17,7 +17,10 @@ import scipy.fft
 __all__ = [
     "axis_phase",
     "fourier_shift",
+    "fourier_shift_pair",
+    "pair_spectrum",
     "rfft_frequencies",
+    "shift_pair_spectrum",
     "shift_spectrum",
 ]
 
@@ -116,3 +119,71 @@ def fourier_shift(image, dx, dy, workers=1):
     image = np.asarray(image, dtype=np.float64)
     spectrum = scipy.fft.rfft2(image, workers=workers)
     return shift_spectrum(spectrum, image.shape[-2:], dx, dy, workers=workers)
+
+
+def pair_spectrum(first, second, workers=1):
+    """Spectrum of two real images packed as one complex image ``first + i·second``.
+
+    Parameters
+    ----------
+    first, second : array_like, shape (..., ny, nx)
+        Real images (computed in float64).
+    workers : int, optional
+        Threads for the transform.
+
+    Returns
+    -------
+    ndarray of complex128
+        ``fft2(first + 1j * second)``, for :func:`shift_pair_spectrum`.
+    """
+    packed = np.asarray(first, dtype=np.float64) + 1j * np.asarray(second, dtype=np.float64)
+    return scipy.fft.fft2(packed, workers=workers)
+
+
+def shift_pair_spectrum(spectrum, dx, dy, workers=1):
+    """Shift two real images packed by :func:`pair_spectrum`, with one inverse transform.
+
+    The shift operator is Hermitian (``φ(−k) = conj φ(k)``, the ``cos`` Nyquist factor
+    included), so it maps the spectrum of a real image to the spectrum of a real image:
+    the real and imaginary parts of the result are exactly the two shifted images.
+
+    Parameters
+    ----------
+    spectrum : ndarray of complex, shape (..., ny, nx)
+        From :func:`pair_spectrum`.
+    dx, dy : float
+        Shift in pixels along columns and rows.
+    workers : int, optional
+        Threads for the inverse transform.
+
+    Returns
+    -------
+    first, second : ndarray of float64
+        The two shifted images.
+    """
+    ny, nx = spectrum.shape[-2:]
+    phase = axis_phase(np.fft.fftfreq(ny), ny, dy)[:, None] * axis_phase(
+        np.fft.fftfreq(nx), nx, dx
+    )[None, :]
+    shifted = scipy.fft.ifft2(spectrum * phase, workers=workers)
+    return shifted.real, shifted.imag
+
+
+def fourier_shift_pair(first, second, dx, dy, workers=1):
+    """Shift two real images by the same amount (see :func:`shift_pair_spectrum`).
+
+    Parameters
+    ----------
+    first, second : array_like, shape (..., ny, nx)
+        Real images.
+    dx, dy : float
+        Shift in pixels: the content moves by ``+dx`` columns and ``+dy`` rows.
+    workers : int, optional
+        Threads for the transforms.
+
+    Returns
+    -------
+    first, second : ndarray of float64
+        Both images shifted, identical to :func:`fourier_shift` on each.
+    """
+    return shift_pair_spectrum(pair_spectrum(first, second, workers), dx, dy, workers)
