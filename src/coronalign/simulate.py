@@ -679,7 +679,7 @@ def _truth_fit(sci_images, psf_images, weight, start):
         dx, dy, beta = (start[k, :, i].astype(np.float64).copy() for i in range(3))
         c, q = terms(dx, dy)
         beta = c[0] / q[0]
-        for _ in range(50):
+        for iteration in range(50):
             c00, c10, c01, c20, c02, c11 = c
             q00, q10, q01, q20, q02, q11 = q
             grad = np.stack(
@@ -704,10 +704,12 @@ def _truth_fit(sci_images, psf_images, weight, start):
             step[big] *= (0.25 / np.abs(step[big, :2]).max(axis=1))[:, None]
             dx, dy, beta = dx + step[:, 0], dy + step[:, 1], beta + step[:, 2]
             c, q = terms(dx, dy)
-            if np.all(np.abs(step[:, :2]) < 1e-11) and np.all(np.abs(step[:, 2]) < 1e-13 * beta):
+            size = max(np.abs(step[:, :2]).max(), np.abs(step[:, 2] / beta).max())
+            if size < 1e-11 or (iteration >= 8 and size < 1e-8):  # quadratic, or rounding
                 break
-        else:
-            raise RuntimeError("truth fit did not converge (simulator bug)")
+        # a minimum, not a saddle: the Hessian must be positive definite
+        if size > 1e-8 or np.any(np.linalg.eigvalsh(H) <= 0):
+            raise RuntimeError("truth fit did not converge to a minimum (simulator bug)")
         result[k, :, 0], result[k, :, 1], result[k, :, 2] = dx, dy, beta
     return result
 
