@@ -222,6 +222,9 @@ def _readme(args, summaries: list[dict], venvs: dict[str, Path]) -> str:
         "Convention: `xshift = x_psf - x_sci` (columns), `yshift = y_psf - y_sci` (rows),"
         " `beta = flux_psf / flux_sci`; model `psf ~ beta * shift(sci, xshift, yshift)`.",
         "",
+        "The official versions do not agree exactly on these data (1.15.1 sets some bad pixels"
+        " to 0 that 3.0.0 fills with a median): see `benchmarks/README.md`.",
+        "",
         f"Total size: {total / 1e6:.2f} MB.",
         "",
     ]
