@@ -1,0 +1,211 @@
+"""PSFMASK selection files, the N/A skip, product validation, summary table and figure."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from stdatamodels.jwst import datamodels
+
+from coronalign.cli import main
+from coronalign.errors import InputFileError
+from coronalign.references import PsfmaskSelection
+from coronalign.step import read_psfmask_selection, write_psfmask_selection
+from coronalign.summary import SUMMARY_COLUMNS, plot_exposure, summarize
+from coronalign.validate import ValidationError, expected_shape, validate_product
+from tests.helpers import write_small_dataset
+
+
+@pytest.fixture(scope="module")
+def aligned(tmp_path_factory):
+    """A small data set aligned through a PSFMASK selection file (override)."""
+    folder = tmp_path_factory.mktemp("validate")
+    paths, _ = write_small_dataset(folder)
+    selection = folder / "selection.json"
+    science = str(paths["science"])
+    args = ["-q", "psfmask", science, "--override", str(paths["psfmask"]), "-o", str(selection)]
+    assert main(args) == 0
+    product, shifts = folder / "x_psfalign.fits", folder / "x_psfshifts.ecsv"
+    args = ["-q", "align", science, str(paths["psfstack"]), "--psfmask-selection", str(selection)]
+    assert main([*args, "-o", str(product), "--shifts", str(shifts)]) == 0
+    return {**paths, "selection": selection, "product": product, "shifts": shifts}
+
+
+def _copy(aligned, folder):
+    product, shifts = folder / "x_psfalign.fits", folder / "x_psfshifts.ecsv"
+    shutil.copy(aligned["product"], product)
+    shutil.copy(aligned["shifts"], shifts)
+    return product, shifts
+
+
+def test_selection_file_round_trip(tmp_path):
+    selection = PsfmaskSelection(
+        "selected", tmp_path / "m.fits", "crds://m.fits", "jwst_0001.pmap", "14.0", "chosen"
+    )
+    write_psfmask_selection(selection, tmp_path / "s.json", science="sci.fits")
+    assert read_psfmask_selection(tmp_path / "s.json") == selection
+    (tmp_path / "bad.json").write_text(json.dumps({"status": "maybe"}))
+    with pytest.raises(InputFileError, match="'maybe' is not one of"):
+        read_psfmask_selection(tmp_path / "bad.json")
+
+
+def test_override_selection_is_recorded_in_the_product(aligned):
+    content = json.loads(aligned["selection"].read_text())
+    assert content["status"] == "override"
+    assert content["context"] is None
+    with datamodels.open(aligned["product"]) as model:
+        assert model.meta.cal_step.align_psfs == "COMPLETE"
+        assert model.meta.ref_file.psfmask.name == str(aligned["psfmask"])
+
+
+def test_not_applicable_writes_the_unaligned_stack(aligned, tmp_path):
+    selection = PsfmaskSelection(
+        "not_applicable", None, "N/A", "jwst_0042.pmap", "14.0.3", "CRDS says N/A for TA"
+    )
+    write_psfmask_selection(selection, tmp_path / "na.json")
+    product, shifts = tmp_path / "na_psfalign.fits", tmp_path / "na_psfshifts.ecsv"
+    args = ["-q", "align", str(aligned["science"]), str(aligned["psfstack"])]
+    args += ["--psfmask-selection", str(tmp_path / "na.json"), "-o", str(product)]
+    assert main([*args, "--shifts", str(shifts)]) == 0
+    with datamodels.open(product) as model, datamodels.open(aligned["psfstack"]) as stack:
+        assert isinstance(model, datamodels.CubeModel)
+        np.testing.assert_array_equal(model.data, stack.data)
+        assert model.meta.cal_step.align_psfs == "SKIPPED"
+        assert model.meta.ref_file.psfmask.name == "N/A"
+        assert model.meta.ref_file.crds.context_used == "jwst_0042.pmap"
+    table = Table.read(shifts)
+    assert len(table) == 0
+    assert table.meta["skipped"] is True
+    assert table.meta["reason"] == "CRDS says N/A for TA"
+    report = validate_product(product, shifts, mode="quad", report=tmp_path / "v.json")
+    assert report["status"] == "passed"
+    assert report["skipped"] is True
+    assert report["reason"] == "CRDS says N/A for TA"
+    assert any("skipped" in warning for warning in report["warnings"])
+    plot_exposure(product, aligned["science"], shifts, tmp_path / "na.png")
+    assert (tmp_path / "na.png").stat().st_size > 1000
+
+
+def test_good_product_passes_with_expected_shape(aligned, tmp_path):
+    shape = expected_shape(aligned["science"], aligned["psfstack"], "quad")
+    assert shape == (3, 2, 64, 64)
+    report = validate_product(
+        aligned["product"], aligned["shifts"], mode="quad", expected_shape=shape,
+        report=tmp_path / "v.json",
+    )  # fmt: skip
+    assert report["status"] == "passed"
+    written = json.loads((tmp_path / "v.json").read_text())
+    assert {check["name"] for check in written["checks"]} >= {
+        "schema", "shape", "finite", "step_status", "shift_table", "shift_range", "convergence"
+    }  # fmt: skip
+    assert all(check["passed"] for check in written["checks"])
+
+
+def _tamper(product, **changes):
+    with datamodels.open(product) as model:
+        for name, value in changes.items():
+            if name == "status":
+                model.meta.cal_step.align_psfs = value
+            else:
+                getattr(model, name)[0, 0, 5, 5] = value
+        model.save(product)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"data": np.nan}, "finite: SCI has 1 NaN/inf pixels not flagged DO_NOT_USE"),
+        ({"err": np.inf}, "finite: ERR has 1 NaN/inf"),
+        ({"status": "SKIPPED"}, "step_status: S_PSFALI = SKIPPED, expected COMPLETE"),
+    ],
+)
+def test_tampered_product_fails_and_the_report_says_why(aligned, tmp_path, change, reason):
+    product, shifts = _copy(aligned, tmp_path)
+    _tamper(product, **change)
+    with pytest.raises(ValidationError, match=reason):
+        validate_product(product, shifts, mode="quad", report=tmp_path / "v.json")
+    written = json.loads((tmp_path / "v.json").read_text())
+    assert written["status"] == "failed"
+    assert any(reason in line for line in written["reasons"])
+
+
+def test_flagged_nan_is_only_a_warning(aligned, tmp_path):
+    product, shifts = _copy(aligned, tmp_path)
+    _tamper(product, data=np.nan, dq=1)
+    report = validate_product(product, shifts, mode="quad")
+    assert report["status"] == "passed"
+    assert any("flagged DO_NOT_USE" in warning for warning in report["warnings"])
+
+
+def _edit_table(shifts, **columns):
+    table = Table.read(shifts)
+    table["status"] = table["status"].astype("<U13")  # room for "not_converged"
+    for name, (row, value) in columns.items():
+        table[name][row] = value
+    table.write(shifts, overwrite=True)
+
+
+def test_shift_table_problems_fail(aligned, tmp_path):
+    product, shifts = _copy(aligned, tmp_path)
+    _edit_table(shifts, xshift=(1, 40.0))
+    with pytest.raises(ValidationError, match=r"shift_range: 1 shifts are non-finite or >= 16"):
+        validate_product(product, shifts, mode="quad")
+    product, shifts = _copy(aligned, tmp_path)
+    _edit_table(shifts, status=(2, "not_converged"))
+    with pytest.raises(ValidationError, match="convergence: 5 of 6 fits converged, 1 did not"):
+        validate_product(product, shifts, mode="quad")
+    with pytest.raises(ValidationError, match="expected a CubeModel"):
+        validate_product(product, shifts, mode="cube")
+    with pytest.raises(ValidationError, match=r"differs from the expected \(4, 2, 64, 64\)"):
+        validate_product(product, aligned["shifts"], mode="quad", expected_shape=(4, 2, 64, 64))
+
+
+def test_fits_without_data_are_warnings(aligned, tmp_path):
+    product, shifts = _copy(aligned, tmp_path)
+    table = Table.read(shifts)
+    table["status"] = table["status"].astype("<U13")
+    table["status"][table["integration"] == 1] = "no_data"
+    table["xshift"][table["integration"] == 1] = np.nan
+    table.write(shifts, overwrite=True)
+    report = validate_product(product, shifts, mode="quad")
+    assert report["status"] == "passed"
+    assert report["fits"] == {"converged": 4, "no_data": 2}
+    assert any("integrations [1]" in warning for warning in report["warnings"])
+
+
+def test_validate_command_exit_status_and_report(aligned, tmp_path, capsys):
+    product, shifts = _copy(aligned, tmp_path)
+    report = tmp_path / "v.json"
+    args = ["-q", "validate", str(product), "--shifts", str(shifts), "--report", str(report)]
+    extra = ["--science", str(aligned["science"]), "--psfstack", str(aligned["psfstack"])]
+    assert main([*args, *extra]) == 0
+    assert json.loads(report.read_text())["status"] == "passed"
+    _tamper(product, data=np.nan)
+    assert main([*args, *extra]) == 2
+    assert "validation failed: finite: SCI" in capsys.readouterr().err
+    assert json.loads(report.read_text())["status"] == "failed"
+    assert main([*args, "--science", str(aligned["science"])]) == 2
+
+
+def test_summary_table_and_figure(aligned, tmp_path):
+    report = tmp_path / "v.json"
+    validate_product(aligned["product"], aligned["shifts"], mode="quad", report=report)
+    out = tmp_path / "summary.tsv"
+    args = ["-q", "summarize", str(report), "--shifts", str(aligned["shifts"]), "-o", str(out)]
+    assert main(args) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].split("\t") == list(SUMMARY_COLUMNS)
+    row = dict(zip(SUMMARY_COLUMNS, lines[1].split("\t"), strict=True))
+    table = Table.read(aligned["shifts"])
+    assert row["product"] == "x_psfalign.fits"
+    assert row["validation"] == "passed"
+    assert int(row["n_fits"]) == len(table) == 6
+    assert float(row["xshift_max"]) == pytest.approx(float(np.max(table["xshift"])), rel=1e-4)
+    assert float(row["beta_median"]) == pytest.approx(float(np.median(table["beta"])), rel=1e-4)
+    with pytest.raises(InputFileError, match="1 validation reports but 2 shift tables"):
+        summarize([report], [aligned["shifts"], aligned["shifts"]], out)
+    figure = tmp_path / "x.png"
+    args = ["-q", "plot", str(aligned["product"]), "--science", str(aligned["science"])]
+    assert main([*args, "--shifts", str(aligned["shifts"]), "-o", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
