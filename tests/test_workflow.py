@@ -1,0 +1,182 @@
+"""The Snakemake workflow, run as users run it: `snakemake` in a subprocess.
+
+Snakemake runs with this repository's Snakefile and ``--directory`` set to a temporary
+folder, so nothing is written into the repository.
+
+Note on time: the Slurm executor plugin installed in .venv runs ``scontrol show config``
+when Snakemake starts; with Slurm installed but no controller running that waits 10 s.
+The tests put a stand-in ``scontrol`` that fails at once in front of PATH.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from stdatamodels.jwst import datamodels
+
+from coronalign import simulate
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NINTS, PSF_NINTS, NPSF_EXPOSURES, SHAPE = 2, 2, 2, (128, 128)
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    shim = tmp_path_factory.mktemp("bin")
+    scontrol = shim / "scontrol"
+    scontrol.write_text("#!/bin/sh\nexit 1\n")
+    scontrol.chmod(0o755)
+    return {**os.environ, "PATH": f"{shim}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    return simulate.write_association(
+        folder,
+        n_science=3,
+        n_psf=NPSF_EXPOSURES,
+        nints=NINTS,
+        psf_nints=PSF_NINTS,
+        shape=SHAPE,
+    )
+
+
+def snakemake(environment, workdir, config, *args):
+    """Run snakemake on `config` (a dict) in `workdir`; return the CompletedProcess."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    executable = BIN / "snakemake"
+    assert executable.exists(), f"{executable} missing: run `make env`"
+    command = [str(executable), "--snakefile", str(REPOSITORY / "Snakefile")]
+    command += ["--directory", str(workdir), "--configfile", str(configfile), "--cores", "2"]
+    return subprocess.run(
+        [*command, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+        check=False,
+    )
+
+
+def _asn_config(data, **extra):
+    return {"asn": str(data["asn"]), "psfmask": str(data["psfmask"]), **extra}
+
+
+def _roots(paths):
+    return [Path(p).name.removesuffix("_calints.fits") for p in paths]
+
+
+def _job_counts(output):
+    """{rule: count} from the "Job stats" table of a dry run."""
+    table = output.split("Job stats:", 1)[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+def test_dry_run_plans_one_align_job_per_science_exposure(environment, data, tmp_path):
+    run = snakemake(environment, tmp_path, _asn_config(data), "--dry-run", "--quiet", "rules")
+    assert run.returncode == 0, run.stderr
+    counts = _job_counts(run.stdout + run.stderr)
+    assert counts["align"] == len(data["science"]) == 3
+    assert counts["validate"] == counts["plot"] == counts["psfmask"] == 3
+    assert counts["stack_refs"] == counts["check_psfstack"] == counts["summary"] == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_products_without_association_are_named_by_exposure_root(environment, data, tmp_path):
+    config = {
+        "science": [str(p) for p in data["science"]],
+        "psf": [str(p) for p in data["psf"]],
+        "psfmask": str(data["psfmask"]),
+    }
+    run = snakemake(environment, tmp_path, config, "--dry-run", "--printshellcmds")
+    assert run.returncode == 0, run.stderr
+    planned = set(re.findall(r"results/psfalign/\S+_psfalign\.fits", run.stdout))
+    assert planned == {f"results/psfalign/{root}_psfalign.fits" for root in _roots(data["science"])}
+    assert "results/stack/psf_psfstack.fits" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mode": "hex"}, "mode: 'hex' is not one of the allowed values: quad, cube"),
+        ({"median_box_length": -1}, "median_box_length: -1 is below the minimum 0"),
+        ({"median_box_length": 2.5}, "median_box_length: 2.5 is not of type integer"),
+        ({"asn": "missing/asn.json"}, "config asn: missing/asn.json: association file not found"),
+        ({"science": ["a_calints.fits"]}, "`asn` and `science` are both set"),
+        ({"colour": "red"}, "unknown key(s) colour; allowed keys: asn, bad_bits"),
+        ({"asn": None}, "no inputs configured: set `asn:`"),
+    ],
+)
+def test_config_errors_name_the_key(environment, data, tmp_path, change, message):
+    run = snakemake(environment, tmp_path, _asn_config(data, **change), "--dry-run")
+    assert run.returncode != 0
+    assert message in run.stdout + run.stderr
+
+
+@pytest.fixture(scope="module")
+def finished_run(environment, data, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    run = snakemake(environment, workdir, _asn_config(data))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_real_run_gives_named_shaped_validated_products(data, finished_run):
+    asn_id = json.loads(Path(data["asn"]).read_text())["asn_id"]
+    stems = [f"{root}_{asn_id}" for root in _roots(data["science"])]
+    results = finished_run / "results"
+    products = sorted((results / "psfalign").glob("*.fits"))
+    assert [p.name for p in products] == sorted(f"{stem}_psfalign.fits" for stem in stems)
+    npsfs = NPSF_EXPOSURES * PSF_NINTS
+    for stem in stems:
+        with datamodels.open(results / "psfalign" / f"{stem}_psfalign.fits") as model:
+            assert isinstance(model, datamodels.QuadModel)
+            assert model.data.shape == (NINTS, npsfs, *SHAPE)
+            assert model.meta.cal_step.align_psfs == "COMPLETE"
+            assert np.isfinite(model.data).all()
+        report = json.loads((results / "validation" / f"{stem}_psfalign.json").read_text())
+        assert report["status"] == "passed"
+        assert (results / "shifts" / f"{stem}_psfshifts.ecsv").is_file()
+        assert (results / "plots" / f"{stem}_psfalign.png").stat().st_size > 1000
+        assert (results / "benchmarks" / "align" / f"{stem}.tsv").is_file()
+        assert "done:" in (finished_run / "logs" / "align" / f"{stem}.log").read_text()
+    summary = (results / "summary" / "summary.tsv").read_text().splitlines()
+    assert len(summary) == 1 + len(stems)
+    assert all("\tpassed\t" in line for line in summary[1:])
+    assert not list(results.rglob(".*partial*"))
+
+
+@pytest.mark.slow
+def test_report_builds(environment, data, finished_run):
+    report = finished_run / "report.html"
+    run = snakemake(environment, finished_run, _asn_config(data), "--report", report)
+    assert run.returncode == 0, run.stderr
+    text = report.read_text(errors="replace")
+    assert "summary.tsv" in text
+    assert "Exposure jw" in text  # the rendered figure caption
+
+
+@pytest.mark.slow
+def test_a_product_that_fails_validation_fails_the_run(environment, data, finished_run):
+    product = next((finished_run / "results" / "psfalign").glob("*_psfalign.fits"))
+    stem = product.name.removesuffix("_psfalign.fits")
+    with datamodels.open(product) as model:
+        model.data[0, 0, 10, 10] = np.nan
+        model.save(product)
+    run = snakemake(environment, finished_run, _asn_config(data))
+    assert run.returncode != 0
+    log = (finished_run / "logs" / "validate" / f"{stem}.log").read_text()
+    assert "validation failed: finite: SCI has 1 NaN/inf pixels not flagged DO_NOT_USE" in log
+    assert "validate" in run.stderr
+    assert not (finished_run / "results" / "validation" / f"{stem}_psfalign.json").exists()
