@@ -174,9 +174,9 @@ class ProductWriter:
     The file is laid out up front: stdatamodels builds the headers and the ASDF
     metadata extension for the full shape (from placeholder arrays mapped onto a sparse
     scratch file, so nothing is allocated), the headers are written, and the SCI, DQ and
-    ERR data regions are memory-mapped. Each call stores the planes aligned to one
-    integration straight into the file, so the anonymous memory used does not grow with
-    the product size. The file has a temporary name until :meth:`commit` renames it.
+    ERR data regions are reserved. Each call writes the planes aligned to one
+    integration straight to their place in the file, so the memory used does not grow
+    with the product size. The file has a temporary name until :meth:`commit` renames it.
 
     Use as a context manager and as the ``sink`` of :func:`coronalign.align.align_stacks`::
 
@@ -211,9 +211,9 @@ class ProductWriter:
         self.full_shape = (nrows, npsfs, *shape) if mode == "quad" else (npsfs, *shape)
         self._output = AtomicOutput(self.path)
         self.temporary = self._output.temporary
-        self._maps = {}
+        self._descriptor = None
         try:
-            self._maps = self._write_layout(self._layout(template, meta))
+            self._regions = self._write_layout(self._layout(template, meta))
         except BaseException:
             self._output.discard()
             raise
@@ -247,7 +247,7 @@ class ProductWriter:
         return headers, asdf_bytes
 
     def _write_layout(self, layout):
-        """Write headers and metadata, reserve the data regions, map them."""
+        """Write headers and metadata, reserve the data regions; return their offsets."""
         headers, asdf_bytes = layout
         names = [name for name in headers if name != "ASDF"]
         dtypes = {name: dtype for name, _, dtype in self._ARRAYS}
@@ -260,30 +260,31 @@ class ProductWriter:
                     size = int(np.prod(self.full_shape)) * 4
                     stream.seek(_padded(size), os.SEEK_CUR)
             stream.write(asdf_bytes)
-        return {
-            name: np.memmap(
-                self.temporary,
-                dtype=dtypes[name],
-                mode="r+",
-                offset=offsets[name],
-                shape=self.full_shape,
-            )
-            for name in dtypes
-        }
+        self._descriptor = os.open(self.temporary, os.O_WRONLY)
+        return {name: (offsets[name], np.dtype(dtypes[name])) for name in dtypes}
 
     def __call__(self, row, sci, err, dq):
-        """Store the planes aligned to one integration (the ``sink`` interface)."""
-        index = row if self.mode == "quad" else Ellipsis
-        self._maps["SCI"][index] = sci
-        self._maps["ERR"][index] = err
+        """Write the planes aligned to one integration (the ``sink`` interface)."""
+        block = int(np.prod(self.full_shape[1:])) * 4 if self.mode == "quad" else 0
         # FITS has no unsigned 32-bit type: stored as int32 with BZERO = 2**31.
-        self._maps["DQ"][index] = np.asarray(dq, dtype=np.uint32) ^ np.uint32(2**31)
+        values = {"SCI": sci, "ERR": err, "DQ": np.asarray(dq, dtype=np.uint32) ^ np.uint32(2**31)}
+        for name, (offset, dtype) in self._regions.items():
+            data = np.ascontiguousarray(values[name], dtype=dtype)
+            self._write_at(memoryview(data).cast("B"), offset + row * block)
+
+    def _write_at(self, buffer, position):
+        """Write all of ``buffer`` at ``position``; a failure names the file."""
+        try:
+            while buffer:
+                written = os.pwrite(self._descriptor, buffer, position)
+                buffer, position = buffer[written:], position + written
+        except OSError as error:
+            raise InputFileError(self.path, f"cannot write the product: {error.strerror}") from None
 
     def commit(self):
-        """Flush the data and give the product its final name."""
-        for array in self._maps.values():
-            array.flush()
-        self._maps = {}
+        """Close the file and give the product its final name."""
+        os.close(self._descriptor)
+        self._descriptor = None
         self._output.commit()
         log.info("wrote %s %s", "QuadModel" if self.mode == "quad" else "CubeModel", self.path)
 
@@ -291,7 +292,9 @@ class ProductWriter:
         return self
 
     def __exit__(self, *exc_info):
-        self._maps = {}
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
         self._output.discard()  # no-op once committed
         return False
 
