@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from . import _asdf_startup
 from .align import Stack
 from .errors import InputFileError
 
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_asdf_startup.install()
 
 
 def open_model(path, role):
