@@ -97,6 +97,7 @@ def make_instrument(
     npsfs: int,
     size: int,
     pair: tuple[int, int],
+    garbage: bool = True,
 ) -> dict:
     """Simulate, run the official step(s) and write the golden files of one instrument.
 
@@ -118,7 +119,9 @@ def make_instrument(
     dict
         Summary for the README: file names, sizes, checksums, counts, official timings.
     """
-    sim = simulate_exposures(instrument, nints=nints, npsfs=npsfs, seed=seed, shape=(size, size))
+    sim = simulate_exposures(
+        instrument, nints=nints, npsfs=npsfs, seed=seed, shape=(size, size), garbage=garbage
+    )
     n_inf = 0
     for data, dq in ((sim.sci, sim.sci_dq), (sim.psf, sim.psf_dq)):
         unsafe = np.isinf(data) & ((dq & DO_NOT_USE) == 0)
@@ -178,8 +181,10 @@ def _readme(args, summaries: list[dict], venvs: dict[str, Path]) -> str:
         " Do not edit by hand; re-run the command instead.",
         "",
         "Inputs: `coronalign.simulate.simulate_exposures(instrument, nints="
-        f"{args.nints}, npsfs={args.npsfs}, seed={args.seed}, shape=({args.size}, {args.size}))`"
-        " (noise and bad pixels on), written by `write_simulation(sim, <instrument>/,"
+        f"{args.nints}, npsfs={args.npsfs}, seed={args.seed}, shape=({args.size}, {args.size})"
+        f"{', garbage=False' if args.clean else ''})`"
+        f" ({'noise only' if args.clean else 'noise and bad pixels on'}), written by"
+        " `write_simulation(sim, <instrument>/,"
         ' root="golden")`. Before writing, each `+/-inf` pixel without the DO_NOT_USE flag was set'
         " to NaN: the official step treats NaN as bad but not inf, and a single inf turns its whole"
         " Fourier transform into NaN. DQ-flagged inf pixels were kept.",
@@ -250,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nints", type=int, default=2)
     ap.add_argument("--npsfs", type=int, default=3)
     ap.add_argument("--size", type=int, default=96)
+    ap.add_argument(
+        "--clean",
+        action="store_true",
+        help="no garbage pixels (noise only): both tools' bad-pixel cleaning then agree, so the "
+        "fits can be compared on identical arrays",
+    )
     ap.add_argument("--pair", type=int, nargs=2, default=(1, 2), metavar=("K", "M"))
     ap.add_argument("--instruments", nargs="+", default=list(INSTRUMENTS), choices=INSTRUMENTS)
     args = ap.parse_args(argv)
@@ -275,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 npsfs=args.npsfs,
                 size=args.size,
                 pair=tuple(args.pair),
+                garbage=not args.clean,
             )
         )
     (args.out / "README.md").write_text(_readme(args, summaries, venvs))
