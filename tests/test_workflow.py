@@ -180,3 +180,60 @@ def test_a_product_that_fails_validation_fails_the_run(environment, data, finish
     assert "validation failed: finite: SCI has 1 NaN/inf pixels not flagged DO_NOT_USE" in log
     assert "validate" in run.stderr
     assert not (finished_run / "results" / "validation" / f"{stem}_psfalign.json").exists()
+
+
+@pytest.fixture(scope="module")
+def crds_cache(tmp_path_factory):
+    from tests.crds_cache import build_crds_cache
+
+    return build_crds_cache(tmp_path_factory.mktemp("crds") / "cache", frame_shape=(64, 64))
+
+
+def _crds_run(environment, workdir, instrument, crds_cache, exp_type=None):
+    """One science and one PSF exposure (64x64), PSFMASK from the offline CRDS cache."""
+    files = simulate.write_association(
+        workdir / "data", instrument, n_science=1, n_psf=1, nints=2, psf_nints=2, shape=(64, 64)
+    )
+    if exp_type is not None:
+        with datamodels.open(files["science"][0]) as model:
+            model.meta.exposure.type = exp_type
+            model.save(files["science"][0])
+    config = {
+        "asn": str(files["asn"]),
+        "psfmask": None,
+        "crds": {"path": str(crds_cache["crds_path"]), "context": crds_cache["context"]},
+    }
+    run = snakemake(environment, workdir, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return next((workdir / "results" / "psfalign").glob("*_psfalign.fits"))
+
+
+@pytest.mark.slow
+def test_psfmask_from_an_offline_crds_cache_is_recorded(environment, crds_cache, tmp_path):
+    product = _crds_run(environment, tmp_path, "nircam", crds_cache)
+    with datamodels.open(product) as model:
+        assert model.meta.cal_step.align_psfs == "COMPLETE"
+        assert model.meta.ref_file.psfmask.name == "crds://jwst_nircam_psfmask_0002.fits"
+        assert model.meta.ref_file.crds.context_used == crds_cache["context"]
+    stem = product.name.removesuffix("_psfalign.fits")
+    selection = json.loads((tmp_path / "results" / "psfmask" / f"{stem}_psfmask.json").read_text())
+    assert selection["status"] == "selected"
+
+
+@pytest.mark.slow
+def test_not_applicable_psfmask_skips_the_alignment_and_completes(
+    environment, crds_cache, tmp_path
+):
+    product = _crds_run(environment, tmp_path, "miri", crds_cache, exp_type="MIR_TACQ")
+    stem = product.name.removesuffix("_psfalign.fits")
+    with datamodels.open(product) as model:
+        assert isinstance(model, datamodels.CubeModel)  # the unaligned PSF stack
+        assert model.meta.cal_step.align_psfs == "SKIPPED"
+        assert model.meta.ref_file.psfmask.name == "N/A"
+    report = json.loads((tmp_path / "results" / "validation" / f"{stem}_psfalign.json").read_text())
+    assert report["status"] == "passed"
+    assert report["skipped"] is True
+    assert "N/A" in report["reason"]
+    assert "skipped" in (tmp_path / "logs" / "align" / f"{stem}.log").read_text()
+    summary = (tmp_path / "results" / "summary" / "summary.tsv").read_text().splitlines()
+    assert summary[1].split("\t")[2:4] == ["passed", "yes"]

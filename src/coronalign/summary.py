@@ -178,6 +178,16 @@ def summarize(validation_paths, shift_paths, output):
     return rows
 
 
+def _usable(data, dq):
+    """A float64 image with non-finite and DO_NOT_USE pixels set to NaN (for display)."""
+    image = np.array(data, dtype=np.float64)
+    bad = ~np.isfinite(image)
+    if dq is not None and np.shape(dq) == image.shape:
+        bad |= (np.asarray(dq) & 1) != 0
+    image[bad] = np.nan
+    return image
+
+
 def _limits(*images):
     """Shared display range: 1st-99.5th percentile of the finite pixels."""
     values = np.concatenate([i[np.isfinite(i)] for i in images] or [np.zeros(1)])
@@ -214,14 +224,14 @@ def plot_exposure(product, science, shifts, output):
 
     table = _read_table(shifts)
     sci_model = open_model(science, "science exposure")
-    sci = np.asarray(sci_model.data[0], dtype=np.float64)
+    sci = _usable(sci_model.data[0], sci_model.dq[0] if sci_model.hasattr("dq") else None)
     sci_model.close()
     product = Path(product)
     if not product.is_file():
         raise InputFileError(product, "product not found")
     with datamodels.open(product) as model:
-        data = np.asarray(model.data)
-        psf = np.asarray(data[0, 0] if data.ndim == 4 else data[0], dtype=np.float64)
+        index = (0, 0) if model.data.ndim == 4 else (0,)
+        psf = _usable(model.data[index], model.dq[index] if model.hasattr("dq") else None)
     skipped = bool(table.meta.get("skipped", False))
     first = (
         (np.asarray(table["integration"]) == table["integration"][0])
@@ -231,8 +241,9 @@ def plot_exposure(product, science, shifts, output):
     )
     beta = float(np.asarray(table["beta"], dtype=float)[first][0]) if first.any() else math.nan
     if not math.isfinite(beta) or beta == 0:
-        total = np.nansum(sci)
-        beta = float(np.nansum(psf) / total) if total else 1.0
+        both = np.isfinite(sci) & np.isfinite(psf)
+        total = float(sci[both].sum())
+        beta = float(psf[both].sum()) / total if total else 1.0
     scaled = psf / beta
     residual = sci - scaled
 
@@ -240,13 +251,16 @@ def plot_exposure(product, science, shifts, output):
     grid = figure.add_gridspec(2, 6)
     name = product.name
     figure.suptitle(name + ("  (alignment skipped)" if skipped else ""), fontsize=11)
+    if skipped or not len(table):
+        ax = figure.add_subplot(grid[0, :])
+        reason = str(table.meta.get("reason", "no fits"))
+        text = "alignment skipped: " + reason if skipped else reason
+        ax.text(0.5, 0.5, "\n".join(_wrap(text, 100)), ha="center", va="center", fontsize=10)
+        ax.set_axis_off()
     for column, axis in enumerate(("xshift", "yshift")):
-        ax = figure.add_subplot(grid[0, 3 * column : 3 * column + 3])
         if skipped or not len(table):
-            reason = str(table.meta.get("reason", "no fits"))
-            ax.text(0.5, 0.5, "\n".join(_wrap(reason)), ha="center", va="center", fontsize=9)
-            ax.set_axis_off()
-            continue
+            break
+        ax = figure.add_subplot(grid[0, 3 * column : 3 * column + 3])
         integration = np.asarray(table["integration"])
         psf_index = np.asarray(table["psf"])
         values = np.asarray(table[axis], dtype=float)
