@@ -5,7 +5,9 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["SOFTWARE", "file_sha256", "provenance_record", "software_versions"]
+import numpy as np
+
+__all__ = ["SOFTWARE", "data_sha256", "file_sha256", "provenance_record", "software_versions"]
 
 #: Packages whose versions can change the numbers in a product.
 SOFTWARE = ("coronalign", "numpy", "scipy", "astropy", "stdatamodels", "crds")
@@ -65,14 +67,44 @@ def provenance_record(inputs, parameters, crds=None):
     Returns
     -------
     dict
-        ``software``, ``parameters``, ``inputs`` (name and SHA-256 per role), ``crds``.
+        ``software``, ``parameters``, ``inputs`` (path as given, name and SHA-256 per
+        role), ``crds``.
     """
     return {
         "software": software_versions(),
         "parameters": dict(parameters),
         "inputs": {
-            role: {"name": Path(path).name, "sha256": file_sha256(path)}
+            role: {"path": str(path), "name": Path(path).name, "sha256": file_sha256(path)}
             for role, path in inputs.items()
         },
         "crds": dict(crds or {}),
     }
+
+
+def data_sha256(path):
+    """SHA-256 of a product's SCI, ERR and DQ arrays (the numbers, not the file).
+
+    The file itself also holds the date it was written, so two runs that give identical
+    numbers give different files; this digest is what "bit-for-bit identical" means.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A FITS product with ``SCI``, ``ERR`` and ``DQ`` extensions.
+
+    Returns
+    -------
+    dict
+        Extension name to hexadecimal digest of its values (big-endian, as stored).
+    """
+    from astropy.io import fits
+
+    digests = {}
+    with fits.open(path, memmap=True) as hdulist:
+        for name, dtype in (("SCI", ">f4"), ("ERR", ">f4"), ("DQ", ">u4")):
+            digest = hashlib.sha256()
+            data = hdulist[name].data
+            for plane in data.reshape(-1, *data.shape[-2:]):
+                digest.update(np.ascontiguousarray(plane, dtype=dtype).tobytes())
+            digests[name] = digest.hexdigest()
+    return digests
