@@ -23,6 +23,7 @@ include: "workflow/rules/stack.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/manifest.smk"
 
 
 rule all:

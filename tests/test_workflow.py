@@ -168,6 +168,28 @@ def test_report_builds(environment, data, finished_run):
 
 
 @pytest.mark.slow
+def test_manifest_records_the_run_and_verify_reproduces_it(environment, data, finished_run):
+    manifest = json.loads((finished_run / "results" / "manifest.json").read_text())
+    assert len(manifest["products"]) == len(data["science"])
+    entry = manifest["products"][0]
+    assert set(entry["inputs"]) == {"science", "psfstack", "psfmask"}
+    assert entry["parameters"]["median_box_length"] == 3
+    assert set(entry["data_sha256"]) == {"SCI", "ERR", "DQ"}
+    verify = subprocess.run(
+        [str(BIN / "coronalign"), "verify", "results/manifest.json"],
+        cwd=finished_run,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr[-2000:]
+    count = len(data["science"])
+    assert f"{count} of {count} product(s) reproduced bit for bit" in verify.stdout
+
+
+@pytest.mark.slow
 def test_a_product_that_fails_validation_fails_the_run(environment, data, finished_run):
     product = next((finished_run / "results" / "psfalign").glob("*_psfalign.fits"))
     stem = product.name.removesuffix("_psfalign.fits")

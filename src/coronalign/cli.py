@@ -350,6 +350,56 @@ def _run_plot(args):
     plot_exposure(args.product, args.science, args.shifts, args.output)
 
 
+def _add_manifest(subparsers):
+    parser = subparsers.add_parser(
+        "manifest",
+        help="record a run: every product, its inputs (SHA-256), parameters and value digests",
+        description=(
+            "Write a JSON manifest of _psfalign products: inputs (paths and SHA-256), "
+            "parameters, CRDS context, software versions and the SHA-256 of the SCI, ERR and DQ "
+            "values. `coronalign verify` re-runs it."
+        ),
+    )
+    parser.add_argument("products", nargs="+", help="_psfalign products written by coronalign")
+    parser.add_argument("-o", "--output", required=True, help="manifest to write (JSON)")
+    parser.set_defaults(handler=_run_manifest)
+
+
+def _run_manifest(args):
+    from .manifest import write_manifest
+
+    write_manifest(args.products, args.output)
+
+
+def _add_verify(subparsers):
+    parser = subparsers.add_parser(
+        "verify",
+        help="re-run every product of a manifest and compare its values bit for bit",
+        description=(
+            "Check that the recorded inputs are unchanged, re-run every product of a manifest "
+            "with its recorded parameters in a scratch folder, and compare the SCI, ERR and DQ "
+            "values with the recorded digests. Exit status 1 if any product differs."
+        ),
+    )
+    parser.add_argument("manifest", help="manifest written by `coronalign manifest`")
+    parser.add_argument(
+        "--base", help="folder the manifest's relative paths start from (default: here)"
+    )
+    parser.set_defaults(handler=_run_verify)
+
+
+def _run_verify(args):
+    from .manifest import verify_manifest
+
+    results = verify_manifest(args.manifest, base=args.base)
+    for result in results:
+        verdict = "identical" if result.identical else "DIFFERS: " + "; ".join(result.problems)
+        print(f"{result.product}: {verdict}")
+    same = sum(result.identical for result in results)
+    print(f"{same} of {len(results)} product(s) reproduced bit for bit")
+    return 0 if same == len(results) else 1
+
+
 def build_parser():
     """The argument parser of the ``coronalign`` command.
 
@@ -374,6 +424,8 @@ def build_parser():
     _add_validate(subparsers)
     _add_summarize(subparsers)
     _add_plot(subparsers)
+    _add_manifest(subparsers)
+    _add_verify(subparsers)
     return parser
 
 
@@ -399,14 +451,14 @@ def main(argv=None):
     from .errors import CoronalignError
 
     try:
-        args.handler(args)
+        status = args.handler(args)
     except CoronalignError as error:
         print(f"coronalign: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("coronalign: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -162,9 +162,10 @@ def shift_pair_spectrum(spectrum, dx, dy, workers=1):
         The two shifted images.
     """
     ny, nx = spectrum.shape[-2:]
-    phase = axis_phase(np.fft.fftfreq(ny), ny, dy)[:, None] * axis_phase(
-        np.fft.fftfreq(nx), nx, dx
-    )[None, :]
+    phase = (
+        axis_phase(np.fft.fftfreq(ny), ny, dy)[:, None]
+        * axis_phase(np.fft.fftfreq(nx), nx, dx)[None, :]
+    )
     shifted = scipy.fft.ifft2(spectrum * phase, workers=workers)
     return shifted.real, shifted.imag
 

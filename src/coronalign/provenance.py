@@ -95,16 +95,18 @@ def data_sha256(path):
     Returns
     -------
     dict
-        Extension name to hexadecimal digest of its values (big-endian, as stored).
+        Extension name to hexadecimal digest of its values, as stored in the file (FITS
+        big-endian; DQ as int32 with BZERO = 2**31), read plane by plane so any product
+        size fits in memory.
     """
     from astropy.io import fits
 
     digests = {}
-    with fits.open(path, memmap=True) as hdulist:
-        for name, dtype in (("SCI", ">f4"), ("ERR", ">f4"), ("DQ", ">u4")):
+    with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdulist:
+        for name in ("SCI", "ERR", "DQ"):
             digest = hashlib.sha256()
             data = hdulist[name].data
             for plane in data.reshape(-1, *data.shape[-2:]):
-                digest.update(np.ascontiguousarray(plane, dtype=dtype).tobytes())
+                digest.update(np.ascontiguousarray(plane).tobytes())
             digests[name] = digest.hexdigest()
     return digests

@@ -167,6 +167,7 @@ def inputs():
 PSF_ONLY_STACK = "results/stack/psf_psfstack.fits"
 CHECK_REPORT = "results/check/psfstack_check.json"
 SUMMARY = "results/summary/summary.tsv"
+MANIFEST = "results/manifest.json"
 
 
 # ---------------------------------------------------------------------------------------
@@ -197,7 +198,13 @@ def final_outputs(wildcards):
         *(validation_path(stem) for stem in stems),
         *(plot_path(stem) for stem in stems),
         SUMMARY,
+        MANIFEST,
     ]
+
+
+def manifest_products(wildcards):
+    """Every product of the run, for the manifest."""
+    return [product_path(stem) for stem in inputs().science]
 
 
 # ---------------------------------------------------------------------------------------
