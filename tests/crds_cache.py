@@ -42,7 +42,15 @@ __all__ = [
     "FRAME_SHAPE",
     "FULL_SHAPE",
     "NIRCAM_SUBARRAY_START",
+    "SIM_CONTEXT",
+    "SIM_CONTEXT_FULL_FRAME",
+    "SIM_CONTEXT_MISPLACED",
+    "SIM_MISPLACED_SHAPE",
+    "SIM_MISSING_REFERENCE",
+    "SIM_NEWER_USEAFTER",
+    "SIM_NOT_APPLICABLE",
     "build_crds_cache",
+    "build_simulator_cache",
     "crds_parameters",
     "mask_values",
     "sha1sum_of_mapping",
@@ -54,6 +62,15 @@ FULL_SHAPE = (256, 256)
 # 1-based (xstart, ystart) of the SUB640A210R science subarray inside the full-frame mask.
 NIRCAM_SUBARRAY_START = (101, 41)
 
+_PARKEY = (
+    (
+        "META.EXPOSURE.TYPE",
+        "META.INSTRUMENT.FILTER",
+        "META.INSTRUMENT.CORONAGRAPH",
+        "META.SUBARRAY.NAME",
+    ),
+    ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME"),
+)
 _USEAFTER_1 = "2022-01-01 00:00:00"
 _USEAFTER_2 = "2023-01-01 00:00:00"
 
@@ -76,6 +93,74 @@ def _mapping_text(header: dict, selector: str) -> str:
     lines += ["}", "", f"selector = {selector}", ""]
     text = "\n".join(lines)
     return text.replace("0" * 40, sha1sum_of_mapping(text), 1)
+
+
+def _rmap_header(name: str, instrument: str) -> dict:
+    """Header of a PSFMASK rmap: Match on the real JWST selection keys, then UseAfter."""
+    serial = int(name.rsplit("_", 1)[1].split(".")[0])
+    return {
+        "classes": ("Match", "UseAfter"),
+        "derived_from": f"jwst_{instrument.lower()}_psfmask_{serial - 1:04d}.rmap",
+        "file_ext": ".fits",
+        "filekind": "PSFMASK",
+        "filetype": "PSFMASK",
+        "instrument": instrument,
+        "mapping": "REFERENCE",
+        "name": name,
+        "observatory": "JWST",
+        "parkey": _PARKEY,
+        "suffix": "psfmask",
+        "text_descr": "PSF Mask",
+    }
+
+
+def _imap(instrument: str, serial: int, rmap: str) -> tuple[str, str]:
+    """Name and text of an instrument mapping whose PSFMASK entry is ``rmap``."""
+    name = f"jwst_{instrument.lower()}_{serial:04d}.imap"
+    header = {
+        "derived_from": f"jwst_{instrument.lower()}_{serial - 1:04d}.imap",
+        "instrument": instrument,
+        "mapping": "INSTRUMENT",
+        "name": name,
+        "observatory": "JWST",
+        "parkey": ("REFTYPE",),
+    }
+    return name, _mapping_text(header, "{\n    'PSFMASK' : " + repr(rmap) + ",\n}")
+
+
+def _pmap(name: str, imaps: dict[str, str]) -> str:
+    """Text of a pipeline mapping (a context) naming one imap per instrument."""
+    serial = int(name.split("_")[1].split(".")[0])
+    header = {
+        "derived_from": f"jwst_{serial - 1:04d}.pmap",
+        "mapping": "PIPELINE",
+        "name": name,
+        "observatory": "JWST",
+        "parkey": ("META.INSTRUMENT.NAME",),
+    }
+    rows = "".join(f"    {key!r} : {imaps[key]!r},\n" for key in sorted(imaps))
+    return _mapping_text(header, "{\n" + rows + "}")
+
+
+def _write_server_config(cfgdir: Path, context: str, mappings, bad_files=()) -> None:
+    """The ``server_config`` a ``crds sync`` leaves behind (a Python dict literal)."""
+    info = {
+        "observatory": "jwst",
+        "operational_context": context,
+        "edit_context": context,
+        "build_context": context,
+        "versions_context": context,
+        "bad_files_list": list(bad_files),
+        "bad_files": " ".join(bad_files),
+        "force_remote_mode": False,
+        "mappings": sorted(mappings),
+        "crds_version": {"str": "14.0.0"},
+        "checked_context": context,
+        "last_synced": "2026-01-01 00:00:00",
+        "reference_url": {},
+        "mapping_url": {},
+    }
+    (cfgdir / "server_config").write_text(pprint.pformat(info) + "\n")
 
 
 def mask_values(name: str, shape: tuple[int, int]) -> np.ndarray:
@@ -148,12 +233,15 @@ def crds_parameters(case: str) -> dict[str, str]:
     return dict(cases[case])
 
 
-def _write_mask(path: Path, name: str, shape, *, instrument, subarray, start, exptype):
-    """Write one PsfMaskModel reference file."""
+def _write_mask(path: Path, data, *, instrument, subarray, start, exptype, optics=None):
+    """Write one PsfMaskModel reference file holding ``data`` (declared at ``start``, 1-based)."""
     from stdatamodels.jwst import datamodels
 
-    model = datamodels.PsfMaskModel(data=mask_values(name, shape))
+    shape = data.shape
+    model = datamodels.PsfMaskModel(data=data)
     model.meta.instrument.name = instrument
+    for key, value in (optics or {}).items():
+        setattr(model.meta.instrument, key, value)
     model.meta.exposure.type = exptype
     model.meta.reftype = "PSFMASK"
     model.meta.author = "coronalign tests"
@@ -211,32 +299,9 @@ def build_crds_cache(
     mapdir.mkdir(parents=True, exist_ok=True)
     cfgdir.mkdir(parents=True, exist_ok=True)
 
-    parkey = (
-        (
-            "META.EXPOSURE.TYPE",
-            "META.INSTRUMENT.FILTER",
-            "META.INSTRUMENT.CORONAGRAPH",
-            "META.SUBARRAY.NAME",
-        ),
-        ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME"),
-    )
-
     def rmap_header(instrument):
         name = f"jwst_{instrument.lower()}_psfmask_0001.rmap"
-        return name, {
-            "classes": ("Match", "UseAfter"),
-            "derived_from": f"jwst_{instrument.lower()}_psfmask_0000.rmap",
-            "file_ext": ".fits",
-            "filekind": "PSFMASK",
-            "filetype": "PSFMASK",
-            "instrument": instrument,
-            "mapping": "REFERENCE",
-            "name": name,
-            "observatory": "JWST",
-            "parkey": parkey,
-            "suffix": "psfmask",
-            "text_descr": "PSF Mask",
-        }
+        return name, _rmap_header(name, instrument)
 
     nircam_rmap, nircam_header = rmap_header("NIRCAM")
     nircam_selector = (
@@ -260,30 +325,10 @@ def build_crds_cache(
         "})"
     )
 
-    def imap(instrument, rmap):
-        name = f"jwst_{instrument.lower()}_0001.imap"
-        header = {
-            "derived_from": f"jwst_{instrument.lower()}_0000.imap",
-            "instrument": instrument,
-            "mapping": "INSTRUMENT",
-            "name": name,
-            "observatory": "JWST",
-            "parkey": ("REFTYPE",),
-        }
-        return name, _mapping_text(header, "{\n    'PSFMASK' : " + repr(rmap) + ",\n}")
-
-    nircam_imap, nircam_imap_text = imap("NIRCAM", nircam_rmap)
-    miri_imap, miri_imap_text = imap("MIRI", miri_rmap)
-    pmap_header = {
-        "derived_from": "jwst_0000.pmap",
-        "mapping": "PIPELINE",
-        "name": CONTEXT,
-        "observatory": "JWST",
-        "parkey": ("META.INSTRUMENT.NAME",),
-    }
-    pmap_selector = f"{{\n    'MIRI' : {miri_imap!r},\n    'NIRCAM' : {nircam_imap!r},\n}}"
+    nircam_imap, nircam_imap_text = _imap("NIRCAM", 1, nircam_rmap)
+    miri_imap, miri_imap_text = _imap("MIRI", 1, miri_rmap)
     mappings = {
-        CONTEXT: _mapping_text(pmap_header, pmap_selector),
+        CONTEXT: _pmap(CONTEXT, {"MIRI": miri_imap, "NIRCAM": nircam_imap}),
         nircam_imap: nircam_imap_text,
         miri_imap: miri_imap_text,
         nircam_rmap: _mapping_text(nircam_header, nircam_selector),
@@ -299,23 +344,7 @@ def build_crds_cache(
         mapping_paths[name] = path
 
     if server_config:
-        info = {
-            "observatory": "jwst",
-            "operational_context": CONTEXT,
-            "edit_context": CONTEXT,
-            "build_context": CONTEXT,
-            "versions_context": CONTEXT,
-            "bad_files_list": list(bad_files),
-            "bad_files": " ".join(bad_files),
-            "force_remote_mode": False,
-            "mappings": sorted(mappings),
-            "crds_version": {"str": "14.0.0"},
-            "checked_context": CONTEXT,
-            "last_synced": "2026-01-01 00:00:00",
-            "reference_url": {},
-            "mapping_url": {},
-        }
-        (cfgdir / "server_config").write_text(pprint.pformat(info) + "\n")
+        _write_server_config(cfgdir, CONTEXT, mappings, bad_files)
     (cfgdir / "ref_cache_subdir_mode").write_text("instrument\n")
 
     references = {}
@@ -332,8 +361,7 @@ def build_crds_cache(
         path = root / "references" / "jwst" / instrument / name
         _write_mask(
             path,
-            name,
-            shape,
+            mask_values(name, shape),
             instrument=instrument.upper(),
             subarray=subarray,
             start=start,
@@ -348,4 +376,169 @@ def build_crds_cache(
         "references": references,
         "frame_shape": tuple(frame_shape),
         "full_shape": tuple(full_shape),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# A cache for the simulator's data (coronalign.simulate), used by the end-to-end tests
+
+#: The cache's operational context: subarray-sized masks equal to the simulator's own.
+SIM_CONTEXT = "jwst_0001.pmap"
+#: Same rules, but the NIRCam rule selects a full-frame (2048 x 2048) mask.
+SIM_CONTEXT_FULL_FRAME = "jwst_0002.pmap"
+#: Same rules, but the NIRCam rule selects a 1024 x 1024 mask that does not cover the subarray.
+SIM_CONTEXT_MISPLACED = "jwst_0003.pmap"
+#: NIRCam observations from this date on select a reference the cache does not hold.
+SIM_NEWER_USEAFTER = "2024-01-01 00:00:00"
+#: The reference named by the rules but left out of the cache (as after a partial sync).
+SIM_MISSING_REFERENCE = "jwst_nircam_psfmask_0004.fits"
+#: Exposure types for which the rules say N/A (no PSFMASK applies).
+SIM_NOT_APPLICABLE = {"NIRCAM": "NRC_TACQ", "MIRI": "MIR_TACQ"}
+#: Size of the misplaced NIRCam mask.
+SIM_MISPLACED_SHAPE = (1024, 1024)
+
+
+def _sim_nircam_rmap(reference: str, newer: str | None = None) -> str:
+    """Selector of a NIRCam PSFMASK rmap for the simulator's NIRCam setup."""
+    newer_row = f"        '{SIM_NEWER_USEAFTER}' : {newer!r},\n" if newer else ""
+    return (
+        "Match({\n"
+        "    ('NRC_CORON', 'F335M', 'MASKA335R', 'SUB320A335R') : UseAfter({\n"
+        f"        '{_USEAFTER_1}' : {reference!r},\n"
+        f"{newer_row}"
+        "    }),\n"
+        f"    ({SIM_NOT_APPLICABLE['NIRCAM']!r}, 'N/A', 'N/A', 'N/A') : 'N/A',\n"
+        "})"
+    )
+
+
+def build_simulator_cache(root, shape=(64, 64), *, server_config: bool = True) -> dict:
+    """Write an offline CRDS cache whose rules select for the simulator's real parameter values.
+
+    The rules match ``coronalign.simulate`` data: NIRCam ``NRC_CORON`` / ``F335M`` /
+    ``MASKA335R`` / ``SUB320A335R`` (subarray at x=1729, y=1 of the 2048 x 2048 detector) and
+    MIRI ``MIR_4QPM`` / ``F1550C`` / ``4QPM_1550`` / ``MASK1550``; the exposure types
+    ``NRC_TACQ`` and ``MIR_TACQ`` (:data:`SIM_NOT_APPLICABLE`) are N/A.
+
+    ===================  ===========================================================  ==========
+    context              NIRCam F335M (use after 2022-01-01; 2024-01-01)              MIRI F1550C
+    ===================  ===========================================================  ==========
+    jwst_0001.pmap       jwst_nircam_psfmask_0001 (subarray); _0004 (not in cache)    _miri_0001
+    jwst_0002.pmap       jwst_nircam_psfmask_0002 (full frame, 2048 x 2048)           _miri_0001
+    jwst_0003.pmap       jwst_nircam_psfmask_0003 (1024 x 1024 at 1,1: misplaced)     _miri_0001
+    ===================  ===========================================================  ==========
+
+    The subarray-sized masks hold exactly ``simulate.psfmask_array(instrument, shape)``, the
+    mask the simulator writes next to its data, and the full-frame one holds
+    ``psfmask_array("nircam", shape, full_frame=True)``: a correct cut-out gives the same
+    weights, hence the same fitted shifts, as the simulator's own mask.
+
+    Parameters
+    ----------
+    root : path-like
+        Directory to create (the future ``CRDS_PATH``).
+    shape : tuple of int
+        ``(ny, nx)`` of the simulated frames (``simulate.write_association(shape=...)``).
+    server_config : bool
+        Write ``config/jwst/server_config``; False reproduces a half-made cache.
+
+    Returns
+    -------
+    dict
+        ``crds_path`` (Path), ``context`` (the operational context), ``contexts`` (list),
+        ``mappings`` and ``references`` (basename -> Path), ``missing`` (the reference the
+        rules name but the cache lacks), ``shape``.
+    """
+    from coronalign import simulate
+
+    root = Path(root)
+    mapdir = root / "mappings" / "jwst"
+    cfgdir = root / "config" / "jwst"
+    mapdir.mkdir(parents=True, exist_ok=True)
+    cfgdir.mkdir(parents=True, exist_ok=True)
+
+    miri_rmap = "jwst_miri_psfmask_0001.rmap"
+    miri_selector = (
+        "Match({\n"
+        "    ('MIR_4QPM', 'F1550C', '4QPM_1550', 'MASK1550') : UseAfter({\n"
+        f"        '{_USEAFTER_1}' : 'jwst_miri_psfmask_0001.fits',\n"
+        "    }),\n"
+        f"    ({SIM_NOT_APPLICABLE['MIRI']!r}, 'N/A', 'N/A', 'N/A') : 'N/A',\n"
+        "})"
+    )
+    miri_imap, miri_imap_text = _imap("MIRI", 1, miri_rmap)
+    mappings = {
+        miri_rmap: _mapping_text(_rmap_header(miri_rmap, "MIRI"), miri_selector),
+        miri_imap: miri_imap_text,
+    }
+    nircam_rules = {
+        SIM_CONTEXT: ("jwst_nircam_psfmask_0001.fits", SIM_MISSING_REFERENCE),
+        SIM_CONTEXT_FULL_FRAME: ("jwst_nircam_psfmask_0002.fits", None),
+        SIM_CONTEXT_MISPLACED: ("jwst_nircam_psfmask_0003.fits", None),
+    }
+    for serial, (context, (reference, newer)) in enumerate(nircam_rules.items(), start=1):
+        rmap = f"jwst_nircam_psfmask_{serial:04d}.rmap"
+        selector = _sim_nircam_rmap(reference, newer)
+        mappings[rmap] = _mapping_text(_rmap_header(rmap, "NIRCAM"), selector)
+        imap, mappings[imap] = _imap("NIRCAM", serial, rmap)
+        mappings[context] = _pmap(context, {"MIRI": miri_imap, "NIRCAM": imap})
+    mapping_paths = {}
+    for name, text in mappings.items():
+        mapping_paths[name] = mapdir / name
+        mapping_paths[name].write_text(text)
+    if server_config:
+        _write_server_config(cfgdir, SIM_CONTEXT, mappings)
+    (cfgdir / "ref_cache_subdir_mode").write_text("instrument\n")
+
+    shape = tuple(int(n) for n in shape)
+    nircam_optics = {"filter": "F335M", "coronagraph": "MASKA335R", "detector": "NRCALONG"}
+    miri_optics = {"filter": "F1550C", "coronagraph": "4QPM_1550", "detector": "MIRIMAGE"}
+    specs = {
+        "jwst_nircam_psfmask_0001.fits": (
+            simulate.psfmask_array("nircam", shape),
+            "SUB320A335R",
+            (1729, 1),
+            nircam_optics,
+        ),
+        "jwst_nircam_psfmask_0002.fits": (
+            simulate.psfmask_array("nircam", shape, full_frame=True),
+            "FULL",
+            (1, 1),
+            nircam_optics,
+        ),
+        "jwst_nircam_psfmask_0003.fits": (
+            np.ones(SIM_MISPLACED_SHAPE, dtype=np.float32),
+            "FULL",
+            (1, 1),
+            nircam_optics,
+        ),
+        "jwst_miri_psfmask_0001.fits": (
+            simulate.psfmask_array("miri", shape),
+            "MASK1550",
+            (1, 467),
+            miri_optics,
+        ),
+    }
+    references = {}
+    for name, (data, subarray, start, optics) in specs.items():
+        instrument = name.split("_")[1]
+        path = root / "references" / "jwst" / instrument / name
+        _write_mask(
+            path,
+            data,
+            instrument=instrument.upper(),
+            subarray=subarray,
+            start=start,
+            exptype="NRC_CORON" if instrument == "nircam" else "MIR_4QPM",
+            optics=optics,
+        )
+        references[name] = path
+    return {
+        "crds_path": root,
+        "context": SIM_CONTEXT,
+        "contexts": list(nircam_rules),
+        "mappings": mapping_paths,
+        "references": references,
+        "missing": SIM_MISSING_REFERENCE,
+        "shape": shape,
     }
