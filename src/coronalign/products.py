@@ -130,10 +130,20 @@ class AtomicOutput:
             raise InputFileError(folder, "output folder does not exist")
         if not os.access(folder, os.W_OK):
             raise InputFileError(folder, "output folder is not writable")
+        # A run killed before it could clean up (SIGKILL, power loss) leaves its temporary
+        # file behind; a new attempt at the same output removes it.
+        for stale in folder.glob(f".{self.path.stem}.*.partial{self.path.suffix}"):
+            log.info("removing %s, left by an interrupted run", stale)
+            stale.unlink(missing_ok=True)
         # Keep the extension: writers choose the format from it.
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}", dir=folder
-        )
+        try:
+            handle, temporary = tempfile.mkstemp(
+                prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}", dir=folder
+            )
+        except OSError as error:
+            raise InputFileError(
+                folder, f"cannot create a file in the output folder: {error.strerror}"
+            ) from None
         os.close(handle)
         self.temporary = Path(temporary)
         umask = os.umask(0)
