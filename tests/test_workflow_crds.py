@@ -16,6 +16,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -284,6 +285,20 @@ def test_workflow_selects_the_nircam_mask_from_the_cache_and_records_it(nircam, 
         assert len(table) == NINTS * NPSF * PSF_NINTS
         assert table["converged"].all()
         assert _json(out["validation"])["status"] == "passed"
+
+
+def test_changing_the_pinned_context_reruns_the_selection(environment, cache, nircam, nircam_run):
+    config = {"asn": str(nircam["asn"]), **_crds(cache, SIM_CONTEXT)}
+    same = snakemake(environment, nircam_run, config, "--dry-run")
+    assert same.returncode == 0, same.stderr
+    assert "Nothing to be done" in same.stdout + same.stderr
+    config = {"asn": str(nircam["asn"]), **_crds(cache, SIM_CONTEXT_FULL_FRAME)}
+    other = snakemake(environment, nircam_run, config, "--dry-run", "--quiet", "rules")
+    assert other.returncode == 0, other.stderr
+    table = (other.stdout + other.stderr).split("Job stats:", 1)[1]
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+    assert counts["psfmask"] == counts["align"] == len(nircam["stems"])
+    assert "stack_refs" not in counts  # only what depends on the mask
 
 
 def test_the_crds_mask_gives_the_simulators_true_shifts(nircam, nircam_run):
