@@ -12,19 +12,12 @@ import yaml
 from coronalign import simulate
 from coronalign.cli import main
 from coronalign.provenance import data_sha256
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-BIN = REPOSITORY / ".venv" / "bin"
+from tests.workflow_helpers import BIN, REPOSITORY, workflow_environment
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
-    """PATH with the project's tools; a stand-in scontrol (see test_workflow.py)."""
-    shim = tmp_path_factory.mktemp("shim")
-    scontrol = shim / "scontrol"
-    scontrol.write_text("#!/bin/sh\nexit 1\n")
-    scontrol.chmod(0o755)
-    return {**os.environ, "PATH": f"{shim}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return workflow_environment(tmp_path_factory.mktemp("bin"))
 
 
 @pytest.fixture(scope="module")

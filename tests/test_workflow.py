@@ -1,39 +1,24 @@
-"""The Snakemake workflow, run as users run it: `snakemake` in a subprocess.
-
-Snakemake runs with this repository's Snakefile and ``--directory`` set to a temporary
-folder, so nothing is written into the repository.
-
-Note on time: the Slurm executor plugin installed in .venv runs ``scontrol show config``
-when Snakemake starts; with Slurm installed but no controller running that waits 10 s.
-The tests put a stand-in ``scontrol`` that fails at once in front of PATH.
-"""
+"""The Snakemake workflow, run as users run it (see tests/workflow_helpers.py)."""
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from stdatamodels.jwst import datamodels
 
 from coronalign import simulate
+from tests.workflow_helpers import BIN, run_snakemake, workflow_environment
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 NINTS, PSF_NINTS, NPSF_EXPOSURES, SHAPE = 2, 2, 2, (128, 128)
+snakemake = run_snakemake
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
-    shim = tmp_path_factory.mktemp("bin")
-    scontrol = shim / "scontrol"
-    scontrol.write_text("#!/bin/sh\nexit 1\n")
-    scontrol.chmod(0o755)
-    return {**os.environ, "PATH": f"{shim}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return workflow_environment(tmp_path_factory.mktemp("bin"))
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +31,6 @@ def data(tmp_path_factory):
         nints=NINTS,
         psf_nints=PSF_NINTS,
         shape=SHAPE,
-    )
-
-
-def snakemake(environment, workdir, config, *args):
-    """Run snakemake on `config` (a dict) in `workdir`; return the CompletedProcess."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    configfile = workdir / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    executable = BIN / "snakemake"
-    assert executable.exists(), f"{executable} missing: run `make env`"
-    command = [str(executable), "--snakefile", str(REPOSITORY / "Snakefile")]
-    command += ["--directory", str(workdir), "--configfile", str(configfile), "--cores", "2"]
-    return subprocess.run(
-        [*command, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-        check=False,
     )
 
 

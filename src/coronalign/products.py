@@ -7,10 +7,12 @@ partial product behind.
 """
 
 import contextlib
+import gc
 import io
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +64,22 @@ def open_model(path, role):
         raise InputFileError(path, f"{role} cannot be read: {error.strerror}") from None
     if not magic.startswith(b"SIMPLE  ="):
         raise InputFileError(path, f"{role} is not a FITS file")
-    try:
-        model = datamodels.open(path)
-        _ = model.data  # forces reading the data, so a truncated file fails here
-    except Exception as error:  # stdatamodels/astropy raise many kinds
+    failure = None
+    # A failed open leaves its file handle to be closed when the exception is freed (or
+    # by the garbage collector): close it here, quietly, since the error is reported.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            model = datamodels.open(path)
+            _ = model.data  # forces reading the data, so a truncated file fails here
+        except Exception as error:  # stdatamodels/astropy raise many kinds
+            failure = str(error)
+        if failure is not None:
+            gc.collect()
+    if failure is not None:
         raise InputFileError(
-            path, f"{role} cannot be read as a JWST data model (truncated or corrupt?): {error}"
-        ) from None
+            path, f"{role} cannot be read as a JWST data model (truncated or corrupt?): {failure}"
+        )
     return model
 
 
