@@ -27,6 +27,7 @@ every PSF. The start is the best integer shift from a masked cross-correlation
 (one inverse FFT per pair), so a reference several pixels away is still found.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -92,14 +93,36 @@ class WeightTerms:
     total: float  # Σ w
 
 
-@dataclass(frozen=True)
 class ScienceTerms:
-    """Everything about one science image that the fits against all PSFs share."""
+    """Everything about one science image that the fits against all PSFs share.
 
-    shape: tuple
-    rspectrum: np.ndarray  # rfft2(s)
-    norm_coefficients: np.ndarray  # G · column weights, shape (2ny+1, nx+1)
-    norm_grid: np.ndarray  # B(d) at every integer shift, shape (ny, nx)
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    rspectrum : ndarray
+        ``rfft2(s)``.
+    norm_coefficients : ndarray
+        ``G`` times the column weights, shape ``(2 ny + 1, nx + 1)``.
+    energy : float
+        ``Σ w s²``; zero when the science image has no weighted signal.
+    """
+
+    def __init__(self, science, weight_terms):
+        self._science = science
+        self._weight_terms = weight_terms
+        self.shape = science.shape
+        self.rspectrum = scipy.fft.rfft2(science)
+        self.norm_coefficients = _norm_coefficients(science, self.rspectrum, weight_terms)
+        self.energy = float(np.sum(weight_terms.weight * science * science))
+
+    @functools.cached_property
+    def norm_grid(self):
+        """``B(d)`` at every integer shift (only needed for a cross-correlation start)."""
+        s = self._science
+        return scipy.fft.irfft2(
+            self._weight_terms.rspectrum * np.conj(scipy.fft.rfft2(s * s)), s=self.shape
+        )
 
 
 @dataclass(frozen=True)
@@ -199,17 +222,7 @@ def prepare_science(science, weight_terms):
     -------
     ScienceTerms
     """
-    s = np.asarray(science, dtype=np.float64)
-    rspectrum = scipy.fft.rfft2(s)
-    norm_grid = scipy.fft.irfft2(
-        weight_terms.rspectrum * np.conj(scipy.fft.rfft2(s * s)), s=s.shape
-    )
-    return ScienceTerms(
-        shape=s.shape,
-        rspectrum=rspectrum,
-        norm_coefficients=_norm_coefficients(s, rspectrum, weight_terms),
-        norm_grid=norm_grid,
-    )
+    return ScienceTerms(np.asarray(science, dtype=np.float64), weight_terms)
 
 
 def prepare_reference(reference, weight_terms):
@@ -355,13 +368,12 @@ def fit_pair(
         The shifts are NaN (and ``converged`` False) when the science image has no
         weighted signal, so no fit is possible.
     """
+    if not science_terms.energy > 0:
+        return FitResult(np.nan, np.nan, np.nan, np.nan, 0, False)
     objective = _Objective(science_terms, reference_terms)
     d = np.array(start if start is not None else integer_start(science_terms, reference_terms))
     converged = False
     iterations = 0
-    a, b = objective.values(*d)
-    if not b > 0:
-        return FitResult(np.nan, np.nan, np.nan, np.nan, 0, False)
     for iterations in range(1, MAX_ITERATIONS + 1):  # noqa: B007 - kept for the result
         a_terms, b_terms = objective.derivatives(*d)
         grad_r, hess_r = _profile_derivatives(a_terms, b_terms)
