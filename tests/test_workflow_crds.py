@@ -9,7 +9,8 @@ workflow must set them all) and with a ``sitecustomize`` that refuses and record
 non-local connection or name lookup, so "no network" is checked, not assumed.
 
 Time: one simulated NIRCam and one MIRI association (64 x 64, 2 integrations, 2 PSFs) serve
-the whole module; five short workflow runs and a few command-line calls (about 50 s).
+the whole module; two complete workflow runs, three that stop early, two dry runs and a few
+command-line calls (about 55 s on two shared cores).
 """
 
 import hashlib
