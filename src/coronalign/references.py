@@ -283,7 +283,7 @@ def _crds_select(parameters, crds_path, context, server_url, readonly):
                 crds_version=version,
                 reason=(
                     f"CRDS context {used_context} says PSFMASK is not applicable (N/A) for "
-                    f"{_describe(parameters)}; alignment is skipped"
+                    f"{_describe(parameters)}"
                 ),
             )
         raise ReferenceFileError(
