@@ -27,6 +27,7 @@ __all__ = [
     "ProductWriter",
     "atomic_output",
     "open_model",
+    "read_shift_table",
     "read_stack",
     "write_shift_table",
 ]
@@ -342,6 +343,29 @@ def _set_meta(node, dotted, value):
     for name in parents:
         node = getattr(node, name)
     setattr(node, last, value)
+
+
+def read_shift_table(path):
+    """Read a shift table written by :func:`write_shift_table`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.ecsv`` file.
+
+    Returns
+    -------
+    astropy.table.Table
+    """
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "shift table not found")
+    try:
+        return Table.read(path, format="ascii.ecsv")
+    except Exception as error:  # astropy raises many kinds for a bad table
+        raise InputFileError(path, f"is not a readable ECSV shift table ({error})") from None
 
 
 def write_shift_table(path, result, meta):

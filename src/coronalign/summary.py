@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError
-from .products import atomic_output
+from .products import atomic_output, read_shift_table
 from .reports import read_json_report
 
 __all__ = ["SUMMARY_COLUMNS", "exposure_summary", "plot_exposure", "summarize"]
@@ -42,18 +42,6 @@ SUMMARY_COLUMNS = (
     "rms_max",
     "warnings",
 )
-
-
-def _read_table(path):
-    from astropy.table import Table
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "shift table not found")
-    try:
-        return Table.read(path, format="ascii.ecsv")
-    except Exception as error:  # astropy raises many kinds for a bad table
-        raise InputFileError(path, f"is not a readable ECSV shift table ({error})") from None
 
 
 def _stats(values):
@@ -152,7 +140,7 @@ def summarize(validation_paths, shift_paths, output):
             "give one of each per exposure",
         )
     reports = [read_json_report(p, "validation report") for p in validation_paths]
-    tables = [_read_table(p) for p in shift_paths]
+    tables = [read_shift_table(p) for p in shift_paths]
     by_product = {str(t.meta.get("product", "")): t for t in tables}
     rows = []
     for index, (path, report) in enumerate(zip(validation_paths, reports, strict=True)):
@@ -222,7 +210,7 @@ def plot_exposure(product, science, shifts, output):
 
     from .products import open_model
 
-    table = _read_table(shifts)
+    table = read_shift_table(shifts)
     sci_model = open_model(science, "science exposure")
     sci = _usable(sci_model.data[0], sci_model.dq[0] if sci_model.hasattr("dq") else None)
     sci_model.close()

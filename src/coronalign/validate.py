@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CoronalignError, InputFileError, ParameterError
+from .products import read_shift_table
 from .reports import write_json_report
 
 __all__ = ["MAX_SHIFT_FRACTION", "ValidationError", "expected_shape", "validate_product"]
@@ -148,18 +149,6 @@ def _open_product(path, checks, model_type):
     return model
 
 
-def _read_shifts(path):
-    from astropy.table import Table
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "shift table not found")
-    try:
-        return Table.read(path, format="ascii.ecsv")
-    except Exception as error:  # astropy raises many kinds for a bad table
-        raise InputFileError(path, f"is not a readable ECSV shift table ({error})") from None
-
-
 def validate_product(
     product,
     shifts,
@@ -208,7 +197,7 @@ def validate_product(
     product = Path(product)
     if not product.is_file():
         raise InputFileError(product, "product not found")
-    table = _read_shifts(shifts)
+    table = read_shift_table(shifts)
     skipped = bool(table.meta.get("skipped", False))
     reason = str(table.meta.get("reason", "")) if skipped else None
     checks = _Checks()
