@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 
 test: env
 	$(BIN)/ruff check src tests workflow benchmarks
+	$(BIN)/ruff format --check src tests workflow benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/python -m pytest
 
 lint: env
