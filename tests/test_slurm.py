@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +31,10 @@ from astropy.io import fits
 from astropy.table import Table
 
 from coronalign import simulate
+from tests.workflow_helpers import BIN, REPOSITORY
 
 pytestmark = pytest.mark.slurm
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PROFILE = REPOSITORY / "profiles" / "slurm"
 PARTITION = "debug"  # default-resources: slurm_partition of profiles/slurm
 RUN_TIMEOUT = 600  # seconds for one Snakemake run (killed 30 s later if it ignores SIGTERM)
