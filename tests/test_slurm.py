@@ -36,7 +36,10 @@ from tests.workflow_helpers import BIN, REPOSITORY
 pytestmark = pytest.mark.slurm
 
 PROFILE = REPOSITORY / "profiles" / "slurm"
-PARTITION = "debug"  # default-resources: slurm_partition of profiles/slurm
+# The partition the profile submits to ("'debug'" in profiles/slurm: the CI cluster's).
+PARTITION = yaml.safe_load((PROFILE / "config.v8+.yaml").read_text())["default-resources"][
+    "slurm_partition"
+].strip("'\"")
 RUN_TIMEOUT = 600  # seconds for one Snakemake run (killed 30 s later if it ignores SIGTERM)
 SLURM_RULES = {"stack_refs", "check_psfstack", "align", "validate", "plot", "summary"}
 N_SCIENCE = 2
@@ -80,12 +83,9 @@ def cluster():
             f"({output.strip() or f'exit status {code}'}): {HOW_TO}",
             pytrace=False,
         )
-    code, output = _cluster_command("sinfo", "-h", "-p", PARTITION, "-o", "%a %T")
-    usable = [line for line in output.splitlines() if line.split()[:1] == ["up"]]
-    if code != 0 or not any(
-        state.rstrip("*") in {"idle", "mixed", "allocated", "completing"}
-        for _, state in (line.split()[:2] for line in usable if len(line.split()) >= 2)
-    ):
+    code, output = _cluster_command("sinfo", "-h", "-p", PARTITION, "-o", "%a|%T")
+    in_service = {"up|idle", "up|mixed", "up|allocated", "up|completing"}
+    if code != 0 or not in_service & set(output.split()):
         pytest.fail(
             f"CORONALIGN_SLURM=1 but partition {PARTITION!r} of profiles/slurm has no node "
             f"in service (sinfo: {output.strip() or f'exit status {code}'}): {HOW_TO}",
