@@ -123,34 +123,49 @@ def _wrapped(shape, dx, dy):
 
 #: A warm start is trusted only if the fit converges within this distance of it (pixels).
 WARM_START_RADIUS = 1.0
+#: PSFs fitted and shifted together; bounds the memory of the stacked transforms.
+PSF_CHUNK = 16
 
 
-def _fit_with_warm_start(science_terms, reference_terms, weight_total, warm_start):
-    """Fit one pair, starting from the previous integration's result when there is one.
+def _fit_with_warm_starts(science_terms, references, weight_total, warm_starts, workers):
+    """Fit PSFs, starting each from the previous integration's result when there is one.
 
     Integrations of one exposure share the pointing, so the previous integration's shift
     is within a small fraction of a pixel of the new one and Newton converges in fewer
-    steps, without the cross-correlation start. If that fit does not converge, or ends
-    farther than ``WARM_START_RADIUS`` from its start, the pair is fitted again from the
+    steps, without the cross-correlation start. A fit that does not converge, or ends
+    farther than ``WARM_START_RADIUS`` from its start, is made again from the
     cross-correlation start, which is what every first integration uses.
     """
-    if warm_start is not None:
-        fit = register.fit_pair(science_terms, reference_terms, weight_total, start=warm_start)
-        moved = math.hypot(fit.xshift - warm_start[0], fit.yshift - warm_start[1])
-        if fit.converged and moved <= WARM_START_RADIUS:
-            return fit
-    return register.fit_pair(science_terms, reference_terms, weight_total)
+    fits = register.fit_many(
+        science_terms, references, weight_total, starts=warm_starts, workers=workers
+    )
+    redo = [
+        i
+        for i, (fit, start) in enumerate(zip(fits, warm_starts, strict=True))
+        if start is not None
+        and not (
+            fit.converged
+            and math.hypot(fit.xshift - start[0], fit.yshift - start[1]) <= WARM_START_RADIUS
+        )
+    ]
+    if redo:
+        again = register.fit_many(
+            science_terms, [references[i] for i in redo], weight_total, workers=workers
+        )
+        for i, fit in zip(redo, again, strict=True):
+            fits[i] = fit
+    return fits
 
 
 class _PreparedPsfs:
     """The cleaned PSF stack with the transforms every fit and shift needs."""
 
-    def __init__(self, psfs, weight_terms, bad_bits, box_length, zero_flags):
+    def __init__(self, psfs, weight_terms, bad_bits, box_length, zero_flags, workers=1):
         data, err, replaced = clean_plane_stack(
             psfs.data, psfs.err, psfs.dq, bad_bits, box_length, zero_flags=zero_flags
         )
         self.shape = data.shape[-2:]
-        self.spectra = pair_spectrum(data, err)  # SCI and ERR shifted by one transform
+        self.spectra = pair_spectrum(data, err, workers)  # SCI and ERR shifted together
         self.terms = [register.prepare_reference(plane, weight_terms) for plane in data]
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
@@ -202,8 +217,8 @@ def align_stacks(
         Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
         3D product.
     threads : int, optional
-        Worker threads; the PSFs of one integration are fitted in parallel. Results do
-        not depend on the number of threads.
+        Threads for the Fourier transforms, which work on all the PSFs of an integration
+        at once. Results do not depend on the number of threads.
 
     Returns
     -------
@@ -213,7 +228,7 @@ def align_stacks(
     integrations = list(range(nints)) if integrations is None else list(integrations)
     weight_terms = register.prepare_weight(weight)
     started = time.perf_counter()
-    prepared = _PreparedPsfs(psfs, weight_terms, bad_bits, median_box_length, zero_flags)
+    prepared = _PreparedPsfs(psfs, weight_terms, bad_bits, median_box_length, zero_flags, threads)
     shape = prepared.shape
     table = {
         name: np.full((len(integrations), npsfs), np.nan)
@@ -230,7 +245,9 @@ def align_stacks(
         threads,
     )
     warm_starts = [None] * npsfs  # each PSF's last converged shift, a start for the next
+    # The output shifts (an FFT each, which releases the GIL) run on the threads.
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        mapper = pool.map if threads > 1 else map
         for row, k in enumerate(integrations):
             clean, _, _ = clean_plane_stack(
                 science.data[k : k + 1],
@@ -244,35 +261,39 @@ def align_stacks(
             sci_block = np.empty((npsfs, *shape))
             err_block = np.empty((npsfs, *shape))
             dq_block = np.empty((npsfs, *shape), dtype=np.uint32)
-
-            def one_psf(m, science_terms=science_terms, blocks=(sci_block, err_block, dq_block)):
-                fit = _fit_with_warm_start(
-                    science_terms, prepared.terms[m], weight_terms.total, warm_starts[m]
+            for first in range(0, npsfs, PSF_CHUNK):
+                chunk = list(range(first, min(first + PSF_CHUNK, npsfs)))
+                fits = _fit_with_warm_starts(
+                    science_terms,
+                    [prepared.terms[m] for m in chunk],
+                    weight_terms.total,
+                    [warm_starts[m] for m in chunk],
+                    threads,
                 )
-                if fit.converged:
-                    warm_starts[m] = (fit.xshift, fit.yshift)
-                if math.isfinite(fit.xshift):
-                    planes = prepared.aligned(m, fit.xshift, fit.yshift)
-                else:
-                    unshifted = prepared.unshifted
-                    dq = prepared.dq[m] | DQ_DO_NOT_USE
-                    planes = (unshifted[0][m], unshifted[1][m], dq)
-                for block, plane in zip(blocks, planes, strict=True):
-                    block[m] = plane
-                return fit
-
-            mapper = pool.map if threads > 1 else map  # one thread: no hand-offs
-            fits = list(mapper(one_psf, range(npsfs)))
-            for m, fit in enumerate(fits):
-                table["xshift"][row, m] = fit.xshift
-                table["yshift"][row, m] = fit.yshift
-                table["beta"][row, m] = fit.beta
-                table["rms"][row, m] = fit.rms
-                iterations[row, m] = fit.iterations
-                if not math.isfinite(fit.xshift):
-                    status[row, m] = "no_data"
-                else:
-                    status[row, m] = "converged" if fit.converged else "not_converged"
+                fitted = [
+                    (m, fit.xshift, fit.yshift)
+                    for m, fit in zip(chunk, fits, strict=True)
+                    if math.isfinite(fit.xshift)
+                ]
+                for (m, _, _), planes in zip(
+                    fitted, mapper(lambda item: prepared.aligned(*item), fitted), strict=True
+                ):
+                    sci_block[m], err_block[m], dq_block[m] = planes
+                for m, fit in zip(chunk, fits, strict=True):
+                    table["xshift"][row, m] = fit.xshift
+                    table["yshift"][row, m] = fit.yshift
+                    table["beta"][row, m] = fit.beta
+                    table["rms"][row, m] = fit.rms
+                    iterations[row, m] = fit.iterations
+                    if fit.converged:
+                        warm_starts[m] = (fit.xshift, fit.yshift)
+                    if math.isfinite(fit.xshift):
+                        status[row, m] = "converged" if fit.converged else "not_converged"
+                    else:  # no usable data: the unshifted PSF, flagged
+                        status[row, m] = "no_data"
+                        sci_block[m] = prepared.unshifted[0][m]
+                        err_block[m] = prepared.unshifted[1][m]
+                        dq_block[m] = prepared.dq[m] | DQ_DO_NOT_USE
             if (status[row] == "no_data").any():
                 log.warning(
                     "integration %d has no usable data under the mask: its planes are the "

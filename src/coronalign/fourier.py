@@ -52,25 +52,26 @@ def axis_phase(freqs, n, shift, order=0):
         Frequencies in cycles per pixel of one axis of length ``n``.
     n : int
         Length of that axis in pixels.
-    shift : float
-        Shift along the axis in pixels.
+    shift : float or ndarray
+        Shift(s) along the axis in pixels.
     order : int, optional
         0 for the factor itself, 1 and 2 for its first and second derivative with
         respect to ``shift``.
 
     Returns
     -------
-    ndarray of complex128
+    ndarray of complex128, shape ``shift.shape + freqs.shape``
         ``exp(-2πi f shift)`` (differentiated ``order`` times), with the Nyquist
         frequency of an even axis replaced by ``cos(π shift)`` (differentiated likewise).
     """
+    shift = np.asarray(shift, dtype=np.float64)
     omega = -2j * np.pi * freqs
-    phase = np.exp(omega * shift) * omega**order
+    phase = np.exp(np.multiply.outer(shift, omega)) * omega**order
     if n % 2 == 0:
         nyquist = np.abs(freqs) == 0.5
-        arg = np.pi * shift
+        arg = np.pi * shift[..., None]
         value = (np.cos(arg), -np.pi * np.sin(arg), -(np.pi**2) * np.cos(arg))[order]
-        phase[nyquist] = value
+        phase[..., nyquist] = value
     return phase
 
 
@@ -151,20 +152,21 @@ def shift_pair_spectrum(spectrum, dx, dy, workers=1):
     ----------
     spectrum : ndarray of complex, shape (..., ny, nx)
         From :func:`pair_spectrum`.
-    dx, dy : float
-        Shift in pixels along columns and rows.
+    dx, dy : float or ndarray
+        Shift in pixels along columns and rows; arrays give one shift per leading index
+        of ``spectrum`` (a stack of packed pairs, each shifted by its own amount).
     workers : int, optional
-        Threads for the inverse transform.
+        Threads for the inverse transform (a stack is shared among them).
 
     Returns
     -------
     first, second : ndarray of float64
-        The two shifted images.
+        The two shifted images (or stacks).
     """
     ny, nx = spectrum.shape[-2:]
     phase = (
-        axis_phase(np.fft.fftfreq(ny), ny, dy)[:, None]
-        * axis_phase(np.fft.fftfreq(nx), nx, dx)[None, :]
+        axis_phase(np.fft.fftfreq(ny), ny, dy)[..., :, None]
+        * axis_phase(np.fft.fftfreq(nx), nx, dx)[..., None, :]
     )
     shifted = scipy.fft.ifft2(spectrum * phase, workers=workers)
     return shifted.real, shifted.imag

@@ -41,8 +41,11 @@ __all__ = [
     "ReferenceTerms",
     "ScienceTerms",
     "WeightTerms",
+    "fit_many",
     "fit_pair",
     "fit_shift",
+    "integer_start",
+    "integer_starts",
     "prepare_reference",
     "prepare_science",
     "prepare_weight",
@@ -244,103 +247,215 @@ def prepare_reference(reference, weight_terms):
     return ReferenceTerms(weighted_rspectrum=scipy.fft.rfft2(wp), energy=float(np.sum(wp * p)))
 
 
-class _Objective:
-    """``A(d)``, ``B(d)`` and their derivatives for one (science, reference) pair."""
+class _Objectives:
+    """``A(d)``, ``B(d)`` and their derivatives for one science image and several PSFs.
 
-    def __init__(self, science_terms, reference_terms):
+    Every PSF is evaluated at its own shift, in one stacked matrix product per term: each
+    PSF's product is the same BLAS call it would be alone, so its result does not depend
+    on which other PSFs are evaluated with it.
+    """
+
+    def __init__(self, science_terms, references):
         ny, nx = science_terms.shape
         self.ny, self.nx = ny, nx
         self.fy, self.fx = rfft_frequencies(ny, nx)
-        cross = science_terms.rspectrum * np.conj(reference_terms.weighted_rspectrum)
-        self.cross = cross  # H on the rfft grid
-        self.cross_weighted = cross * (_column_weights(nx, cross.shape[1]) / (ny * nx))[None, :]
+        weights = _column_weights(nx, nx // 2 + 1) / (ny * nx)
+        self.cross = np.stack(
+            [science_terms.rspectrum * np.conj(ref.weighted_rspectrum) for ref in references]
+        )
+        self.cross *= weights  # H on the rfft grid, with the half-spectrum weights
         self.norm = science_terms.norm_coefficients
         self.qy = -2j * np.pi * np.arange(-ny, ny + 1) / ny
         self.qx = -2j * np.pi * np.arange(0, nx + 1) / nx
-        self.energy = reference_terms.energy
+        self.energy = np.array([ref.energy for ref in references])
 
-    def values(self, dx, dy):
-        """``A`` and ``B`` at one shift."""
-        a = np.real(
-            axis_phase(self.fy, self.ny, dy)
-            @ (self.cross_weighted @ axis_phase(self.fx, self.nx, dx))
-        )
-        b = np.real(np.exp(self.qy * dy) @ (self.norm @ np.exp(self.qx * dx)))
+    def matrices(self, index, d, orders=3):
+        """Contractions of ``A`` and ``B`` for PSFs ``index`` at shifts ``d`` (k, 2).
+
+        Returns two real (k, orders, orders) arrays whose entry ``[i, j]`` is the
+        ``i``-th derivative in y of the ``j``-th derivative in x (value ``[0, 0]``).
+        """
+        cross = self.cross if len(index) == len(self.cross) else self.cross[index]
+        px = np.stack([axis_phase(self.fx, self.nx, d[:, 0], o) for o in range(orders)], 2)
+        py = np.stack([axis_phase(self.fy, self.ny, d[:, 1], o) for o in range(orders)], 1)
+        a = np.matmul(py, np.matmul(cross, px)).real
+        ex = np.exp(np.multiply.outer(d[:, 0], self.qx))
+        ey = np.exp(np.multiply.outer(d[:, 1], self.qy))
+        ex = np.stack([ex * self.qx**o for o in range(orders)], 2)
+        ey = np.stack([ey * self.qy**o for o in range(orders)], 1)
+        b = np.matmul(ey, np.matmul(self.norm[None], ex)).real
         return a, b
 
-    def derivatives(self, dx, dy):
-        """``A``, ``B`` with gradients and Hessians with respect to ``(dx, dy)``."""
-        px = np.stack([axis_phase(self.fx, self.nx, dx, order) for order in range(3)], axis=1)
-        py = [axis_phase(self.fy, self.ny, dy, order) for order in range(3)]
-        a_cols = self.cross_weighted @ px
-        ex = np.exp(self.qx * dx)
-        ey = np.exp(self.qy * dy)
-        b_cols = self.norm @ np.stack([ex, ex * self.qx, ex * self.qx**2], axis=1)
-        eyd = [ey, ey * self.qy, ey * self.qy**2]
-        return _terms(a_cols, py), _terms(b_cols, eyd)
 
-
-def _terms(columns, row_phases):
-    """Value, gradient (x, y) and Hessian of a separable sum from its contractions."""
-    value = np.real(row_phases[0] @ columns[:, 0])
-    gx = np.real(row_phases[0] @ columns[:, 1])
-    gy = np.real(row_phases[1] @ columns[:, 0])
-    hxx = np.real(row_phases[0] @ columns[:, 2])
-    hxy = np.real(row_phases[1] @ columns[:, 1])
-    hyy = np.real(row_phases[2] @ columns[:, 0])
-    return value, np.array([gx, gy]), np.array([[hxx, hxy], [hxy, hyy]])
+def _terms(matrix):
+    """Value, gradient (x, y) and Hessian from a (k, 3, 3) contraction matrix."""
+    value = matrix[:, 0, 0]
+    gradient = np.stack([matrix[:, 0, 1], matrix[:, 1, 0]], axis=1)
+    hxy = matrix[:, 1, 1]
+    hessian = np.stack(
+        [np.stack([matrix[:, 0, 2], hxy], 1), np.stack([hxy, matrix[:, 2, 0]], 1)], 1
+    )
+    return value, gradient, hessian
 
 
 def _profile_derivatives(a_terms, b_terms):
     """Gradient and Hessian of ``R = A²/B`` (the objective is ``f = Σ w p² − R``)."""
     a, ga, ha = a_terms
     b, gb, hb = b_terms
+    a, b = a[:, None], b[:, None]
     grad = 2 * a * ga / b - a * a * gb / b**2
+    a, b = a[:, :, None], b[:, :, None]
+    outer = np.einsum
     hess = (
-        2 * (np.outer(ga, ga) + a * ha) / b
-        - 2 * a * (np.outer(ga, gb) + np.outer(gb, ga)) / b**2
+        2 * (outer("ki,kj->kij", ga, ga) + a * ha) / b
+        - 2 * a * (outer("ki,kj->kij", ga, gb) + outer("ki,kj->kij", gb, ga)) / b**2
         - a * a * hb / b**2
-        + 2 * a * a * np.outer(gb, gb) / b**3
+        + 2 * a * a * outer("ki,kj->kij", gb, gb) / b**3
     )
     return grad, hess
 
 
-def _newton_step(grad_r, hess_r):
-    """Step that increases ``R``: Newton where ``R`` is concave, else a safeguarded one."""
-    values, vectors = np.linalg.eigh(-hess_r)  # Hessian of f = -R
-    scale = max(np.max(np.abs(values)), 1e-300)
+def _newton_steps(grad_r, hess_r):
+    """Steps that increase ``R``: Newton where ``R`` is concave, else a safeguarded one."""
+    values, vectors = np.linalg.eigh(-hess_r)  # Hessians of f = -R
+    scale = np.maximum(np.max(np.abs(values), axis=1, keepdims=True), 1e-300)
     values = np.maximum(np.abs(values), 1e-6 * scale)  # flip and floor negative curvature
-    step = vectors @ ((vectors.T @ grad_r) / values)
-    length = np.max(np.abs(step))
-    if length > MAX_STEP:
-        step *= MAX_STEP / length
-    return step
+    along = np.einsum("kji,kj->ki", vectors, grad_r) / values
+    steps = np.einsum("kij,kj->ki", vectors, along)
+    length = np.max(np.abs(steps), axis=1, keepdims=True)
+    return steps * np.minimum(1.0, MAX_STEP / np.maximum(length, 1e-300))
 
 
-def integer_start(science_terms, reference_terms):
-    """Best integer shift from the masked cross-correlation (positive ``beta`` only).
+def integer_starts(science_terms, references, workers=1):
+    """Best integer shifts from the masked cross-correlation (positive ``beta`` only).
 
     Parameters
     ----------
     science_terms : ScienceTerms
-    reference_terms : ReferenceTerms
+    references : sequence of ReferenceTerms
+    workers : int, optional
+        Threads for the inverse transforms.
+
+    Returns
+    -------
+    ndarray, shape (len(references), 2)
+        ``(xshift, yshift)`` of each, in ``[-n/2, n/2)``; (0, 0) where no shift correlates
+        positively.
+    """
+    ny, nx = science_terms.shape
+    spectra = np.stack([ref.weighted_rspectrum for ref in references])
+    a = scipy.fft.irfft2(spectra * np.conj(science_terms.rspectrum), s=(ny, nx), workers=workers)
+    b = science_terms.norm_grid
+    positive = (a > 0) & (b > 0)
+    score = np.where(positive, a * a / np.where(b > 0, b, 1.0), -np.inf).reshape(len(a), -1)
+    jy, jx = np.unravel_index(np.argmax(score, axis=1), (ny, nx))
+    starts = np.stack([np.where(jx >= nx / 2, jx - nx, jx), np.where(jy >= ny / 2, jy - ny, jy)], 1)
+    starts[~positive.reshape(len(a), -1).any(axis=1)] = 0
+    return starts.astype(np.float64)
+
+
+def integer_start(science_terms, reference_terms):
+    """Best integer shift from the masked cross-correlation, for one PSF.
 
     Returns
     -------
     tuple of float
         ``(xshift, yshift)`` in ``[-n/2, n/2)``.
     """
-    ny, nx = science_terms.shape
-    a = scipy.fft.irfft2(
-        reference_terms.weighted_rspectrum * np.conj(science_terms.rspectrum), s=(ny, nx)
-    )
-    b = science_terms.norm_grid
-    positive = (a > 0) & (b > 0)
-    if not positive.any():
-        return 0.0, 0.0
-    score = np.where(positive, a * a / np.where(positive, b, 1.0), -np.inf)
-    jy, jx = np.unravel_index(np.argmax(score), score.shape)
-    return float(jx - nx if jx >= nx / 2 else jx), float(jy - ny if jy >= ny / 2 else jy)
+    start = integer_starts(science_terms, [reference_terms])[0]
+    return float(start[0]), float(start[1])
+
+
+def fit_many(
+    science_terms,
+    references,
+    weight_total,
+    *,
+    starts=None,
+    tolerance=SHIFT_TOLERANCE,
+    workers=1,
+):
+    """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
+
+    All PSFs take their Newton steps together (stacked evaluations); each PSF's result
+    is the same as if it were fitted alone.
+
+    Parameters
+    ----------
+    science_terms : ScienceTerms
+        From :func:`prepare_science`.
+    references : sequence of ReferenceTerms
+        From :func:`prepare_reference`.
+    weight_total : float
+        ``Σ w``, used to normalise the residual rms.
+    starts : sequence, optional
+        Starting ``(xshift, yshift)`` per PSF, or None for the best integer shift of the
+        masked cross-correlation (the default for all).
+    tolerance : float, optional
+        Convergence threshold on the last step, in pixels.
+    workers : int, optional
+        Threads for the cross-correlation transforms.
+
+    Returns
+    -------
+    list of FitResult
+        The shifts are NaN (and ``converged`` False) when the science image has no
+        weighted signal, so no fit is possible.
+    """
+    count = len(references)
+    if not science_terms.energy > 0:
+        return [FitResult(np.nan, np.nan, np.nan, np.nan, 0, False)] * count
+    starts = [None] * count if starts is None else list(starts)
+    d = np.zeros((count, 2))
+    cold = [i for i, start in enumerate(starts) if start is None]
+    if cold:
+        d[cold] = integer_starts(science_terms, [references[i] for i in cold], workers)
+    for i, start in enumerate(starts):
+        if start is not None:
+            d[i] = start
+    objectives = _Objectives(science_terms, references)
+    iterations = np.zeros(count, dtype=int)
+    converged = np.zeros(count, dtype=bool)
+    active = np.arange(count)
+    for _ in range(MAX_ITERATIONS):
+        a_matrix, b_matrix = objectives.matrices(active, d[active])
+        a_terms, b_terms = _terms(a_matrix), _terms(b_matrix)
+        steps = _newton_steps(*_profile_derivatives(a_terms, b_terms))
+        ratio = a_terms[0] ** 2 / b_terms[0]
+        # Long steps must improve the objective; short ones are in the Newton basin.
+        long = np.max(np.abs(steps), axis=1) > 1e-2
+        while long.any():
+            trial = np.flatnonzero(long)
+            a_try, b_try = objectives.matrices(
+                active[trial], d[active[trial]] + steps[trial], orders=1
+            )
+            a_try, b_try = a_try[:, 0, 0], b_try[:, 0, 0]
+            better = (b_try > 0) & (a_try * a_try >= ratio[trial] * b_try)
+            steps[trial[~better]] /= 2
+            long[trial[better]] = False
+            long &= np.max(np.abs(steps), axis=1) > 1e-2
+        d[active] += steps
+        iterations[active] += 1
+        done = np.max(np.abs(steps), axis=1) <= tolerance
+        converged[active[done]] = True
+        active = active[~done]
+        if not active.size:
+            break
+    a_matrix, b_matrix = objectives.matrices(np.arange(count), d, orders=1)
+    a, b = a_matrix[:, 0, 0], b_matrix[:, 0, 0]
+    residual = np.maximum(objectives.energy - a * a / b, 0.0)
+    rms = np.sqrt(residual / weight_total) if weight_total > 0 else np.full(count, np.nan)
+    return [
+        FitResult(
+            float(d[i, 0]),
+            float(d[i, 1]),
+            float(a[i] / b[i]),
+            float(rms[i]),
+            int(iterations[i]),
+            bool(converged[i]),
+        )
+        for i in range(count)
+    ]
 
 
 def fit_pair(
@@ -365,35 +480,11 @@ def fit_pair(
     Returns
     -------
     FitResult
-        The shifts are NaN (and ``converged`` False) when the science image has no
-        weighted signal, so no fit is possible.
+        See :func:`fit_many`.
     """
-    if not science_terms.energy > 0:
-        return FitResult(np.nan, np.nan, np.nan, np.nan, 0, False)
-    objective = _Objective(science_terms, reference_terms)
-    d = np.array(start if start is not None else integer_start(science_terms, reference_terms))
-    converged = False
-    iterations = 0
-    for iterations in range(1, MAX_ITERATIONS + 1):  # noqa: B007 - kept for the result
-        a_terms, b_terms = objective.derivatives(*d)
-        grad_r, hess_r = _profile_derivatives(a_terms, b_terms)
-        step = _newton_step(grad_r, hess_r)
-        ratio = a_terms[0] ** 2 / b_terms[0]
-        # Long steps must improve the objective; short ones are in the Newton basin.
-        while np.max(np.abs(step)) > 1e-2:
-            a_try, b_try = objective.values(*(d + step))
-            if b_try > 0 and a_try * a_try / b_try >= ratio:
-                break
-            step = step / 2
-        d = d + step
-        if np.max(np.abs(step)) <= tolerance:
-            converged = True
-            break
-    a, b = objective.values(*d)
-    beta = a / b
-    residual = max(objective.energy - a * a / b, 0.0)
-    rms = np.sqrt(residual / weight_total) if weight_total > 0 else np.nan
-    return FitResult(float(d[0]), float(d[1]), float(beta), float(rms), iterations, converged)
+    return fit_many(
+        science_terms, [reference_terms], weight_total, starts=[start], tolerance=tolerance
+    )[0]
 
 
 def fit_shift(reference, science, weight):
