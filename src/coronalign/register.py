@@ -250,9 +250,9 @@ def prepare_reference(reference, weight_terms):
 class _Objectives:
     """``A(d)``, ``B(d)`` and their derivatives for one science image and several PSFs.
 
-    Every PSF is evaluated at its own shift, in one stacked matrix product per term: each
-    PSF's product is the same BLAS call it would be alone, so its result does not depend
-    on which other PSFs are evaluated with it.
+    Every PSF is evaluated at its own shift, in one stacked matrix product per term. Which
+    PSFs are evaluated together depends only on the data, so the results are the same on
+    every run and for any number of threads.
     """
 
     def __init__(self, science_terms, references):
@@ -279,11 +279,13 @@ class _Objectives:
         px = np.stack([axis_phase(self.fx, self.nx, d[:, 0], o) for o in range(orders)], 2)
         py = np.stack([axis_phase(self.fy, self.ny, d[:, 1], o) for o in range(orders)], 1)
         a = np.matmul(py, np.matmul(cross, px)).real
-        ex = np.exp(np.multiply.outer(d[:, 0], self.qx))
+        ex = np.exp(np.multiply.outer(self.qx, d[:, 0]))  # (nx + 1, k)
         ey = np.exp(np.multiply.outer(d[:, 1], self.qy))
-        ex = np.stack([ex * self.qx**o for o in range(orders)], 2)
+        ex = np.stack([ex * (self.qx**o)[:, None] for o in range(orders)], 2)
         ey = np.stack([ey * self.qy**o for o in range(orders)], 1)
-        b = np.matmul(ey, np.matmul(self.norm[None], ex)).real
+        # One product for all PSFs: G is read once (it is the largest array here).
+        columns = (self.norm @ ex.reshape(len(self.qx), -1)).reshape(len(self.qy), len(d), orders)
+        b = np.matmul(ey, columns.transpose(1, 0, 2)).real
         return a, b
 
 
@@ -377,8 +379,8 @@ def fit_many(
 ):
     """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
 
-    All PSFs take their Newton steps together (stacked evaluations); each PSF's result
-    is the same as if it were fitted alone.
+    All PSFs take their Newton steps together (stacked evaluations); a PSF that has
+    converged stops, the others go on.
 
     Parameters
     ----------
