@@ -91,9 +91,9 @@ class WeightTerms:
     """Transforms of the weight image, shared by every fit that uses it."""
 
     weight: np.ndarray
-    spectrum: np.ndarray  # full fft2 of w
     rspectrum: np.ndarray  # rfft2 of w
     total: float  # Σ w
+    norm_factor: np.ndarray  # what multiplies the spectrum of u² in G (see _norm_coefficients)
 
 
 class ScienceTerms:
@@ -151,9 +151,9 @@ def prepare_weight(weight):
     w = np.asarray(weight, dtype=np.float64)
     return WeightTerms(
         weight=w,
-        spectrum=scipy.fft.fft2(w),
         rspectrum=scipy.fft.rfft2(w),
         total=float(w.sum()),
+        norm_factor=_norm_factor(w),
     )
 
 
@@ -183,6 +183,31 @@ def _extended_axis(n):
     return k, factor
 
 
+def _fine_grid(ny, nx):
+    """Size of the grid on which ``u²`` is sampled exactly: at least ``2n + 1``, fast."""
+    return (
+        scipy.fft.next_fast_len(2 * ny + 1, real=True),
+        scipy.fft.next_fast_len(2 * nx + 1, real=True),
+    )
+
+
+def _norm_factor(weight):
+    """The part of ``G`` that depends on the weight only (computed once per weight).
+
+    ``conj(Ŵ_q)`` on the frequencies ``q_y = −n_y … n_y``, ``q_x = 0 … n_x``, times the
+    half-spectrum column weights and the normalisation of the fine-grid transforms.
+    """
+    ny, nx = weight.shape
+    my, mx = _fine_grid(ny, nx)
+    qy = np.arange(-ny, ny + 1)
+    qx = np.arange(0, nx + 1)
+    spectrum = scipy.fft.fft2(weight)
+    factor = np.conj(spectrum[np.ix_(qy % ny, qx % nx)])
+    factor *= _column_weights(nx, qx.size)[None, :]
+    scale = my * mx / (ny * nx)  # of the upsampled image, squared below
+    return factor * (scale * scale / (my * mx))
+
+
 def _norm_coefficients(science, rspectrum, weight_terms):
     """Coefficients ``G`` of ``B(d) = Σ w (T_d s)²`` as a trigonometric polynomial in ``d``.
 
@@ -193,21 +218,18 @@ def _norm_coefficients(science, rspectrum, weight_terms):
     only ``q_x ≥ 0`` is kept (the rest is the complex conjugate).
     """
     ny, nx = science.shape
-    my = scipy.fft.next_fast_len(2 * ny + 1, real=True)
-    mx = scipy.fft.next_fast_len(2 * nx + 1, real=True)
+    my, mx = _fine_grid(ny, nx)
     ky, fy = _extended_axis(ny)
     kx, fx = _extended_axis(nx)
     keep = kx >= 0
     kx, fx = kx[keep], fx[keep]
     fine = np.zeros((my, mx // 2 + 1), dtype=np.complex128)
     fine[np.ix_(ky % my, kx)] = rspectrum[np.ix_(ky % ny, kx)] * np.outer(fy, fx)
-    upsampled = scipy.fft.irfft2(fine, s=(my, mx)) * (my * mx / (ny * nx))
-    squared_spectrum = scipy.fft.rfft2(upsampled * upsampled) / (my * mx)
-    qy = np.arange(-ny, ny + 1)
-    qx = np.arange(0, nx + 1)
-    coefficients = squared_spectrum[np.ix_(qy % my, qx)]
-    coefficients *= np.conj(weight_terms.spectrum[np.ix_(qy % ny, qx % nx)])
-    coefficients *= _column_weights(nx, qx.size)[None, :]
+    upsampled = scipy.fft.irfft2(fine, s=(my, mx))
+    squared = scipy.fft.rfft2(upsampled * upsampled)
+    # Rows q_y = −n_y … −1 then 0 … n_y; columns q_x = 0 … n_x.
+    coefficients = np.concatenate((squared[my - ny :, : nx + 1], squared[: ny + 1, : nx + 1]))
+    coefficients *= weight_terms.norm_factor
     return coefficients
 
 
