@@ -115,7 +115,7 @@ def test_real_run_gives_named_shaped_validated_products(data, finished_run):
         assert report["status"] == "passed"
         assert (results / "shifts" / f"{stem}_psfshifts.ecsv").is_file()
         assert (results / "plots" / f"{stem}_psfalign.png").stat().st_size > 1000
-        assert (results / "benchmarks" / "align" / f"{stem}.tsv").is_file()
+        assert (finished_run / "benchmarks" / "align" / f"{stem}.tsv").is_file()
         assert "done:" in (finished_run / "logs" / "align" / f"{stem}.log").read_text()
     summary = (results / "summary" / "summary.tsv").read_text().splitlines()
     assert len(summary) == 1 + len(stems)

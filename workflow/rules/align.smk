@@ -14,7 +14,7 @@ rule align:
     log:
         "logs/align/{stem}.log",
     benchmark:
-        "results/benchmarks/align/{stem}.tsv"
+        "benchmarks/align/{stem}.tsv"
     conda:
         CONDA_ENV
     threads: 2

@@ -15,7 +15,7 @@ rule psfmask:
     log:
         "logs/psfmask/{stem}.log",
     benchmark:
-        "results/benchmarks/psfmask/{stem}.tsv"
+        "benchmarks/psfmask/{stem}.tsv"
     conda:
         CONDA_ENV
     params:

@@ -14,7 +14,7 @@ rule summary:
     log:
         "logs/summary/summary.log",
     benchmark:
-        "results/benchmarks/summary/summary.tsv"
+        "benchmarks/summary/summary.tsv"
     conda:
         CONDA_ENV
     shell:
@@ -38,7 +38,7 @@ rule plot:
     log:
         "logs/plot/{stem}.log",
     benchmark:
-        "results/benchmarks/plot/{stem}.tsv"
+        "benchmarks/plot/{stem}.tsv"
     conda:
         CONDA_ENV
     shell:

@@ -9,7 +9,7 @@ rule stack_refs:
     log:
         "logs/stack_refs/{name}.log",
     benchmark:
-        "results/benchmarks/stack_refs/{name}.tsv"
+        "benchmarks/stack_refs/{name}.tsv"
     conda:
         CONDA_ENV
     shell:
@@ -25,7 +25,7 @@ rule check_psfstack:
     log:
         "logs/check_psfstack/psfstack_check.log",
     benchmark:
-        "results/benchmarks/check_psfstack/psfstack_check.tsv"
+        "benchmarks/check_psfstack/psfstack_check.tsv"
     conda:
         CONDA_ENV
     shell:

@@ -12,7 +12,7 @@ rule validate:
     log:
         "logs/validate/{stem}.log",
     benchmark:
-        "results/benchmarks/validate/{stem}.tsv"
+        "benchmarks/validate/{stem}.tsv"
     conda:
         CONDA_ENV
     params:
