@@ -11,6 +11,7 @@ from stdatamodels.jwst import datamodels
 
 from coronalign import simulate
 from coronalign.cli import main
+from coronalign.provenance import file_sha256
 
 
 @pytest.fixture(scope="module", params=["nircam", "miri"])
@@ -32,7 +33,9 @@ def _align(paths, folder, *extra):
 
 def test_recovers_the_true_shifts(dataset):
     _, folder, paths = dataset
+    before = {role: file_sha256(path) for role, path in paths.items()}
     _, table_path = _align(paths, folder)
+    assert {role: file_sha256(path) for role, path in paths.items()} == before  # inputs untouched
     truth = json.loads(paths["truth"].read_text())
     table = Table.read(table_path)
     nints, npsfs = np.shape(truth["xshift"])
