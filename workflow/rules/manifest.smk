@@ -1,9 +1,6 @@
 # The run manifest: every product with its inputs (SHA-256), parameters, CRDS context,
 # software versions and the digests of its values. `coronalign verify` re-runs it.
-
-
-localrules:
-    manifest,
+# It reads every product, so on a cluster it runs as a job, not on the login node.
 
 
 rule manifest:
