@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -237,9 +238,12 @@ class ProductWriter:
         self._output = AtomicOutput(self.path)
         self.temporary = self._output.temporary
         self._descriptor = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-writer")
+        self._pending = []
         try:
             self._regions = self._write_layout(self._layout(template, meta))
         except BaseException:
+            self._writer.shutdown()
             self._output.discard()
             raise
 
@@ -288,8 +292,22 @@ class ProductWriter:
         self._descriptor = os.open(self.temporary, os.O_WRONLY)
         return {name: (offsets[name], np.dtype(dtypes[name])) for name in dtypes}
 
+    #: Integrations queued for writing at most (bounds the memory held by the queue).
+    QUEUE = 2
+
     def __call__(self, row, sci, err, dq):
-        """Write the planes aligned to one integration (the ``sink`` interface)."""
+        """Queue the planes aligned to one integration for writing (the ``sink`` interface).
+
+        The conversion to the stored types and the writes run on a background thread
+        (both release the GIL), overlapping the next integration's fits. The arrays must
+        not be modified by the caller afterwards.
+        """
+        while len(self._pending) >= self.QUEUE:
+            self._pending.pop(0).result()
+        self._pending.append(self._writer.submit(self._write_row, row, sci, err, dq))
+
+    def _write_row(self, row, sci, err, dq):
+        """Convert and write one integration's planes to their places in the file."""
         block = int(np.prod(self.full_shape[1:])) * 4 if self.mode == "quad" else 0
         # FITS has no unsigned 32-bit type: stored as int32 with BZERO = 2**31.
         values = {"SCI": sci, "ERR": err, "DQ": np.asarray(dq, dtype=np.uint32) ^ np.uint32(2**31)}
@@ -306,8 +324,16 @@ class ProductWriter:
         except OSError as error:
             raise InputFileError(self.path, f"cannot write the product: {error.strerror}") from None
 
+    def _drain(self):
+        """Wait for every queued write; re-raise the first failure."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
     def commit(self):
-        """Close the file and give the product its final name."""
+        """Finish the writes, close the file and give the product its final name."""
+        self._drain()
+        self._writer.shutdown()
         os.close(self._descriptor)
         self._descriptor = None
         self._output.commit()
@@ -317,6 +343,10 @@ class ProductWriter:
         return self
 
     def __exit__(self, *exc_info):
+        for future in self._pending:
+            future.cancel()
+        self._writer.shutdown(wait=True)
+        self._pending = []
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
