@@ -245,19 +245,31 @@ def align_stacks(
         threads,
     )
     warm_starts = [None] * npsfs  # each PSF's last converged shift, a start for the next
-    # The output shifts (an FFT each, which releases the GIL) run on the threads.
+
+    def prepare(k):
+        """Clean science integration ``k`` and precompute its terms."""
+        clean, _, _ = clean_plane_stack(
+            science.data[k : k + 1],
+            science.err[k : k + 1],
+            science.dq[k : k + 1],
+            bad_bits,
+            median_box_length,
+            zero_flags=zero_flags,
+        )
+        return register.prepare_science(clean[0], weight_terms)
+
+    # With threads, the next integration is prepared (FFTs, which release the GIL) while
+    # the current one is fitted, and the output shifts run on the threads.
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         mapper = pool.map if threads > 1 else map
+        upcoming = pool.submit(prepare, integrations[0]) if threads > 1 and integrations else None
         for row, k in enumerate(integrations):
-            clean, _, _ = clean_plane_stack(
-                science.data[k : k + 1],
-                science.err[k : k + 1],
-                science.dq[k : k + 1],
-                bad_bits,
-                median_box_length,
-                zero_flags=zero_flags,
-            )
-            science_terms = register.prepare_science(clean[0], weight_terms)
+            if upcoming is not None:
+                science_terms = upcoming.result()
+                following = integrations[row + 1] if row + 1 < len(integrations) else None
+                upcoming = pool.submit(prepare, following) if following is not None else None
+            else:
+                science_terms = prepare(k)
             sci_block = np.empty((npsfs, *shape))
             err_block = np.empty((npsfs, *shape))
             dq_block = np.empty((npsfs, *shape), dtype=np.uint32)
