@@ -52,3 +52,11 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(20261124)
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    """Environment for Snakemake subprocesses (see tests/workflow_helpers.py)."""
+    from tests.workflow_helpers import workflow_environment
+
+    return workflow_environment(tmp_path_factory.mktemp("bin"))

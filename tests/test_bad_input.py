@@ -15,7 +15,7 @@ from stdatamodels.jwst import datamodels
 
 from coronalign import simulate
 from coronalign.cli import main
-from tests.workflow_helpers import run_snakemake, workflow_environment
+from tests.workflow_helpers import run_snakemake
 
 
 @pytest.fixture(scope="module")
@@ -197,11 +197,6 @@ def association(tmp_path_factory):
     return simulate.write_association(
         folder, n_science=1, n_psf=1, nints=1, psf_nints=1, shape=(64, 64)
     )
-
-
-@pytest.fixture(scope="module")
-def environment(tmp_path_factory):
-    return workflow_environment(tmp_path_factory.mktemp("bin"))
 
 
 def _edited_association(association, folder, edit):

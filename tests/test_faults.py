@@ -12,12 +12,7 @@ import yaml
 from coronalign import simulate
 from coronalign.cli import main
 from coronalign.provenance import data_sha256
-from tests.workflow_helpers import BIN, REPOSITORY, workflow_environment
-
-
-@pytest.fixture(scope="module")
-def environment(tmp_path_factory):
-    return workflow_environment(tmp_path_factory.mktemp("bin"))
+from tests.workflow_helpers import BIN, REPOSITORY
 
 
 @pytest.fixture(scope="module")

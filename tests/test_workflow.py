@@ -10,15 +10,10 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from coronalign import simulate
-from tests.workflow_helpers import BIN, run_snakemake, workflow_environment
+from tests.workflow_helpers import BIN, run_snakemake
 
 NINTS, PSF_NINTS, NPSF_EXPOSURES, SHAPE = 2, 2, 2, (128, 128)
 snakemake = run_snakemake
-
-
-@pytest.fixture(scope="module")
-def environment(tmp_path_factory):
-    return workflow_environment(tmp_path_factory.mktemp("bin"))
 
 
 @pytest.fixture(scope="module")
