@@ -78,7 +78,11 @@ def _add_align(subparsers):
         "--psfmask-reference", help="what to record as R_PSFMAS (default: the --psfmask path)"
     )
     parser.add_argument(
-        "--threads", type=_positive_int, default=1, help="worker threads (default 1)"
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="threads (default 1): with 2 or more the next integration is prepared while the "
+        "current one is fitted; results are identical for any number",
     )
     parser.set_defaults(handler=_run_align)
 
