@@ -59,3 +59,17 @@ def write_small_dataset(folder, nints=3, npsfs=2, shape=(64, 64), instrument="NI
         model.save(paths[key])
     datamodels.PsfMaskModel(data=border_weight(shape).astype(np.float32)).save(paths["psfmask"])
     return paths, np.array(truth)
+
+
+def align_command(science, psfstack, psfmask, output, *extra):
+    """Arguments of ``coronalign align`` (for ``coronalign.cli.main``)."""
+    return [
+        "align",
+        str(science),
+        str(psfstack),
+        "--psfmask",
+        str(psfmask),
+        "-o",
+        str(output),
+        *map(str, extra),
+    ]

@@ -15,6 +15,7 @@ from stdatamodels.jwst import datamodels
 
 from coronalign import simulate
 from coronalign.cli import main
+from tests.helpers import align_command
 from tests.workflow_helpers import run_snakemake
 
 
@@ -122,17 +123,14 @@ def test_bad_file_gives_one_clear_message_and_no_output(case, good, tmp_path, ca
     out = tmp_path / "out" / "x_psfalign.fits"
     out.parent.mkdir()
     status = main(
-        [
-            "align",
-            str(paths["science"]),
-            str(paths["psfstack"]),
-            "--psfmask",
-            str(paths["psfmask"]),
-            "-o",
-            str(out),
+        align_command(
+            paths["science"],
+            paths["psfstack"],
+            paths["psfmask"],
+            out,
             "--shifts",
-            str(out.with_suffix(".ecsv")),
-        ]
+            out.with_suffix(".ecsv"),
+        )
     )
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("coronalign: error:")]

@@ -12,6 +12,7 @@ from stdatamodels.jwst import datamodels
 from coronalign import simulate
 from coronalign.cli import main
 from coronalign.provenance import file_sha256
+from tests.helpers import align_command
 
 
 @pytest.fixture(scope="module", params=["nircam", "miri"])
@@ -25,9 +26,10 @@ def dataset(request, tmp_path_factory):
 def _align(paths, folder, *extra):
     out = folder / "out_psfalign.fits"
     table = folder / "out_psfshifts.ecsv"
-    args = ["-q", "align", str(paths["science"]), str(paths["psfstack"])]
-    args += ["--psfmask", str(paths["psfmask"]), "-o", str(out), "--shifts", str(table)]
-    assert main([*args, *extra]) == 0
+    command = align_command(
+        paths["science"], paths["psfstack"], paths["psfmask"], out, "--shifts", table, *extra
+    )
+    assert main(["-q", *command]) == 0
     return out, table
 
 

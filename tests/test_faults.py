@@ -12,6 +12,7 @@ import yaml
 from coronalign import simulate
 from coronalign.cli import main
 from coronalign.provenance import data_sha256
+from tests.helpers import align_command
 from tests.workflow_helpers import BIN, REPOSITORY
 
 
@@ -96,17 +97,7 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, capsys):
             target = Path("/proc/coronalign_psfalign.fits")
         else:
             target = locked / "out_psfalign.fits"
-        status = main(
-            [
-                "align",
-                str(paths["science"]),
-                str(paths["psfstack"]),
-                "--psfmask",
-                str(paths["psfmask"]),
-                "-o",
-                str(target),
-            ]
-        )
+        status = main(align_command(paths["science"], paths["psfstack"], paths["psfmask"], target))
     finally:
         locked.chmod(0o700)
     assert status == 2

@@ -21,6 +21,7 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels
 
 from coronalign.cli import main
+from tests.helpers import align_command
 
 DATA = Path(__file__).parent / "data"
 INSTRUMENTS = ("nircam", "miri")
@@ -31,17 +32,14 @@ def _run(folder, tmp_path):
     table = tmp_path / f"{folder.name}_psfshifts.ecsv"
     args = [
         "-q",
-        "align",
-        str(folder / "golden_calints.fits"),
-        str(folder / "golden_psfstack.fits"),
-    ]
-    args += [
-        "--psfmask",
-        str(folder / "golden_psfmask.fits"),
-        "-o",
-        str(out),
-        "--shifts",
-        str(table),
+        *align_command(
+            folder / "golden_calints.fits",
+            folder / "golden_psfstack.fits",
+            folder / "golden_psfmask.fits",
+            out,
+            "--shifts",
+            table,
+        ),
     ]
     assert main(args) == 0
     official = json.loads((folder / "official_shifts_jwst-1.15.1.json").read_text())
