@@ -139,3 +139,24 @@ def test_a_jump_between_integrations_is_still_fitted_exactly():
     np.testing.assert_allclose(result.xshift[:, 0], expected_x, atol=1e-6)
     np.testing.assert_allclose(result.yshift[:, 0], expected_y, atol=1e-6)
     assert result.converged.all()
+
+
+def test_more_psfs_than_one_chunk():
+    """PSFs are fitted in chunks of PSF_CHUNK; every one must still be fitted and shifted."""
+    shape = (48, 48)
+    base = blob_image(shape, seed=12)
+    science = _stack([shifted(base, 0.05 * k, 0.0) for k in range(2)])
+    count = align.PSF_CHUNK + 4
+    offsets = [(0.1 * (m % 5) - 0.2, 0.07 * (m % 7) - 0.2) for m in range(count)]
+    psfs = _stack([shifted(base, dx, dy, 1 + 0.1 * m) for m, (dx, dy) in enumerate(offsets)])
+    sink = Collect()
+    result = align_stacks(science, psfs, border_weight(shape), sink, threads=2)
+    expected_x = [[dx - 0.05 * k for dx, _ in offsets] for k in range(2)]
+    np.testing.assert_allclose(result.xshift, expected_x, atol=1e-6)
+    assert result.converged.all()
+    assert sink.blocks[1][0].shape == (count, *shape)
+    inner = (slice(6, -6), slice(6, -6))
+    last = count - 1
+    np.testing.assert_allclose(
+        sink.blocks[1][0][last][inner], (1 + 0.1 * last) * science.data[1][inner], atol=1e-6
+    )
