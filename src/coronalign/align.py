@@ -258,11 +258,47 @@ def align_stacks(
         )
         return register.prepare_science(clean[0], weight_terms)
 
-    # With threads, the next integration is prepared (FFTs, which release the GIL) while
-    # the current one is fitted, and the output shifts run on the threads.
+    def planes_for(fits):
+        """The PSFs aligned to one integration, from its fits (SCI, ERR, DQ blocks)."""
+        sci_block = np.empty((npsfs, *shape))
+        err_block = np.empty((npsfs, *shape))
+        dq_block = np.empty((npsfs, *shape), dtype=np.uint32)
+        for m, fit in enumerate(fits):
+            if math.isfinite(fit.xshift):
+                sci_block[m], err_block[m], dq_block[m] = prepared.aligned(
+                    m, fit.xshift, fit.yshift
+                )
+            else:  # no usable data: the unshifted PSF, flagged
+                sci_block[m] = prepared.unshifted[0][m]
+                err_block[m] = prepared.unshifted[1][m]
+                dq_block[m] = prepared.dq[m] | DQ_DO_NOT_USE
+        return sci_block, err_block, dq_block
+
+    def deliver(row, k, planes):
+        """Hand one integration's planes to the sink, in order, and report progress."""
+        if (status[row] == "no_data").any():
+            log.warning(
+                "integration %d has no usable data under the mask: its planes are the "
+                "unshifted PSFs flagged DO_NOT_USE",
+                k,
+            )
+        sink(row, *planes)
+        log.info(
+            "integration %d/%d: %d fits, median shift (%.3f, %.3f) px, %.2f s elapsed",
+            row + 1,
+            len(integrations),
+            npsfs,
+            _median_or_nan(table["xshift"][row]),
+            _median_or_nan(table["yshift"][row]),
+            time.perf_counter() - started,
+        )
+
+    # With threads, the fits run on this thread while the next integration is prepared and
+    # the previous one's PSFs are shifted on the others (both mostly FFTs, which release
+    # the GIL). The order of the work on each integration does not change.
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        mapper = pool.map if threads > 1 else map
         upcoming = pool.submit(prepare, integrations[0]) if threads > 1 and integrations else None
+        in_flight = None  # (row, k, future planes) of the integration being shifted
         for row, k in enumerate(integrations):
             if upcoming is not None:
                 science_terms = upcoming.result()
@@ -270,56 +306,36 @@ def align_stacks(
                 upcoming = pool.submit(prepare, following) if following is not None else None
             else:
                 science_terms = prepare(k)
-            sci_block = np.empty((npsfs, *shape))
-            err_block = np.empty((npsfs, *shape))
-            dq_block = np.empty((npsfs, *shape), dtype=np.uint32)
+            fits = []
             for first in range(0, npsfs, PSF_CHUNK):
                 chunk = list(range(first, min(first + PSF_CHUNK, npsfs)))
-                fits = _fit_with_warm_starts(
+                fits += _fit_with_warm_starts(
                     science_terms,
                     [prepared.terms[m] for m in chunk],
                     weight_terms.total,
                     [warm_starts[m] for m in chunk],
                     threads,
                 )
-                fitted = [
-                    (m, fit.xshift, fit.yshift)
-                    for m, fit in zip(chunk, fits, strict=True)
-                    if math.isfinite(fit.xshift)
-                ]
-                for (m, _, _), planes in zip(
-                    fitted, mapper(lambda item: prepared.aligned(*item), fitted), strict=True
-                ):
-                    sci_block[m], err_block[m], dq_block[m] = planes
-                for m, fit in zip(chunk, fits, strict=True):
-                    table["xshift"][row, m] = fit.xshift
-                    table["yshift"][row, m] = fit.yshift
-                    table["beta"][row, m] = fit.beta
-                    table["rms"][row, m] = fit.rms
-                    iterations[row, m] = fit.iterations
-                    if fit.converged:
-                        warm_starts[m] = (fit.xshift, fit.yshift)
-                    if math.isfinite(fit.xshift):
-                        status[row, m] = "converged" if fit.converged else "not_converged"
-                    else:  # no usable data: the unshifted PSF, flagged
-                        status[row, m] = "no_data"
-                        sci_block[m] = prepared.unshifted[0][m]
-                        err_block[m] = prepared.unshifted[1][m]
-                        dq_block[m] = prepared.dq[m] | DQ_DO_NOT_USE
-            if (status[row] == "no_data").any():
-                log.warning(
-                    "integration %d has no usable data under the mask: its planes are the "
-                    "unshifted PSFs flagged DO_NOT_USE",
-                    k,
-                )
-            sink(row, sci_block, err_block, dq_block)
-            log.info(
-                "integration %d/%d: %d fits, median shift (%.3f, %.3f) px, %.2f s elapsed",
-                row + 1,
-                len(integrations),
-                npsfs,
-                _median_or_nan(table["xshift"][row]),
-                _median_or_nan(table["yshift"][row]),
-                time.perf_counter() - started,
-            )
+            for m, fit in enumerate(fits):
+                table["xshift"][row, m] = fit.xshift
+                table["yshift"][row, m] = fit.yshift
+                table["beta"][row, m] = fit.beta
+                table["rms"][row, m] = fit.rms
+                iterations[row, m] = fit.iterations
+                if fit.converged:
+                    warm_starts[m] = (fit.xshift, fit.yshift)
+                if math.isfinite(fit.xshift):
+                    status[row, m] = "converged" if fit.converged else "not_converged"
+                else:
+                    status[row, m] = "no_data"
+            if threads > 1:
+                job = pool.submit(planes_for, fits)
+            else:
+                job = None
+                deliver(row, k, planes_for(fits))
+            if in_flight is not None:
+                deliver(in_flight[0], in_flight[1], in_flight[2].result())
+            in_flight = (row, k, job) if job is not None else None
+        if in_flight is not None:
+            deliver(in_flight[0], in_flight[1], in_flight[2].result())
     return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)
