@@ -268,8 +268,6 @@ class ProductWriter:
                 _set_meta(model.meta, key, value)
             model.on_save(str(self.path))
             hdulist = fits_support.to_fits(model._instance, model._schema)
-            for name, _, _ in self._ARRAYS:  # keep headers, drop the placeholder data
-                hdulist[name].header = hdulist[name].header.copy()
             headers = {hdu.name: hdu.header.copy() for hdu in hdulist}
             asdf_bytes = _hdu_bytes(hdulist["ASDF"])
             del arrays, model, hdulist
