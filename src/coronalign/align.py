@@ -217,8 +217,10 @@ def align_stacks(
         Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
         3D product.
     threads : int, optional
-        Threads for the Fourier transforms, which work on all the PSFs of an integration
-        at once. Results do not depend on the number of threads.
+        With 2 or more, the next integration is prepared and the previous one's PSFs are
+        shifted on worker threads while this thread fits; the batched transforms of the
+        PSF stack and of the cross-correlation starts also use them. Results do not depend
+        on the number of threads.
 
     Returns
     -------

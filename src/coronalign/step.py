@@ -96,7 +96,7 @@ def align_files(
     shifts_path : path-like, optional
         Also write the fitted parameters as an ECSV table here.
     threads : int, optional
-        Worker threads.
+        Threads (see :func:`coronalign.align.align_stacks`); results do not depend on it.
     psfmask_reference : str, optional
         What to record as ``R_PSFMAS`` (default: the mask file's path).
     crds : dict, optional
