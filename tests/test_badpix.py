@@ -443,6 +443,7 @@ def test_clean_plane_stack(rng):
     data[0, 7, 7] = np.nan
     err[0, 3, 4] = np.nan  # bad data pixel with NaN ERR
     err[1, 12, 12] = np.inf
+    err[1, 10, 1:3] = np.nan  # at pixels whose DATA becomes 0: ERR becomes 0 too
     err_before, data_before = err.copy(), data.copy()
 
     bad_bits = parse_bad_bits("DO_NOT_USE, OUTLIER")
@@ -461,7 +462,8 @@ def test_clean_plane_stack(rng):
     assert np.isfinite(err_clean).all()
     finite = np.isfinite(err)
     np.testing.assert_array_equal(err_clean[finite], err[finite].astype(np.float64))
-    np.testing.assert_array_equal(err_clean, reference_replace(err, ~finite, 3))
+    np.testing.assert_array_equal(err_clean[1, 10, 1:3], 0.0)
+    np.testing.assert_array_equal(err_clean, reference_replace(err, ~finite, 3, zero=zero & bad))
     np.testing.assert_array_equal(err, err_before)
     np.testing.assert_array_equal(data, data_before)
 

@@ -634,8 +634,11 @@ def clean_plane_stack(data, err, dq, bad_bits, box_length, *, zero_flags=0):
     err_clean : numpy.ndarray of float64
         ERR with every non-finite value replaced by the box median of the
         finite ERR values around it (same box and growth rule, 0.0 when the
-        plane has no finite ERR). Finite ERR values are kept, also where DATA
-        was replaced, so that a NaN ERR never poisons a Fourier-shifted plane.
+        plane has no finite ERR), or by 0.0 where DATA was set to 0.0 (a
+        ``zero_flags`` pixel: MIRI's NON_SCIENCE regions are large, and boxes
+        grown across them would cost much and mean nothing). Finite ERR values
+        are kept, also where DATA was replaced, so that a NaN ERR never poisons
+        a Fourier-shifted plane.
     replaced : numpy.ndarray of bool
         True where the DATA value was replaced.
     """
@@ -647,5 +650,6 @@ def clean_plane_stack(data, err, dq, bad_bits, box_length, *, zero_flags=0):
     bad = bad_pixel_mask(data, dq, bad_bits)
     zero = _dq_has_bits(dq, zero_flags) if int(zero_flags) else None
     data_clean, replaced = replace_bad_pixels(data, bad, box_length, zero=zero)
-    err_clean, _ = replace_bad_pixels(err, ~np.isfinite(err), box_length)
+    err_zero = None if zero is None else zero & bad  # where DATA became 0.0
+    err_clean, _ = replace_bad_pixels(err, ~np.isfinite(err), box_length, zero=err_zero)
     return data_clean, err_clean, replaced
