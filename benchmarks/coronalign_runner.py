@@ -113,6 +113,8 @@ def main(argv=None):
         "step_wall_s": finished - imported,
         "peak_anon_mib": sampler.stop(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # Worker processes (--threads >= 2): the largest one's peak, shared pages included.
+        "peak_rss_workers_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
     print(json.dumps(report))
     return 0

@@ -1,7 +1,10 @@
+import mmap
+import os
+
 import numpy as np
 import pytest
 
-from coronalign import align
+from coronalign import align, parallel
 from coronalign.align import DQ_DO_NOT_USE, DQ_REPLACED, DQ_WRAPPED, Stack, align_stacks
 from tests.helpers import blob_image, border_weight, shifted
 
@@ -23,6 +26,27 @@ class Collect:
 
     def __call__(self, row, sci, err, dq):
         self.blocks[row] = (sci.copy(), err.copy(), dq.copy())
+
+
+class SharedCollect:
+    """A fork-safe sink: the rows land in memory shared with forked worker processes."""
+
+    fork_safe = True
+
+    def __init__(self, nrows, npsfs, shape):
+        full = (nrows, npsfs, *shape)
+        size = int(np.prod(full))
+        self._memory = mmap.mmap(-1, size * (8 + 8 + 4) + nrows * 8)  # MAP_SHARED
+        arrays, offset = [], 0
+        for dtype, shape_ in ((np.float64, full), (np.float64, full), (np.uint32, full)):
+            arrays.append(np.frombuffer(self._memory, dtype, size, offset).reshape(shape_))
+            offset += size * np.dtype(dtype).itemsize
+        self.sci, self.err, self.dq = arrays
+        self.pids = np.frombuffer(self._memory, np.int64, nrows, offset)
+
+    def __call__(self, row, sci, err, dq):
+        self.sci[row], self.err[row], self.dq[row] = sci, err, dq
+        self.pids[row] = os.getpid()
 
 
 def _problem(shape=(64, 64), nints=3, npsfs=2):
@@ -70,6 +94,25 @@ def test_results_do_not_depend_on_thread_count():
     for row in one.blocks:
         for a, b in zip(one.blocks[row], two.blocks[row], strict=True):
             assert np.array_equal(a, b)
+
+
+@pytest.mark.skipif(not parallel.can_fork(), reason="worker processes need Linux")
+def test_worker_processes_give_the_same_rows_as_one_process():
+    science, psfs, truth = _problem(nints=5, npsfs=3)
+    weight = border_weight((64, 64))
+    one = Collect()
+    r1 = align_stacks(science, psfs, weight, one, threads=1)
+    shared = SharedCollect(5, 3, (64, 64))
+    r2 = align_stacks(science, psfs, weight, shared, threads=2)
+    assert len(set(shared.pids)) == 2  # rows were written by two processes
+    assert shared.pids[0] == os.getpid()  # the first integration is fitted here
+    for name in ("xshift", "yshift", "beta", "rms", "iterations", "status"):
+        assert np.array_equal(getattr(r1, name), getattr(r2, name)), name
+    np.testing.assert_allclose(r2.xshift, truth[..., 0], atol=1e-6)
+    for row, (sci, err, dq) in one.blocks.items():
+        assert np.array_equal(shared.sci[row], sci)
+        assert np.array_equal(shared.err[row], err)
+        assert np.array_equal(shared.dq[row], dq)
 
 
 def test_output_dq_marks_replaced_and_wrapped_pixels_and_keeps_psf_dq():
@@ -128,7 +171,7 @@ def test_moved_and_wrapped_masks(dx, dy):
 
 
 def test_a_jump_between_integrations_is_still_fitted_exactly():
-    """The warm start from the previous integration must not trap a fit far from it."""
+    """The warm start from the first integration must not trap a fit far from it."""
     base = blob_image((96, 96), seed=9)
     moves = [(0.0, 0.0), (0.1, -0.1), (4.3, -3.6), (4.2, -3.5)]
     science = _stack([shifted(base, dx, dy) for dx, dy in moves])

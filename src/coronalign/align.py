@@ -22,7 +22,6 @@ its planes are the unshifted PSFs with every pixel flagged ``DO_NOT_USE``.
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +29,7 @@ import numpy as np
 from . import register
 from .badpix import clean_plane_stack
 from .fourier import pair_spectrum, shift_pair_spectrum
+from .parallel import can_fork, map_in_processes
 
 __all__ = [
     "DQ_DO_NOT_USE",
@@ -125,20 +125,20 @@ def _wrapped(shape, dx, dy):
 WARM_START_RADIUS = 1.0
 #: PSFs fitted and shifted together; bounds the memory of the stacked transforms.
 PSF_CHUNK = 16
+#: Output DQ planes kept per PSF stack: one per PSF and integer-shift neighbourhood seen.
+DQ_CACHE_SIZE = 256
 
 
-def _fit_with_warm_starts(science_terms, references, weight_total, warm_starts, workers):
-    """Fit PSFs, starting each from the previous integration's result when there is one.
+def _fit_with_warm_starts(science_terms, references, weight_total, warm_starts):
+    """Fit PSFs, starting each from its warm start when there is one.
 
-    Integrations of one exposure share the pointing, so the previous integration's shift
-    is within a small fraction of a pixel of the new one and Newton converges in fewer
+    Integrations of one exposure share the pointing, so the first integration's shift is
+    within a small fraction of a pixel of every other's and Newton converges in fewer
     steps, without the cross-correlation start. A fit that does not converge, or ends
     farther than ``WARM_START_RADIUS`` from its start, is made again from the
-    cross-correlation start, which is what every first integration uses.
+    cross-correlation start, which is what the first integration uses.
     """
-    fits = register.fit_many(
-        science_terms, references, weight_total, starts=warm_starts, workers=workers
-    )
+    fits = register.fit_many(science_terms, references, weight_total, starts=warm_starts)
     redo = [
         i
         for i, (fit, start) in enumerate(zip(fits, warm_starts, strict=True))
@@ -149,35 +149,86 @@ def _fit_with_warm_starts(science_terms, references, weight_total, warm_starts, 
         )
     ]
     if redo:
-        again = register.fit_many(
-            science_terms, [references[i] for i in redo], weight_total, workers=workers
-        )
+        again = register.fit_many(science_terms, [references[i] for i in redo], weight_total)
         for i, fit in zip(redo, again, strict=True):
             fits[i] = fit
     return fits
 
 
-class _PreparedPsfs:
-    """The cleaned PSF stack with the transforms every fit and shift needs."""
+class _Aligner:
+    """What every integration's fits and shifts share: the cleaned PSFs and the weight."""
 
-    def __init__(self, psfs, weight_terms, bad_bits, box_length, zero_flags, workers=1):
+    def __init__(self, science, psfs, weight, bad_bits, box_length, zero_flags, workers):
+        self.science = science
+        self.bad_bits = bad_bits
+        self.box_length = box_length
+        self.zero_flags = zero_flags
+        self.weight_terms = register.prepare_weight(weight)
         data, err, replaced = clean_plane_stack(
             psfs.data, psfs.err, psfs.dq, bad_bits, box_length, zero_flags=zero_flags
         )
+        self.npsfs = psfs.nplanes
         self.shape = data.shape[-2:]
         self.spectra = pair_spectrum(data, err, workers)  # SCI and ERR shifted together
-        self.terms = [register.prepare_reference(plane, weight_terms) for plane in data]
+        self.terms = [register.prepare_reference(plane, self.weight_terms) for plane in data]
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
         self.unshifted = (data, err)
+        self._dq_cache = {}
 
-    def aligned(self, m, dx, dy):
-        """PSF ``m`` shifted by ``-(dx, dy)``: SCI, ERR and DQ planes."""
-        sci, err = shift_pair_spectrum(self.spectra[m], -dx, -dy)
-        dq = _moved(self.dq[m], dx, dy)
-        dq[_moved(self.replaced[m], dx, dy)] |= DQ_REPLACED
-        dq[_wrapped(self.shape, dx, dy)] |= DQ_WRAPPED
-        return sci, err, dq
+    def fit(self, k, starts):
+        """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
+        clean, _, _ = clean_plane_stack(
+            self.science.data[k : k + 1],
+            self.science.err[k : k + 1],
+            self.science.dq[k : k + 1],
+            self.bad_bits,
+            self.box_length,
+            zero_flags=self.zero_flags,
+        )
+        science_terms = register.prepare_science(clean[0], self.weight_terms)
+        fits = []
+        for first in range(0, self.npsfs, PSF_CHUNK):
+            chunk = range(first, min(first + PSF_CHUNK, self.npsfs))
+            fits += _fit_with_warm_starts(
+                science_terms,
+                [self.terms[m] for m in chunk],
+                self.weight_terms.total,
+                [starts[m] for m in chunk],
+            )
+        return fits
+
+    def moved_dq(self, m, dx, dy):
+        """Output DQ of PSF ``m`` shifted by ``-(dx, dy)`` (the same for every shift
+        between the same integer neighbours, so kept for the next integrations)."""
+        key = (m, math.floor(dx), math.ceil(dx), math.floor(dy), math.ceil(dy))
+        dq = self._dq_cache.get(key)
+        if dq is None:
+            dq = _moved(self.dq[m], dx, dy)
+            dq[_moved(self.replaced[m], dx, dy)] |= DQ_REPLACED
+            dq[_wrapped(self.shape, dx, dy)] |= DQ_WRAPPED
+            if len(self._dq_cache) >= DQ_CACHE_SIZE:
+                self._dq_cache.pop(next(iter(self._dq_cache)))
+            self._dq_cache[key] = dq
+        return dq
+
+    def planes(self, fits):
+        """The PSFs aligned to one integration, from its fits: SCI, ERR and DQ blocks."""
+        sci_block = np.empty((self.npsfs, *self.shape))
+        err_block = np.empty((self.npsfs, *self.shape))
+        dq_block = np.empty((self.npsfs, *self.shape), dtype=np.uint32)
+        for m, fit in enumerate(fits):
+            if math.isfinite(fit.xshift):
+                # One plane at a time: a stacked transform is slower (worse cache use).
+                sci_block[m], err_block[m] = shift_pair_spectrum(
+                    self.spectra[m], -fit.xshift, -fit.yshift
+                )
+                dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
+            else:  # no usable data: the unshifted PSF, flagged
+                sci_block[m] = self.unshifted[0][m]
+                err_block[m] = self.unshifted[1][m]
+                dq_block[m] = self.dq[m] | DQ_DO_NOT_USE
+        return sci_block, err_block, dq_block
 
 
 def align_stacks(
@@ -194,6 +245,10 @@ def align_stacks(
 ):
     """Fit and align every PSF of a stack to every science integration.
 
+    The first integration's fits start from the cross-correlation; every other
+    integration's start from the first one's (see ``WARM_START_RADIUS``), so each
+    integration's result depends on the data alone, never on which process computed it.
+
     Parameters
     ----------
     science : Stack
@@ -203,9 +258,12 @@ def align_stacks(
     weight : ndarray, shape (ny, nx)
         Fit weight (the PSFMASK): 1 use, 0 ignore, fractions allowed.
     sink : callable
-        Called once per fitted integration, in order, as
-        ``sink(index, sci, err, dq)`` with float64 ``sci``/``err`` and uint32 ``dq``
-        blocks of shape (npsfs, ny, nx): the PSFs aligned to that integration.
+        Called once per fitted integration as ``sink(row, sci, err, dq)`` with float64
+        ``sci``/``err`` and uint32 ``dq`` blocks of shape (npsfs, ny, nx): the PSFs
+        aligned to that integration. Rows come in order unless the sink has a true
+        ``fork_safe`` attribute: such a sink may also be called from forked worker
+        processes (it must deliver what it is given from there, as
+        :class:`coronalign.products.ProductWriter` does by writing to its file).
     bad_bits : int, optional
         DQ bits marking pixels to replace (see :func:`coronalign.badpix.parse_bad_bits`).
     median_box_length : int, optional
@@ -217,10 +275,11 @@ def align_stacks(
         Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
         3D product.
     threads : int, optional
-        With 2 or more, the next integration is prepared and the previous one's PSFs are
-        shifted on worker threads while this thread fits; the batched transforms of the
-        PSF stack and of the cross-correlation starts also use them. Results do not depend
-        on the number of threads.
+        Cores to use. With 2 or more and a ``fork_safe`` sink, the integrations after the
+        first are shared among that many processes (forked, Linux only; see
+        :mod:`coronalign.parallel`), and the PSF stack's transforms use that many threads.
+        Results do not depend on it. Keep BLAS single-threaded (``OPENBLAS_NUM_THREADS=1``,
+        as the command line does), or the processes' BLAS threads oversubscribe the cores.
 
     Returns
     -------
@@ -228,116 +287,67 @@ def align_stacks(
     """
     nints, npsfs = science.nplanes, psfs.nplanes
     integrations = list(range(nints)) if integrations is None else list(integrations)
-    weight_terms = register.prepare_weight(weight)
     started = time.perf_counter()
-    prepared = _PreparedPsfs(psfs, weight_terms, bad_bits, median_box_length, zero_flags, threads)
-    shape = prepared.shape
+    aligner = _Aligner(science, psfs, weight, bad_bits, median_box_length, zero_flags, threads)
+    processes = threads if getattr(sink, "fork_safe", False) and can_fork() else 1
+    log.info(
+        "aligning %d PSF(s) to %d integration(s) of %dx%d pixels (%d process(es))",
+        npsfs,
+        len(integrations),
+        *aligner.shape,
+        min(processes, max(1, len(integrations) - 1)),
+    )
+
+    def align_row(row, starts):
+        """Fit, shift and deliver the PSFs of one integration; return its fits."""
+        k = integrations[row]
+        fits = aligner.fit(k, starts)
+        if not any(math.isfinite(fit.xshift) for fit in fits):
+            log.warning(
+                "integration %d has no usable data under the mask: its planes are the "
+                "unshifted PSFs flagged DO_NOT_USE",
+                k,
+            )
+        sink(row, *aligner.planes(fits))
+        log.info(
+            "integration %d/%d: %d fits, median shift (%.3f, %.3f) px, %.2f s elapsed",
+            row + 1,
+            len(integrations),
+            npsfs,
+            _median_or_nan(np.array([fit.xshift for fit in fits])),
+            _median_or_nan(np.array([fit.yshift for fit in fits])),
+            time.perf_counter() - started,
+        )
+        return fits
+
+    rows = []
+    if integrations:
+        rows.append(align_row(0, [None] * npsfs))
+        anchors = [(fit.xshift, fit.yshift) if fit.converged else None for fit in rows[0]]
+        rows += map_in_processes(
+            lambda row: align_row(row, anchors),
+            range(1, len(integrations)),
+            processes,
+            name="rows",
+        )
+    return _result_table(integrations, rows, npsfs)
+
+
+def _result_table(integrations, rows, npsfs):
+    """The fits of every row gathered into an :class:`AlignmentResult`."""
     table = {
         name: np.full((len(integrations), npsfs), np.nan)
         for name in ("xshift", "yshift", "beta", "rms")
     }
     iterations = np.zeros((len(integrations), npsfs), dtype=np.int64)
     status = np.empty((len(integrations), npsfs), dtype="<U13")
-    log.info(
-        "aligning %d PSF(s) to %d integration(s) of %dx%d pixels (%d thread(s))",
-        npsfs,
-        len(integrations),
-        shape[0],
-        shape[1],
-        threads,
-    )
-    warm_starts = [None] * npsfs  # each PSF's last converged shift, a start for the next
-
-    def prepare(k):
-        """Clean science integration ``k`` and precompute its terms."""
-        clean, _, _ = clean_plane_stack(
-            science.data[k : k + 1],
-            science.err[k : k + 1],
-            science.dq[k : k + 1],
-            bad_bits,
-            median_box_length,
-            zero_flags=zero_flags,
-        )
-        return register.prepare_science(clean[0], weight_terms)
-
-    def planes_for(fits):
-        """The PSFs aligned to one integration, from its fits (SCI, ERR, DQ blocks)."""
-        sci_block = np.empty((npsfs, *shape))
-        err_block = np.empty((npsfs, *shape))
-        dq_block = np.empty((npsfs, *shape), dtype=np.uint32)
+    for row, fits in enumerate(rows):
         for m, fit in enumerate(fits):
-            if math.isfinite(fit.xshift):
-                sci_block[m], err_block[m], dq_block[m] = prepared.aligned(
-                    m, fit.xshift, fit.yshift
-                )
-            else:  # no usable data: the unshifted PSF, flagged
-                sci_block[m] = prepared.unshifted[0][m]
-                err_block[m] = prepared.unshifted[1][m]
-                dq_block[m] = prepared.dq[m] | DQ_DO_NOT_USE
-        return sci_block, err_block, dq_block
-
-    def deliver(row, k, planes):
-        """Hand one integration's planes to the sink, in order, and report progress."""
-        if (status[row] == "no_data").any():
-            log.warning(
-                "integration %d has no usable data under the mask: its planes are the "
-                "unshifted PSFs flagged DO_NOT_USE",
-                k,
-            )
-        sink(row, *planes)
-        log.info(
-            "integration %d/%d: %d fits, median shift (%.3f, %.3f) px, %.2f s elapsed",
-            row + 1,
-            len(integrations),
-            npsfs,
-            _median_or_nan(table["xshift"][row]),
-            _median_or_nan(table["yshift"][row]),
-            time.perf_counter() - started,
-        )
-
-    # With threads, the fits run on this thread while the next integration is prepared and
-    # the previous one's PSFs are shifted on the others (both mostly FFTs, which release
-    # the GIL). The order of the work on each integration does not change.
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        upcoming = pool.submit(prepare, integrations[0]) if threads > 1 and integrations else None
-        in_flight = None  # (row, k, future planes) of the integration being shifted
-        for row, k in enumerate(integrations):
-            if upcoming is not None:
-                science_terms = upcoming.result()
-                following = integrations[row + 1] if row + 1 < len(integrations) else None
-                upcoming = pool.submit(prepare, following) if following is not None else None
+            for name in table:
+                table[name][row, m] = getattr(fit, name)
+            iterations[row, m] = fit.iterations
+            if not math.isfinite(fit.xshift):
+                status[row, m] = "no_data"
             else:
-                science_terms = prepare(k)
-            fits = []
-            for first in range(0, npsfs, PSF_CHUNK):
-                chunk = list(range(first, min(first + PSF_CHUNK, npsfs)))
-                fits += _fit_with_warm_starts(
-                    science_terms,
-                    [prepared.terms[m] for m in chunk],
-                    weight_terms.total,
-                    [warm_starts[m] for m in chunk],
-                    threads,
-                )
-            for m, fit in enumerate(fits):
-                table["xshift"][row, m] = fit.xshift
-                table["yshift"][row, m] = fit.yshift
-                table["beta"][row, m] = fit.beta
-                table["rms"][row, m] = fit.rms
-                iterations[row, m] = fit.iterations
-                if fit.converged:
-                    warm_starts[m] = (fit.xshift, fit.yshift)
-                if math.isfinite(fit.xshift):
-                    status[row, m] = "converged" if fit.converged else "not_converged"
-                else:
-                    status[row, m] = "no_data"
-            if threads > 1:
-                job = pool.submit(planes_for, fits)
-            else:
-                job = None
-                deliver(row, k, planes_for(fits))
-            if in_flight is not None:
-                deliver(in_flight[0], in_flight[1], in_flight[2].result())
-            in_flight = (row, k, job) if job is not None else None
-        if in_flight is not None:
-            deliver(in_flight[0], in_flight[1], in_flight[2].result())
+                status[row, m] = "converged" if fit.converged else "not_converged"
     return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)

@@ -14,9 +14,9 @@ __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("coronalign")
 
-# Our own threads parallelise the fits; keep BLAS/OpenMP single-threaded so results are
-# identical for any thread count and the machine is not oversubscribed. Must be set
-# before numpy is imported.
+# Our own worker processes (--threads) parallelise the fits; keep BLAS/OpenMP
+# single-threaded so the machine is not oversubscribed (the matrix products here are small:
+# BLAS threads would cost more than they give). Must be set before numpy is imported.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
@@ -81,8 +81,8 @@ def _add_align(subparsers):
         "--threads",
         type=_positive_int,
         default=1,
-        help="threads (default 1): with 2 or more the next integration is prepared while the "
-        "current one is fitted; results are identical for any number",
+        help="cores to use (default 1): with 2 or more, the integrations after the first are "
+        "shared among that many processes (forked, Linux); results are identical for any number",
     )
     parser.set_defaults(handler=_run_align)
 

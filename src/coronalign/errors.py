@@ -28,6 +28,9 @@ class InputFileError(CoronalignError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # pickle (from a worker process) with both arguments
+        return type(self), (self.path, self.problem)
+
 
 class ParameterError(CoronalignError):
     """A parameter value is invalid.
@@ -44,6 +47,9 @@ class ParameterError(CoronalignError):
         self.name = name
         self.problem = problem
         super().__init__(f"{name}: {problem}")
+
+    def __reduce__(self):
+        return type(self), (self.name, self.problem)
 
 
 class ReferenceFileError(CoronalignError):

@@ -164,11 +164,11 @@ def shift_pair_spectrum(spectrum, dx, dy, workers=1):
         The two shifted images (or stacks).
     """
     ny, nx = spectrum.shape[-2:]
-    phase = (
-        axis_phase(np.fft.fftfreq(ny), ny, dy)[..., :, None]
-        * axis_phase(np.fft.fftfreq(nx), nx, dx)[..., None, :]
-    )
-    shifted = scipy.fft.ifft2(spectrum * phase, workers=workers)
+    # The two axis factors are applied one after the other, in place, and the transform
+    # reuses that buffer: no full-size phase array, fewer fresh pages to fault in.
+    product = spectrum * axis_phase(np.fft.fftfreq(ny), ny, dy)[..., :, None]
+    product *= axis_phase(np.fft.fftfreq(nx), nx, dx)[..., None, :]
+    shifted = scipy.fft.ifft2(product, workers=workers, overwrite_x=True)
     return shifted.real, shifted.imag
 
 

@@ -240,6 +240,7 @@ class ProductWriter:
         self._descriptor = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-writer")
         self._pending = []
+        self._owner = os.getpid()
         try:
             self._regions = self._write_layout(self._layout(template, meta))
         except BaseException:
@@ -292,14 +293,20 @@ class ProductWriter:
 
     #: Integrations queued for writing at most (bounds the memory held by the queue).
     QUEUE = 2
+    #: Rows may also be written from forked worker processes (see ``align_stacks``).
+    fork_safe = True
 
     def __call__(self, row, sci, err, dq):
         """Queue the planes aligned to one integration for writing (the ``sink`` interface).
 
         The conversion to the stored types and the writes run on a background thread
         (both release the GIL), overlapping the next integration's fits. The arrays must
-        not be modified by the caller afterwards.
+        not be modified by the caller afterwards. In a forked worker process (which has
+        no copy of that thread) the row is written at once, to the same file.
         """
+        if os.getpid() != self._owner:
+            self._write_row(row, sci, err, dq)
+            return
         while len(self._pending) >= self.QUEUE:
             self._pending.pop(0).result()
         self._pending.append(self._writer.submit(self._write_row, row, sci, err, dq))
