@@ -3,16 +3,20 @@
 The fits hold Python's GIL for most of their time (many small numpy operations), so
 threads cannot run them side by side; forked processes can, and they start in
 milliseconds because they share the parent's memory (copy-on-write) instead of
-re-importing and re-reading anything. Each worker returns its results to the parent
-through a pipe. Where ``fork`` is not available or not safe (anything but Linux), the
-work runs in the calling process.
+re-importing and re-reading anything. Where ``fork`` is not available or not safe
+(anything but Linux), the work runs in the calling process.
 
-The split of the items among the processes never changes the result of an item: every
-item must be computed from the shared state alone, not from another item's result.
+Process ``j`` (the caller is the last) starts with item ``j``; after that every process
+takes the next item not yet taken (a counter shared between the processes), so a process
+slowed down by other work on the machine simply takes fewer items. Each worker returns
+its results to the caller through a pipe. Which process computes an item must never
+change its result: every item must be computed from the shared state alone, not from
+another item's result.
 """
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import pickle
 import signal
@@ -31,24 +35,40 @@ def can_fork():
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
-def _shares(items, processes):
-    """Items dealt round-robin, the biggest shares first (the caller keeps the last)."""
-    shares = [items[i::processes] for i in range(processes)]
-    return [share for share in shares if share]
+class _Work:
+    """The items, and which of them have been taken (shared by the forked processes)."""
+
+    def __init__(self, function, items, processes):
+        self.function = function
+        self.items = items
+        self.parent = os.getpid()
+        self._next = multiprocessing.get_context("fork").Value("q", processes)
+
+    def _take(self):
+        with self._next.get_lock():
+            index = self._next.value
+            self._next.value = index + 1
+        return index
+
+    def run(self, first):
+        """Compute item ``first``, then items nobody has taken; return ``(index, result)``s."""
+        done = []
+        index = first
+        while index < len(self.items):
+            if os.getpid() != self.parent and os.getppid() != self.parent:
+                raise SystemExit(1)  # the caller is gone: nobody wants the results
+            done.append((index, self.function(self.items[index])))
+            index = self._take()
+        return done
 
 
-def _run_child(function, share, write_fd, parent):
-    """Body of a worker process: compute its share, send the results, never return."""
+def _run_child(work, first, write_fd):
+    """Body of a worker process: compute, send the results, never return."""
     status = 0
     try:
         try:
-            results = []
-            for item in share:
-                if os.getppid() != parent:  # the parent is gone: nobody wants the results
-                    raise SystemExit(1)
-                results.append(function(item))
-            payload = ("ok", results)
-        except BaseException as error:  # everything goes back to the parent
+            payload = ("ok", work.run(first))
+        except BaseException as error:  # everything goes back to the caller
             status = 1
             payload = ("error", error, traceback.format_exc())
         try:
@@ -58,10 +78,10 @@ def _run_child(function, share, write_fd, parent):
         with os.fdopen(write_fd, "wb") as stream:
             stream.write(data)
     finally:
-        os._exit(status)  # no atexit handlers, no cleanup of the parent's resources
+        os._exit(status)  # no atexit handlers, no cleanup of the caller's resources
 
 
-def _collect(pid, read_fd, share, name):
+def _collect(pid, read_fd, name):
     """Read a worker's results and reap it; raise what it raised."""
     with os.fdopen(read_fd, "rb") as stream:
         data = stream.read()
@@ -71,9 +91,7 @@ def _collect(pid, read_fd, share, name):
             cause = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
         else:
             cause = f"exited with status {os.waitstatus_to_exitcode(status)}"
-        raise CoronalignError(
-            f"the worker process for {name} {', '.join(map(str, share))} {cause} (out of memory?)"
-        )
+        raise CoronalignError(f"a worker process computing {name} {cause} (out of memory?)")
     payload = pickle.loads(data)
     if payload[0] == "ok":
         return payload[1]
@@ -94,7 +112,7 @@ def map_in_processes(function, items, processes, name="items"):
         memory are lost: it must deliver its output through its return value or through
         something shared between processes (a file written with ``pwrite``).
     items : sequence
-        The work, in order.
+        The work.
     processes : int
         Processes to use, this one included. With 1 (or one item, or no ``fork``) the
         items are computed here, in order.
@@ -116,32 +134,34 @@ def map_in_processes(function, items, processes, name="items"):
     processes = min(processes, len(items))
     if processes <= 1 or not can_fork():
         return [function(item) for item in items]
-    *forked, own = _shares(list(range(len(items))), processes)
-    parent = os.getpid()
+    try:
+        work = _Work(function, items, processes)
+    except OSError as error:  # no POSIX semaphores (e.g. no /dev/shm in a container)
+        log.warning("cannot share work between processes (%s): using one", error)
+        return [function(item) for item in items]
     children = []
     results = [None] * len(items)
     try:
-        for indices in forked:
+        for first in range(processes - 1):
             read_fd, write_fd = os.pipe()
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the worker, which never returns
                 os.close(read_fd)
-                _run_child(function, [items[i] for i in indices], write_fd, parent)
+                _run_child(work, first, write_fd)
             os.close(write_fd)
-            children.append((pid, read_fd, indices))
+            children.append((pid, read_fd))
         log.debug("forked %d worker process(es)", len(children))
-        for i in own:
-            results[i] = function(items[i])
+        done = work.run(processes - 1)
         while children:
-            pid, read_fd, indices = children.pop(0)
-            values = _collect(pid, read_fd, [items[i] for i in indices], name)
-            for i, value in zip(indices, values, strict=True):
-                results[i] = value
+            pid, read_fd = children.pop(0)
+            done += _collect(pid, read_fd, name)
+        for index, result in done:
+            results[index] = result
         return results
     finally:
-        for pid, read_fd, _ in children:  # only after a failure: stop and reap the rest
+        for pid, read_fd in children:  # only after a failure: stop and reap the rest
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGTERM)
                 os.waitpid(pid, 0)

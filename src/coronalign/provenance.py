@@ -52,7 +52,7 @@ def file_sha256(path, chunk_size=1 << 22):
     return digest.hexdigest()
 
 
-def provenance_record(inputs, parameters, crds=None):
+def provenance_record(inputs, parameters, crds=None, digests=None):
     """Everything needed to reproduce a product, as a JSON-compatible dict.
 
     Parameters
@@ -63,6 +63,8 @@ def provenance_record(inputs, parameters, crds=None):
         Step parameters as used.
     crds : dict, optional
         CRDS context and client version when the mask came from CRDS.
+    digests : dict, optional
+        Role to the file's SHA-256 when already computed (by default computed here).
 
     Returns
     -------
@@ -74,7 +76,11 @@ def provenance_record(inputs, parameters, crds=None):
         "software": software_versions(),
         "parameters": dict(parameters),
         "inputs": {
-            role: {"path": str(path), "name": Path(path).name, "sha256": file_sha256(path)}
+            role: {
+                "path": str(path),
+                "name": Path(path).name,
+                "sha256": (digests or {}).get(role) or file_sha256(path),
+            }
             for role, path in inputs.items()
         },
         "crds": dict(crds or {}),

@@ -7,6 +7,7 @@ every output atomically.
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from .align import align_stacks
 from .badpix import parse_bad_bits, parse_box_length
 from .errors import InputFileError, ParameterError
 from .products import ProductWriter, read_stack, write_shift_table
-from .provenance import provenance_record
+from .provenance import file_sha256, provenance_record
 from .references import load_psfmask
 
 __all__ = [
@@ -58,6 +59,23 @@ def _subarray(model):
     """Position of the model's subarray on the detector (1-based), as a dict."""
     sub = model.meta.subarray
     return {name: getattr(sub, name, None) for name in ("xstart", "ystart", "xsize", "ysize")}
+
+
+def _read_inputs(inputs):
+    """Read and check the three inputs: science and PSF stacks (with models), weight."""
+    science, science_model = read_stack(inputs["science"], "science exposure")
+    psfs, psf_model = read_stack(inputs["psfstack"], "PSF stack")
+    check_frames(inputs["science"], science, inputs["psfstack"], psfs)
+    weight = load_psfmask(inputs["psfmask"], science.data.shape[-2:], _subarray(science_model))
+    if not np.isfinite(science.data).any():
+        raise InputFileError(
+            inputs["science"], "the science exposure has no finite pixel: nothing to align to"
+        )
+    if not np.isfinite(psfs.data).any():
+        raise InputFileError(
+            inputs["psfstack"], "the PSF stack has no finite pixel: nothing to align"
+        )
+    return science, science_model, psfs, psf_model, weight
 
 
 def align_files(
@@ -113,16 +131,15 @@ def align_files(
     if not isinstance(threads, int) or threads < 1:
         raise ParameterError("threads", f"{threads!r} is not a whole number >= 1")
     started = time.perf_counter()
-    science, science_model = read_stack(science_path, "science exposure")
-    psfs, psf_model = read_stack(psfstack_path, "PSF stack")
-    check_frames(science_path, science, psfstack_path, psfs)
-    weight = load_psfmask(psfmask_path, science.data.shape[-2:], _subarray(science_model))
-    if not np.isfinite(science.data).any():
-        raise InputFileError(
-            science_path, "the science exposure has no finite pixel: nothing to align to"
-        )
-    if not np.isfinite(psfs.data).any():
-        raise InputFileError(psfstack_path, "the PSF stack has no finite pixel: nothing to align")
+    inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
+    # The inputs' digests (for the provenance record) are computed while they are read.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-digests")
+    try:
+        digests = {role: hasher.submit(file_sha256, path) for role, path in inputs.items()}
+        science, science_model, psfs, psf_model, weight = _read_inputs(inputs)
+        digests = {role: future.result() for role, future in digests.items()}
+    finally:
+        hasher.shutdown(wait=False, cancel_futures=True)
     instrument = science_model.meta.instrument.name
     parameters = {
         "mode": mode,
@@ -140,11 +157,7 @@ def align_files(
         Path(psfmask_path).name,
         ", ".join(f"{key}={value}" for key, value in parameters.items()),
     )
-    record = provenance_record(
-        {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path},
-        parameters,
-        crds,
-    )
+    record = provenance_record(inputs, parameters, crds, digests)
     meta = {
         "cal_step.align_psfs": "COMPLETE",
         "ref_file.psfmask.name": psfmask_reference or str(psfmask_path),
