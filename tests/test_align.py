@@ -105,7 +105,7 @@ def test_worker_processes_give_the_same_rows_as_one_process():
     shared = SharedCollect(5, 3, (64, 64))
     r2 = align_stacks(science, psfs, weight, shared, threads=2)
     assert len(set(shared.pids)) == 2  # rows were written by two processes
-    assert shared.pids[0] == os.getpid()  # the first integration is fitted here
+    assert os.getpid() in set(shared.pids)  # this process takes rows too
     for name in ("xshift", "yshift", "beta", "rms", "iterations", "status"):
         assert np.array_equal(getattr(r1, name), getattr(r2, name)), name
     np.testing.assert_allclose(r2.xshift, truth[..., 0], atol=1e-6)

@@ -248,6 +248,8 @@ def align_stacks(
     The first integration's fits start from the cross-correlation; every other
     integration's start from the first one's (see ``WARM_START_RADIUS``), so each
     integration's result depends on the data alone, never on which process computed it.
+    Each worker process fits the first integration for itself (identically) rather than
+    wait for another to do it.
 
     Parameters
     ----------
@@ -275,8 +277,8 @@ def align_stacks(
         Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
         3D product.
     threads : int, optional
-        Cores to use. With 2 or more and a ``fork_safe`` sink, the integrations after the
-        first are shared among that many processes (forked, Linux only; see
+        Cores to use. With 2 or more and a ``fork_safe`` sink, the integrations are
+        shared among that many processes (forked, Linux only; see
         :mod:`coronalign.parallel`), and the PSF stack's transforms use that many threads.
         Results do not depend on it. Keep BLAS single-threaded (``OPENBLAS_NUM_THREADS=1``,
         as the command line does), or the processes' BLAS threads oversubscribe the cores.
@@ -295,18 +297,29 @@ def align_stacks(
         npsfs,
         len(integrations),
         *aligner.shape,
-        min(processes, max(1, len(integrations) - 1)),
+        min(processes, max(1, len(integrations))),
     )
 
-    def align_row(row, starts):
+    first_fits = []  # the first integration's fits, computed once in each process
+
+    def fits_for(row):
+        """The fits of one row: from the cross-correlation start for the first, else from
+        the first row's fits (which every process computes for itself, identically)."""
+        if not first_fits:
+            first_fits.extend(aligner.fit(integrations[0], [None] * npsfs))
+        if row == 0:
+            return first_fits
+        anchors = [(fit.xshift, fit.yshift) if fit.converged else None for fit in first_fits]
+        return aligner.fit(integrations[row], anchors)
+
+    def align_row(row):
         """Fit, shift and deliver the PSFs of one integration; return its fits."""
-        k = integrations[row]
-        fits = aligner.fit(k, starts)
+        fits = fits_for(row)
         if not any(math.isfinite(fit.xshift) for fit in fits):
             log.warning(
                 "integration %d has no usable data under the mask: its planes are the "
                 "unshifted PSFs flagged DO_NOT_USE",
-                k,
+                integrations[row],
             )
         sink(row, *aligner.planes(fits))
         log.info(
@@ -320,16 +333,7 @@ def align_stacks(
         )
         return fits
 
-    rows = []
-    if integrations:
-        rows.append(align_row(0, [None] * npsfs))
-        anchors = [(fit.xshift, fit.yshift) if fit.converged else None for fit in rows[0]]
-        rows += map_in_processes(
-            lambda row: align_row(row, anchors),
-            range(1, len(integrations)),
-            processes,
-            name="rows",
-        )
+    rows = map_in_processes(align_row, range(len(integrations)), processes, name="rows")
     return _result_table(integrations, rows, npsfs)
 
 
