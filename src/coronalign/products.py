@@ -315,7 +315,8 @@ class ProductWriter:
         """Convert and write one integration's planes to their places in the file."""
         block = int(np.prod(self.full_shape[1:])) * 4 if self.mode == "quad" else 0
         # FITS has no unsigned 32-bit type: stored as int32 with BZERO = 2**31.
-        values = {"SCI": sci, "ERR": err, "DQ": np.asarray(dq, dtype=np.uint32) ^ np.uint32(2**31)}
+        stored_dq = np.asarray(dq, dtype=np.uint32) ^ np.uint32(2**31)  # a new array
+        values = {"SCI": sci, "ERR": err, "DQ": stored_dq.byteswap(inplace=True).view(">u4")}
         for name, (offset, dtype) in self._regions.items():
             data = np.ascontiguousarray(values[name], dtype=dtype)
             self._write_at(memoryview(data).cast("B"), offset + row * block)
