@@ -16,6 +16,7 @@ import scipy.fft
 
 __all__ = [
     "axis_phase",
+    "axis_phases",
     "fourier_shift",
     "fourier_shift_pair",
     "pair_spectrum",
@@ -64,15 +65,42 @@ def axis_phase(freqs, n, shift, order=0):
         ``exp(-2πi f shift)`` (differentiated ``order`` times), with the Nyquist
         frequency of an even axis replaced by ``cos(π shift)`` (differentiated likewise).
     """
+    return axis_phases(freqs, n, shift, order + 1)[..., order, :]
+
+
+def axis_phases(freqs, n, shift, orders):
+    """:func:`axis_phase` for the orders ``0 … orders − 1`` at once (one exponential).
+
+    Parameters
+    ----------
+    freqs : ndarray
+        Frequencies in cycles per pixel of one axis of length ``n``.
+    n : int
+        Length of that axis in pixels.
+    shift : float or ndarray
+        Shift(s) along the axis in pixels.
+    orders : int
+        Number of orders, at most 3 (the factor, its first and second derivative).
+
+    Returns
+    -------
+    ndarray of complex128, shape ``shift.shape + (orders,) + freqs.shape``
+    """
     shift = np.asarray(shift, dtype=np.float64)
     omega = -2j * np.pi * freqs
-    phase = np.exp(np.multiply.outer(shift, omega)) * omega**order
+    base = np.exp(np.multiply.outer(shift, omega))
+    phases = np.empty((*shift.shape, orders, freqs.size), dtype=np.complex128)
+    power = np.ones_like(omega)
+    for order in range(orders):
+        np.multiply(base, power, out=phases[..., order, :])
+        power = power * omega
     if n % 2 == 0:
         nyquist = np.abs(freqs) == 0.5
         arg = np.pi * shift[..., None]
-        value = (np.cos(arg), -np.pi * np.sin(arg), -(np.pi**2) * np.cos(arg))[order]
-        phase[..., nyquist] = value
-    return phase
+        values = (np.cos(arg), -np.pi * np.sin(arg), -(np.pi**2) * np.cos(arg))
+        for order in range(orders):
+            phases[..., order, nyquist] = values[order]
+    return phases
 
 
 def shift_spectrum(spectrum, shape, dx, dy, workers=1):

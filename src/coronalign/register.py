@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from .fourier import axis_phase, rfft_frequencies
+from .fourier import axis_phases, rfft_frequencies
 
 __all__ = [
     "FitResult",
@@ -298,8 +298,8 @@ class _Objectives:
         ``i``-th derivative in y of the ``j``-th derivative in x (value ``[0, 0]``).
         """
         cross = self.cross if len(index) == len(self.cross) else self.cross[index]
-        px = np.stack([axis_phase(self.fx, self.nx, d[:, 0], o) for o in range(orders)], 2)
-        py = np.stack([axis_phase(self.fy, self.ny, d[:, 1], o) for o in range(orders)], 1)
+        px = np.ascontiguousarray(axis_phases(self.fx, self.nx, d[:, 0], orders).transpose(0, 2, 1))
+        py = axis_phases(self.fy, self.ny, d[:, 1], orders)
         a = np.matmul(py, np.matmul(cross, px)).real
         ex = np.exp(np.multiply.outer(self.qx, d[:, 0]))  # (nx + 1, k)
         ey = np.exp(np.multiply.outer(d[:, 1], self.qy))
