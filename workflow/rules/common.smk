@@ -261,19 +261,24 @@ def psfmask_options(wildcards):
     return " ".join(options)
 
 
-def align_mem_mb(wildcards, input, attempt):
-    """Memory of an align job in MB, from the sizes of its inputs.
+def align_mem_mb(wildcards, input, threads, attempt):
+    """Memory of an align job in MB, from the sizes of its inputs and its threads.
 
     The product is streamed to disk, so memory does not grow with the 4D product. The
     science exposure is held as read (about 1 x its file size); the PSF stack is held,
     cleaned in float64 and kept as spectra (about 8 x its file size). 350 MB covers
     Python, the libraries and the Snakemake process of a cluster job (measured: about
-    180 MB + 0.9 x science + 7.5 x PSF stack, plus 130 MB). Each retry (--retries) asks
-    for 50 % more.
+    180 MB + 0.9 x science + 7.5 x PSF stack, plus 130 MB). Each thread beyond the first
+    is a forked worker process that shares all that and adds its own working memory
+    (measured: about 50 MB for a 15 MB MIRI PSF stack; 100 MB + 3 x PSF stack allowed).
+    Each retry (--retries) asks for 50 % more.
     """
     science_mb = os.path.getsize(input.science) / 2**20
     psfstack_mb = os.path.getsize(input.psfstack) / 2**20
-    return int((350 + science_mb + 8 * psfstack_mb) * (1 + 0.5 * (attempt - 1)))
+    workers_mb = (max(1, threads) - 1) * (100 + 3 * psfstack_mb)
+    return int(
+        (350 + science_mb + 8 * psfstack_mb + workers_mb) * (1 + 0.5 * (attempt - 1))
+    )
 
 
 def summary_shifts(wildcards):
