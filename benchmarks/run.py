@@ -490,7 +490,7 @@ def report(raw):
         "",
         f"Reproduce: `bash benchmarks/official/make-venvs.sh && {raw['command']}`",
         "",
-        "## Time (NIRCam-like simulated data, 320 × 320, one thread)",
+        "## Time (NIRCam-like simulated data, 320 × 320)",
         "",
         "| tool | 10 × 9 step | 1 × 1 step | marginal (10×9 − 1×1) | 10 × 9 whole process | peak RSS 10 × 9 |",
         "|---|---|---|---|---|---|",
@@ -534,8 +534,9 @@ def report(raw):
         "Step times exclude Python start-up and imports and include reading the inputs, the alignment",
         "and writing the product: `align_files` for coronalign, `step.run` plus `save` for the official step.",
         "The whole-process figures are the real command lines (`coronalign align`, `run_official.py`).",
-        "Peak RSS counts the pages of coronalign's memory-mapped product; its anonymous peak was "
-        f"{_med(big['coronalign_step'], 'peak_anon_mib'):.0f} MiB.",
+        "Peak RSS counts mapped file pages too; coronalign's anonymous peak (one thread) was "
+        f"{_med(big['coronalign_step'], 'peak_anon_mib'):.0f} MiB. With `--threads 2` the "
+        "worker process is not included in these figures (see the memory-limit run below).",
         "",
         "## Agreement with the official float64 fit (jwst 1.15.1)",
         "",
