@@ -19,6 +19,7 @@ integration) cannot be fitted: its shifts are NaN, its fit status is ``no_data``
 its planes are the unshifted PSFs with every pixel flagged ``DO_NOT_USE``.
 """
 
+import functools
 import logging
 import math
 import time
@@ -300,17 +301,20 @@ def align_stacks(
         min(processes, max(1, len(integrations))),
     )
 
-    first_fits = []  # the first integration's fits, computed once in each process
+    @functools.cache
+    def first_fits():
+        """The first row's fits, from the cross-correlation start: computed once in each
+        process that needs them (identically), never passed between processes."""
+        return aligner.fit(integrations[0], [None] * npsfs)
+
+    @functools.cache
+    def anchors():
+        """Warm starts for the other rows: the first row's converged shifts."""
+        return [(fit.xshift, fit.yshift) if fit.converged else None for fit in first_fits()]
 
     def fits_for(row):
-        """The fits of one row: from the cross-correlation start for the first, else from
-        the first row's fits (which every process computes for itself, identically)."""
-        if not first_fits:
-            first_fits.extend(aligner.fit(integrations[0], [None] * npsfs))
-        if row == 0:
-            return first_fits
-        anchors = [(fit.xshift, fit.yshift) if fit.converged else None for fit in first_fits]
-        return aligner.fit(integrations[row], anchors)
+        """The fits of one row."""
+        return first_fits() if row == 0 else aligner.fit(integrations[row], anchors())
 
     def align_row(row):
         """Fit, shift and deliver the PSFs of one integration; return its fits."""

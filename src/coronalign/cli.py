@@ -81,8 +81,8 @@ def _add_align(subparsers):
         "--threads",
         type=_positive_int,
         default=1,
-        help="cores to use (default 1): with 2 or more, the integrations after the first are "
-        "shared among that many processes (forked, Linux); results are identical for any number",
+        help="cores to use (default 1): with 2 or more, the integrations are shared among "
+        "that many processes (forked, Linux); results are identical for any number",
     )
     parser.set_defaults(handler=_run_align)
 
