@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from coronalign import register
+from coronalign.errors import ParameterError
 from coronalign.fourier import fourier_shift
 from tests.helpers import blob_image, border_weight, shifted
 
@@ -65,24 +66,40 @@ def test_zero_weight_hides_a_bright_blob():
     assert abs(fit_unmasked.xshift - 0.3) + abs(fit_unmasked.yshift + 0.4) > 0.05
 
 
-def test_fractional_weights_are_used_linearly():
-    """The objective is sum w (p - beta T s)^2: check against a direct evaluation."""
+@pytest.mark.parametrize(("weighting", "power"), [("official", 2), ("linear", 1)])
+def test_fractional_mask_weighs_the_residual_as_asked(weighting, power):
+    """official: sum (m (p - beta T s))^2, as the official step; linear: sum m (...)^2.
+
+    Checked against a direct evaluation of each objective: the fit is its minimum, and
+    not the other's.
+    """
     shape = (48, 48)
     rng = np.random.default_rng(7)
     science = blob_image(shape, seed=2)
     psf = shifted(science, 0.2, 0.1, 1.1) + rng.normal(0, 0.01, shape)
-    weight = border_weight(shape) * rng.uniform(0.2, 1.0, shape)
-    fit = register.fit_shift(psf, science, weight)
+    mask = border_weight(shape) * rng.uniform(0.2, 1.0, shape)
+    fit = register.fit_shift(psf, science, mask, weighting=weighting)
 
-    def objective(dx, dy):
+    def objective(dx, dy, weight):
         t = fourier_shift(science, dx, dy)
         beta = np.sum(weight * psf * t) / np.sum(weight * t * t)
         return np.sum(weight * (psf - beta * t) ** 2)
 
-    best = objective(fit.xshift, fit.yshift)
+    weight = mask**power
+    best = objective(fit.xshift, fit.yshift, weight)
     for ddx, ddy in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]:
-        assert objective(fit.xshift + ddx, fit.yshift + ddy) > best
+        assert objective(fit.xshift + ddx, fit.yshift + ddy, weight) > best
     assert fit.rms == pytest.approx(np.sqrt(best / weight.sum()), rel=1e-6)
+    other = register.fit_shift(
+        psf, science, mask, weighting="linear" if weighting == "official" else "official"
+    )
+    assert objective(other.xshift, other.yshift, weight) > best
+    assert np.hypot(other.xshift - fit.xshift, other.yshift - fit.yshift) > 1e-4
+
+
+def test_unknown_weighting_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="weighting"):
+        register.prepare_weight(np.ones((8, 8)), "squared")
 
 
 def test_float32_input_gives_the_float64_fit():

@@ -17,6 +17,12 @@ the union of the two neighbouring integer shifts), plus
 An integration whose cleaned data carry no weighted signal (for example an all-NaN
 integration) cannot be fitted: its shifts are NaN, its fit status is ``no_data``, and
 its planes are the unshifted PSFs with every pixel flagged ``DO_NOT_USE``.
+
+Fit statuses: ``converged``, ``not_converged``, ``no_data``, ``out_of_window`` (see
+:mod:`coronalign.register`) and ``outlier``: a converged fit farther from the median
+position of the same PSF's fits (over the exposure's integrations) than
+``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), and than
+``OUTLIER_FLOOR`` pixels.
 """
 
 import functools
@@ -49,7 +55,12 @@ DQ_REPLACED = np.uint32(2**28)  # FLUX_ESTIMATED
 #: Output pixels whose value comes from data wrapped around the frame edge.
 DQ_WRAPPED = np.uint32(1 | 2**30)  # DO_NOT_USE | OTHER_BAD_PIXEL
 
-FIT_STATUS = ("converged", "not_converged", "no_data")
+FIT_STATUS = (*register.STATUSES, "outlier")
+#: A fit is an outlier beyond this many robust standard deviations of its PSF's fits...
+OUTLIER_SIGMAS = 5.0
+#: ...and this many pixels (integrations of one exposure share the pointing to a few
+#: hundredths of a pixel; a fit in another minimum lies a pixel or more away).
+OUTLIER_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,9 +85,27 @@ class Stack:
         return self.data.shape[0]
 
 
+#: The per-fit columns of an :class:`AlignmentResult` (float arrays), in table order.
+RESULT_COLUMNS = (
+    "xshift",
+    "yshift",
+    "beta",
+    "rms",
+    "xshift_err",
+    "yshift_err",
+    "beta_err",
+    "xprior",
+    "yprior",
+)
+
+
 @dataclass
 class AlignmentResult:
-    """Fitted parameters, one row per fitted integration and one column per PSF."""
+    """Fitted parameters, one row per fitted integration and one column per PSF.
+
+    ``xshift_err``, ``yshift_err``, ``beta_err`` are the formal 1σ errors; ``xprior``,
+    ``yprior`` the centre of each fit's search window; ``status`` one of ``FIT_STATUS``.
+    """
 
     integrations: list
     xshift: np.ndarray
@@ -85,11 +114,21 @@ class AlignmentResult:
     rms: np.ndarray
     iterations: np.ndarray
     status: np.ndarray = field(repr=False)
+    xshift_err: np.ndarray = None
+    yshift_err: np.ndarray = None
+    beta_err: np.ndarray = None
+    xprior: np.ndarray = None
+    yprior: np.ndarray = None
+
+    def __post_init__(self):
+        for name in RESULT_COLUMNS:
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(self.xshift.shape, np.nan))
 
     @property
     def converged(self):
-        """True where the fit converged."""
-        return self.status == "converged"
+        """True where the fit converged (``outlier`` fits converged too)."""
+        return (self.status == "converged") | (self.status == "outlier")
 
 
 def _median_or_nan(values):
@@ -130,27 +169,40 @@ PSF_CHUNK = 16
 DQ_CACHE_SIZE = 256
 
 
-def _fit_with_warm_starts(science_terms, references, weight_total, warm_starts):
+def _fit_with_warm_starts(science_terms, references, weight_terms, warm_starts, priors, window):
     """Fit PSFs, starting each from its warm start when there is one.
 
     Integrations of one exposure share the pointing, so the first integration's shift is
     within a small fraction of a pixel of every other's and Newton converges in fewer
-    steps, without the cross-correlation start. A fit that does not converge, or ends
-    farther than ``WARM_START_RADIUS`` from its start, is made again from the
-    cross-correlation start, which is what the first integration uses.
+    steps, without the search of a cold start. A fit that does not converge, ends on the
+    window's edge, or ends farther than ``WARM_START_RADIUS`` from its start, is made
+    again with a cold start, which is what the first integration uses.
     """
-    fits = register.fit_many(science_terms, references, weight_total, starts=warm_starts)
+    fits = register.fit_many(
+        science_terms,
+        references,
+        weight_terms,
+        priors=priors,
+        max_shift=window,
+        starts=warm_starts,
+    )
     redo = [
         i
         for i, (fit, start) in enumerate(zip(fits, warm_starts, strict=True))
         if start is not None
         and not (
-            fit.converged
+            fit.status == "converged"
             and math.hypot(fit.xshift - start[0], fit.yshift - start[1]) <= WARM_START_RADIUS
         )
     ]
     if redo:
-        again = register.fit_many(science_terms, [references[i] for i in redo], weight_total)
+        again = register.fit_many(
+            science_terms,
+            [references[i] for i in redo],
+            weight_terms,
+            priors=[priors[i] for i in redo],
+            max_shift=window,
+        )
         for i, fit in zip(redo, again, strict=True):
             fits[i] = fit
     return fits
@@ -159,14 +211,21 @@ def _fit_with_warm_starts(science_terms, references, weight_total, warm_starts):
 class _Aligner:
     """What every integration's fits and shifts share: the cleaned PSFs and the weight."""
 
-    def __init__(self, science, psfs, weight, bad_bits, box_length, zero_flags, workers):
+    def __init__(self, science, psfs, mask, options, workers):
         self.science = science
-        self.bad_bits = bad_bits
-        self.box_length = box_length
-        self.zero_flags = zero_flags
-        self.weight_terms = register.prepare_weight(weight)
+        self.bad_bits = options["bad_bits"]
+        self.box_length = options["median_box_length"]
+        self.zero_flags = options["zero_flags"]
+        self.max_shift = options["max_shift"]
+        self.priors = options["priors"]
+        self.weight_terms = register.prepare_weight(mask, options["weighting"])
         data, err, replaced = clean_plane_stack(
-            psfs.data, psfs.err, psfs.dq, bad_bits, box_length, zero_flags=zero_flags
+            psfs.data,
+            psfs.err,
+            psfs.dq,
+            self.bad_bits,
+            self.box_length,
+            zero_flags=self.zero_flags,
         )
         self.npsfs = psfs.nplanes
         self.shape = data.shape[-2:]
@@ -194,8 +253,10 @@ class _Aligner:
             fits += _fit_with_warm_starts(
                 science_terms,
                 [self.terms[m] for m in chunk],
-                self.weight_terms.total,
+                self.weight_terms,
                 [starts[m] for m in chunk],
+                [self.priors[m] for m in chunk],
+                self.max_shift,
             )
         return fits
 
@@ -235,18 +296,22 @@ class _Aligner:
 def align_stacks(
     science,
     psfs,
-    weight,
+    mask,
     sink,
     *,
     bad_bits=1,
     median_box_length=3,
     zero_flags=0,
+    weighting="official",
+    max_shift=register.DEFAULT_MAX_SHIFT,
+    priors=None,
     integrations=None,
     threads=1,
 ):
     """Fit and align every PSF of a stack to every science integration.
 
-    The first integration's fits start from the cross-correlation; every other
+    The first integration's fits make a cold start (the prior and the cross-correlation
+    peaks in the window, see :mod:`coronalign.register`); every other
     integration's start from the first one's (see ``WARM_START_RADIUS``), so each
     integration's result depends on the data alone, never on which process computed it.
     Each worker process fits the first integration for itself (identically) rather than
@@ -258,8 +323,8 @@ def align_stacks(
         Science integrations, shape (nints, ny, nx).
     psfs : Stack
         Reference PSF stack, shape (npsfs, ny, nx).
-    weight : ndarray, shape (ny, nx)
-        Fit weight (the PSFMASK): 1 use, 0 ignore, fractions allowed.
+    mask : ndarray, shape (ny, nx)
+        The PSFMASK: 1 use, 0 ignore, fractions allowed.
     sink : callable
         Called once per fitted integration as ``sink(row, sci, err, dq)`` with float64
         ``sci``/``err`` and uint32 ``dq`` blocks of shape (npsfs, ny, nx): the PSFs
@@ -274,6 +339,12 @@ def align_stacks(
     zero_flags : int, optional
         Bad pixels with any of these DQ bits become 0 instead of a median (MIRI passes
         ``NON_SCIENCE``).
+    weighting : {"official", "linear"}, optional
+        The fit weight is ``mask²`` (official: the residual times the mask) or ``mask``.
+    max_shift : float, optional
+        No fit ends farther than this (pixels) from its prior.
+    priors : array_like, shape (npsfs, 2), optional
+        Expected ``(xshift, yshift)`` of each PSF (from pointing metadata); default zero.
     integrations : sequence of int, optional
         Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
         3D product.
@@ -291,7 +362,15 @@ def align_stacks(
     nints, npsfs = science.nplanes, psfs.nplanes
     integrations = list(range(nints)) if integrations is None else list(integrations)
     started = time.perf_counter()
-    aligner = _Aligner(science, psfs, weight, bad_bits, median_box_length, zero_flags, threads)
+    options = {
+        "bad_bits": bad_bits,
+        "median_box_length": median_box_length,
+        "zero_flags": zero_flags,
+        "weighting": weighting,
+        "max_shift": max_shift,
+        "priors": np.zeros((npsfs, 2)) if priors is None else np.asarray(priors, dtype=float),
+    }
+    aligner = _Aligner(science, psfs, mask, options, threads)
     processes = threads if getattr(sink, "fork_safe", False) and can_fork() else 1
     log.info(
         "aligning %d PSF(s) to %d integration(s) of %dx%d pixels (%d process(es))",
@@ -310,7 +389,9 @@ def align_stacks(
     @functools.cache
     def anchors():
         """Warm starts for the other rows: the first row's converged shifts."""
-        return [(fit.xshift, fit.yshift) if fit.converged else None for fit in first_fits()]
+        return [
+            (fit.xshift, fit.yshift) if fit.status == "converged" else None for fit in first_fits()
+        ]
 
     def fits_for(row):
         """The fits of one row."""
@@ -343,19 +424,31 @@ def align_stacks(
 
 def _result_table(integrations, rows, npsfs):
     """The fits of every row gathered into an :class:`AlignmentResult`."""
-    table = {
-        name: np.full((len(integrations), npsfs), np.nan)
-        for name in ("xshift", "yshift", "beta", "rms")
-    }
+    fields = dict.fromkeys(("xprior", "yprior"), "prior")
+    table = {name: np.full((len(integrations), npsfs), np.nan) for name in RESULT_COLUMNS}
     iterations = np.zeros((len(integrations), npsfs), dtype=np.int64)
     status = np.empty((len(integrations), npsfs), dtype="<U13")
     for row, fits in enumerate(rows):
         for m, fit in enumerate(fits):
-            for name in table:
-                table[name][row, m] = getattr(fit, name)
+            for name in RESULT_COLUMNS:
+                if name in fields:
+                    table[name][row, m] = fit.prior[name == "yprior"]
+                else:
+                    table[name][row, m] = getattr(fit, name)
             iterations[row, m] = fit.iterations
-            if not math.isfinite(fit.xshift):
-                status[row, m] = "no_data"
-            else:
-                status[row, m] = "converged" if fit.converged else "not_converged"
+            status[row, m] = fit.status
+    _mark_outliers(table["xshift"], table["yshift"], status)
     return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)
+
+
+def _mark_outliers(xshift, yshift, status):
+    """Set status ``outlier`` on converged fits far from their PSF's other fits (in place)."""
+    for m in range(xshift.shape[1]):
+        rows = np.flatnonzero(status[:, m] == "converged")
+        if rows.size < 3:
+            continue
+        x, y = xshift[rows, m], yshift[rows, m]
+        dx, dy = x - np.median(x), y - np.median(y)
+        distance = np.sqrt(dx * dx + dy * dy)
+        limit = max(OUTLIER_SIGMAS * 1.4826 * np.median(distance), OUTLIER_FLOOR)
+        status[rows[distance > limit], m] = "outlier"

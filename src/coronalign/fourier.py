@@ -14,12 +14,15 @@ Conventions: images are ``(..., ny, nx)``; a shift ``(dx, dy)`` moves the conten
 import numpy as np
 import scipy.fft
 
+from .reproducible import complex_multiply, sincos_2pi
+
 __all__ = [
     "axis_phase",
     "axis_phases",
     "fourier_shift",
     "fourier_shift_pair",
     "pair_spectrum",
+    "phase_derivatives",
     "rfft_frequencies",
     "shift_pair_spectrum",
     "shift_spectrum",
@@ -68,8 +71,38 @@ def axis_phase(freqs, n, shift, order=0):
     return axis_phases(freqs, n, shift, order + 1)[..., order, :]
 
 
+def phase_derivatives(freqs, shift, orders):
+    """``exp(-2πi f s)`` and its derivatives in ``s``, computed the same way on every CPU.
+
+    Parameters
+    ----------
+    freqs : ndarray
+        Frequencies ``f`` in cycles per pixel.
+    shift : float or ndarray
+        Shift(s) ``s`` in pixels.
+    orders : int
+        Number of orders: the factor, its first derivative, … (each a multiplication by
+        ``-2πi f``).
+
+    Returns
+    -------
+    ndarray of complex128, shape ``shift.shape + (orders,) + freqs.shape``
+    """
+    shift = np.asarray(shift, dtype=np.float64)
+    freqs = np.asarray(freqs, dtype=np.float64)
+    cos, sin = sincos_2pi(np.multiply.outer(shift, -freqs))
+    omega = 2.0 * np.pi * freqs  # the derivative multiplies by -i * omega
+    phases = np.empty((*shift.shape, orders, freqs.size), dtype=np.complex128)
+    real, imag = cos, sin
+    for order in range(orders):
+        phases[..., order, :].real = real
+        phases[..., order, :].imag = imag
+        real, imag = imag * omega, -(real * omega)
+    return phases
+
+
 def axis_phases(freqs, n, shift, orders):
-    """:func:`axis_phase` for the orders ``0 … orders − 1`` at once (one exponential).
+    """:func:`axis_phase` for the orders ``0 … orders − 1`` at once.
 
     Parameters
     ----------
@@ -85,19 +118,14 @@ def axis_phases(freqs, n, shift, orders):
     Returns
     -------
     ndarray of complex128, shape ``shift.shape + (orders,) + freqs.shape``
+        Computed with :mod:`coronalign.reproducible`, so the bits do not depend on the CPU.
     """
     shift = np.asarray(shift, dtype=np.float64)
-    omega = -2j * np.pi * freqs
-    base = np.exp(np.multiply.outer(shift, omega))
-    phases = np.empty((*shift.shape, orders, freqs.size), dtype=np.complex128)
-    power = np.ones_like(omega)
-    for order in range(orders):
-        np.multiply(base, power, out=phases[..., order, :])
-        power = power * omega
+    phases = phase_derivatives(freqs, shift, orders)
     if n % 2 == 0:
         nyquist = np.abs(freqs) == 0.5
-        arg = np.pi * shift[..., None]
-        values = (np.cos(arg), -np.pi * np.sin(arg), -(np.pi**2) * np.cos(arg))
+        cos, sin = sincos_2pi(0.5 * shift[..., None])  # cos(π s), sin(π s)
+        values = (cos, -np.pi * sin, -(np.pi * np.pi) * cos)
         for order in range(orders):
             phases[..., order, nyquist] = values[order]
     return phases
@@ -124,8 +152,8 @@ def shift_spectrum(spectrum, shape, dx, dy, workers=1):
     """
     ny, nx = shape
     fy, fx = rfft_frequencies(ny, nx)
-    phase = axis_phase(fy, ny, dy)[:, None] * axis_phase(fx, nx, dx)[None, :]
-    return scipy.fft.irfft2(spectrum * phase, s=shape, workers=workers)
+    phase = complex_multiply(axis_phase(fy, ny, dy)[:, None], axis_phase(fx, nx, dx)[None, :])
+    return scipy.fft.irfft2(complex_multiply(spectrum, phase), s=shape, workers=workers)
 
 
 def fourier_shift(image, dx, dy, workers=1):
@@ -165,8 +193,11 @@ def pair_spectrum(first, second, workers=1):
     ndarray of complex128
         ``fft2(first + 1j * second)``, for :func:`shift_pair_spectrum`.
     """
-    packed = np.asarray(first, dtype=np.float64) + 1j * np.asarray(second, dtype=np.float64)
-    return scipy.fft.fft2(packed, workers=workers)
+    first = np.asarray(first, dtype=np.float64)
+    packed = np.empty(first.shape, dtype=np.complex128)
+    packed.real = first
+    packed.imag = second
+    return scipy.fft.fft2(packed, workers=workers, overwrite_x=True)
 
 
 def shift_pair_spectrum(spectrum, dx, dy, workers=1):
@@ -194,8 +225,8 @@ def shift_pair_spectrum(spectrum, dx, dy, workers=1):
     ny, nx = spectrum.shape[-2:]
     # The two axis factors are applied one after the other, in place, and the transform
     # reuses that buffer: no full-size phase array, fewer fresh pages to fault in.
-    product = spectrum * axis_phase(np.fft.fftfreq(ny), ny, dy)[..., :, None]
-    product *= axis_phase(np.fft.fftfreq(nx), nx, dx)[..., None, :]
+    product = complex_multiply(spectrum, axis_phase(np.fft.fftfreq(ny), ny, dy)[..., :, None])
+    complex_multiply(product, axis_phase(np.fft.fftfreq(nx), nx, dx)[..., None, :], out=product)
     shifted = scipy.fft.ifft2(product, workers=workers, overwrite_x=True)
     return shifted.real, shifted.imag
 

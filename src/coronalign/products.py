@@ -20,7 +20,7 @@ import numpy as np
 from astropy.io import fits
 
 from . import _asdf_startup
-from .align import Stack
+from .align import RESULT_COLUMNS, Stack
 from .errors import InputFileError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "open_model",
     "read_shift_table",
     "read_stack",
+    "shift_table",
     "write_shift_table",
 ]
 
@@ -235,6 +236,7 @@ class ProductWriter:
         self.path = Path(path)
         self.mode = mode
         self.full_shape = (nrows, npsfs, *shape) if mode == "quad" else (npsfs, *shape)
+        self.table_rows = nrows * npsfs
         self._output = AtomicOutput(self.path)
         self.temporary = self._output.temporary
         self._descriptor = None
@@ -267,12 +269,32 @@ class ProductWriter:
             model.update(template)
             for key, value in meta.items():
                 _set_meta(model.meta, key, value)
+            # The shift table's extension, laid out now (its size is known) and filled at
+            # commit, so the headers stdatamodels checksums are the final ones.
+            model.extra_fits = {SHIFT_EXTENSION: {"data": self._placeholder_records()}}
             model.on_save(str(self.path))
             hdulist = fits_support.to_fits(model._instance, model._schema)
             headers = {hdu.name: hdu.header.copy() for hdu in hdulist}
             asdf_bytes = _hdu_bytes(hdulist["ASDF"])
             del arrays, model, hdulist
         return headers, asdf_bytes
+
+    def _placeholder_records(self):
+        """Shift-table records of the right size, to lay the extension out."""
+        from .align import AlignmentResult
+
+        empty = np.zeros((self.table_rows, 1))
+        return shift_records(
+            AlignmentResult(
+                integrations=list(range(self.table_rows)),
+                xshift=empty,
+                yshift=empty,
+                beta=empty,
+                rms=empty,
+                iterations=np.zeros((self.table_rows, 1), dtype=np.int64),
+                status=np.full((self.table_rows, 1), "", dtype="<U13"),
+            )
+        )
 
     def _write_layout(self, layout):
         """Write headers and metadata, reserve the data regions; return their offsets."""
@@ -284,11 +306,17 @@ class ProductWriter:
             for name in names:
                 stream.write(headers[name].tostring().encode("ascii"))
                 if name in dtypes:
-                    offsets[name] = stream.tell()
                     size = int(np.prod(self.full_shape)) * 4
-                    stream.seek(_padded(size), os.SEEK_CUR)
+                elif name == SHIFT_EXTENSION:
+                    self._table_header = headers[name]
+                    size = _table_data_size(headers[name])
+                else:
+                    continue
+                offsets[name] = stream.tell()
+                stream.seek(_padded(size), os.SEEK_CUR)
             stream.write(asdf_bytes)
         self._descriptor = os.open(self.temporary, os.O_WRONLY)
+        self._table_offset = offsets[SHIFT_EXTENSION]
         return {name: (offsets[name], np.dtype(dtypes[name])) for name in dtypes}
 
     #: Integrations queued for writing at most (bounds the memory held by the queue).
@@ -336,9 +364,17 @@ class ProductWriter:
         for future in pending:
             future.result()
 
-    def commit(self):
-        """Finish the writes, close the file and give the product its final name."""
+    def commit(self, records):
+        """Finish the writes, fill the shift table, close and give the product its name.
+
+        Parameters
+        ----------
+        records : numpy.ndarray
+            The shift table (:func:`shift_records`), one record per (row, PSF).
+        """
         self._drain()
+        data = _table_bytes(records, self._table_header)
+        self._write_at(memoryview(data), self._table_offset)
         self._writer.shutdown()
         os.close(self._descriptor)
         self._descriptor = None
@@ -363,6 +399,24 @@ class ProductWriter:
 def _padded(size):
     """Size rounded up to whole 2880-byte FITS blocks."""
     return -(-size // 2880) * 2880
+
+
+def _table_data_size(header):
+    """Bytes of a binary table's data (no heap) from its header."""
+    return int(header["NAXIS1"]) * int(header["NAXIS2"])
+
+
+def _table_bytes(records, header):
+    """The data bytes (padded) of a binary table whose layout ``header`` describes.
+
+    The records must give exactly that layout (same columns, formats and row count): the
+    product's headers were written, and checksummed by stdatamodels, before the fits.
+    """
+    hdu = fits.BinTableHDU(data=records, name=SHIFT_EXTENSION)
+    if (hdu.header["NAXIS1"], hdu.header["NAXIS2"]) != (header["NAXIS1"], header["NAXIS2"]):
+        raise ValueError("the shift table does not have the layout reserved for it")
+    data = _hdu_bytes(hdu)[len(hdu.header.tostring()) :]
+    return data[: _padded(_table_data_size(header))]
 
 
 def _hdu_bytes(hdu):
@@ -404,6 +458,85 @@ def read_shift_table(path):
         raise InputFileError(path, f"is not a readable ECSV shift table ({error})") from None
 
 
+#: Column descriptions of the shift table (also the FITS TCOMM of the in-product table).
+SHIFT_COLUMNS = {
+    "integration": "science integration",
+    "psf": "PSF plane of the stack",
+    "xshift": "x_psf - x_sci along columns",
+    "yshift": "y_psf - y_sci along rows",
+    "beta": "PSF flux / science flux",
+    "rms": "weighted residual rms sqrt(sum w (psf - beta shift(sci))^2 / sum w)",
+    "xshift_err": "formal 1-sigma error of xshift",
+    "yshift_err": "formal 1-sigma error of yshift",
+    "beta_err": "formal 1-sigma error of beta",
+    "xprior": "x of the search window centre (pointing metadata, else 0)",
+    "yprior": "y of the search window centre (pointing metadata, else 0)",
+    "iterations": "Newton iterations",
+    "converged": "the fit converged",
+    "status": "converged, not_converged, no_data, out_of_window or outlier",
+}
+
+
+#: Name of the product's binary-table extension holding the shift table.
+SHIFT_EXTENSION = "PSFSHIFTS"
+#: Width of the status column in the product's table (the longest status is 13).
+_STATUS_WIDTH = 16
+
+
+def shift_records(result):
+    """The fitted parameters as a structured array, one record per (integration, PSF).
+
+    Parameters
+    ----------
+    result : coronalign.align.AlignmentResult
+        The fit results.
+
+    Returns
+    -------
+    numpy.ndarray
+        Fields as in ``SHIFT_COLUMNS`` (``status`` as ASCII bytes).
+    """
+    rows, npsfs = result.xshift.shape
+    dtype = [("integration", "<i8"), ("psf", "<i8")]
+    dtype += [(name, "<f8") for name in RESULT_COLUMNS]
+    dtype += [("iterations", "<i8"), ("converged", "?"), ("status", f"S{_STATUS_WIDTH}")]
+    records = np.zeros(rows * npsfs, dtype=dtype)
+    records["integration"] = np.repeat(np.asarray(result.integrations, dtype=np.int64), npsfs)
+    records["psf"] = np.tile(np.arange(npsfs, dtype=np.int64), rows)
+    for name in RESULT_COLUMNS:
+        records[name] = getattr(result, name).ravel()
+    records["iterations"] = result.iterations.ravel()
+    records["converged"] = result.converged.ravel()
+    records["status"] = np.char.encode(result.status.ravel().astype(str), "ascii")
+    return records
+
+
+def shift_table(result, meta=None):
+    """The fitted parameters as an astropy table, one row per (integration, PSF).
+
+    Parameters
+    ----------
+    result : coronalign.align.AlignmentResult
+        The fit results.
+    meta : dict, optional
+        Table metadata (inputs, parameters, provenance).
+
+    Returns
+    -------
+    astropy.table.Table
+    """
+    from astropy.table import Table
+
+    records = shift_records(result)
+    table = Table(records, meta=meta or {})
+    table["status"] = np.char.decode(records["status"], "ascii")
+    for name in ("xshift", "yshift", "xshift_err", "yshift_err", "xprior", "yprior"):
+        table[name].unit = "pix"
+    for name, description in SHIFT_COLUMNS.items():
+        table[name].description = description
+    return table
+
+
 def write_shift_table(path, result, meta):
     """Write the fitted shifts as an astropy ECSV table, one row per (integration, PSF).
 
@@ -416,29 +549,7 @@ def write_shift_table(path, result, meta):
     meta : dict
         Table metadata (inputs, parameters, provenance).
     """
-    from astropy.table import Table
-
-    rows, npsfs = result.xshift.shape
-    integration = np.repeat(np.asarray(result.integrations, dtype=np.int64), npsfs)
-    table = Table(
-        {
-            "integration": integration,
-            "psf": np.tile(np.arange(npsfs, dtype=np.int64), rows),
-            "xshift": result.xshift.ravel(),
-            "yshift": result.yshift.ravel(),
-            "beta": result.beta.ravel(),
-            "rms": result.rms.ravel(),
-            "iterations": result.iterations.ravel(),
-            "converged": result.converged.ravel(),
-            "status": result.status.ravel(),
-        },
-        meta=meta,
-    )
-    table["xshift"].unit = table["yshift"].unit = "pix"
-    table["xshift"].description = "x_psf - x_sci along columns"
-    table["yshift"].description = "y_psf - y_sci along rows"
-    table["beta"].description = "PSF flux / science flux"
-    table["rms"].description = "weighted residual rms sqrt(sum w (psf - beta shift(sci))^2 / sum w)"
+    table = shift_table(result, meta)
     with atomic_output(path) as temporary:
         table.write(temporary, format="ascii.ecsv", overwrite=True)
     log.info("wrote shift table %s", path)

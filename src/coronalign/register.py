@@ -1,12 +1,23 @@
 """Weighted sub-pixel registration of a science image onto a reference PSF.
 
-For a reference PSF ``p``, a science image ``s`` and a weight ``w`` (1 use, 0 ignore)
-we find the shift ``d = (xshift, yshift)`` and flux scale ``beta`` minimising
+For a reference PSF ``p``, a science image ``s`` and a PSFMASK ``m`` we find the shift
+``d = (xshift, yshift)`` and flux scale ``beta`` minimising
 
     f(d, beta) = Σ w · (p − beta · T_d s)²
 
-where ``T_d`` is the periodic Fourier shift of :mod:`coronalign.fourier`. This is the
-official step's objective and sign convention: ``xshift = x_psf − x_sci`` along columns.
+where ``T_d`` is the periodic Fourier shift of :mod:`coronalign.fourier` and the weight is
+``w = m²`` (``weighting="official"``: the official step multiplies the residual by the
+mask) or ``w = m`` (``weighting="linear"``). For a 0/1 mask the two are the same; real
+NIRCam masks are fractional. Sign convention: ``xshift = x_psf − x_sci`` along columns.
+
+The search is bounded: no fit ends farther than ``max_shift`` pixels from its *prior*
+(the expected shift, from the pointing metadata, else zero). Inside that window the fit
+starts at the prior and, for a cold start, also at the masked cross-correlation's best
+integer peaks that look better than the prior's neighbourhood (each more than 1 px from
+the others). Every start is converged; a start away from the prior wins only if its
+objective is below ``RELATIVE_MARGIN`` times that of the prior's basin. With a poorly
+matched reference, spurious far minima beat the prior's basin by only a few percent,
+while a real large offset beats a trap near zero by a factor of 7 or more (measured).
 
 How it is fast
 --------------
@@ -20,11 +31,27 @@ coefficients do not depend on ``d``:
   2× finer grid (so it is exact, without aliasing) with the spectrum of ``w``.
 
 The phase factors separate into a row part and a column part, so ``A``, ``B`` and all
-their first and second derivatives cost two small matrix products per evaluation; no
+their first and second derivatives cost a few small matrix products per evaluation; no
 inverse FFT is needed inside the Newton iterations. ``G`` depends only on the science
 image and the weight, so it is computed once per science integration and shared by
-every PSF. The start is the best integer shift from a masked cross-correlation
-(one inverse FFT per pair), so a reference several pixels away is still found.
+every PSF.
+
+Reproducible bits
+-----------------
+Every operation on the way to a result has its order of rounding fixed by this code:
+matrix products and complex products go through :mod:`coronalign.reproducible`, the
+2 × 2 and 3 × 3 linear algebra is written out, and the phases come from
+:func:`coronalign.reproducible.sincos_2pi`. The fitted values are therefore the same
+bits for any BLAS kernel, BLAS thread count and CPU.
+
+Uncertainties
+-------------
+The formal 1σ errors of ``xshift``, ``yshift`` and ``beta`` are the square roots of the
+diagonal of ``2 s² H⁻¹``, where ``H`` is the Hessian of ``f`` in ``(xshift, yshift, beta)``
+at the minimum and ``s² = f_min / (n − 3)`` the residual variance per weighted pixel
+(``n`` pixels with ``w > 0``): the usual least-squares estimate, which assumes the
+residual is noise. Where it is dominated by speckles the reference does not share, the
+true error is larger than this.
 """
 
 import functools
@@ -34,18 +61,23 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from .fourier import axis_phases, rfft_frequencies
+from .errors import ParameterError
+from .fourier import axis_phases, phase_derivatives, rfft_frequencies, shift_spectrum
+from .reproducible import ExactLeft, complex_multiply, exact_matmul
 
 __all__ = [
+    "DEFAULT_MAX_SHIFT",
+    "RELATIVE_MARGIN",
+    "WEIGHTINGS",
     "FitResult",
     "ReferenceTerms",
     "ScienceTerms",
     "WeightTerms",
+    "cross_correlation_peaks",
     "fit_many",
     "fit_pair",
     "fit_shift",
     "integer_start",
-    "integer_starts",
     "prepare_reference",
     "prepare_science",
     "prepare_weight",
@@ -58,6 +90,24 @@ SHIFT_TOLERANCE = 1e-6
 #: Largest step taken in one iteration (pixels); longer Newton steps are shortened.
 MAX_STEP = 0.5
 MAX_ITERATIONS = 50
+#: How the PSFMASK weighs the residual: "official" (residual × mask, the official step's
+#: objective, Σ (m r)²) or "linear" (Σ m r²).
+WEIGHTINGS = ("official", "linear")
+#: Default search radius around the prior, in pixels (see docs/registration.md): ten
+#: times the largest expected science/reference offset (TA errors of a few mas, small-grid
+#: dither steps of 20 mas: under 1 px even for NIRCam's 31 mas short-wave pixels), and
+#: enough for a reference 8.9 px away, (7.3, 5.1), with no pointing metadata.
+DEFAULT_MAX_SHIFT = 10.0
+#: A start away from the prior wins only if its objective is below this fraction of the
+#: objective of the prior's basin. Measured (registration facts): spurious far minima of
+#: a poorly matched reference reach 0.96-0.98 of it; a real (7.3, 5.1) px offset 0.09-0.15.
+RELATIVE_MARGIN = 0.4
+#: Cross-correlation peaks tried besides the prior, at most.
+MAX_CANDIDATES = 3
+#: Starts closer than this (pixels) are the same start.
+DISTINCT = 1.0
+
+STATUSES = ("converged", "not_converged", "no_data", "out_of_window")
 
 
 @dataclass(frozen=True)
@@ -73,9 +123,19 @@ class FitResult:
     rms : float
         Weighted residual rms, ``sqrt(Σ w (p − beta T s)² / Σ w)``.
     iterations : int
-        Newton iterations taken.
+        Newton iterations taken (by the start that was kept).
     converged : bool
         True if the last step changed the shift by at most ``SHIFT_TOLERANCE`` pixels.
+    xshift_err, yshift_err, beta_err : float
+        Formal 1σ uncertainties (NaN where the Hessian is not positive definite).
+    objective : float
+        ``f`` at the result, ``Σ w (p − beta T s)²``.
+    status : str
+        ``converged``, ``not_converged``, ``no_data`` (no weighted signal to fit) or
+        ``out_of_window`` (the minimum lies on the edge of the search window: the true
+        minimum is farther than ``max_shift`` from the prior).
+    prior : tuple of float
+        The prior ``(xshift, yshift)`` the window was centred on.
     """
 
     xshift: float
@@ -84,16 +144,37 @@ class FitResult:
     rms: float
     iterations: int
     converged: bool
+    xshift_err: float = np.nan
+    yshift_err: float = np.nan
+    beta_err: float = np.nan
+    objective: float = np.nan
+    status: str = "converged"
+    prior: tuple = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
 class WeightTerms:
-    """Transforms of the weight image, shared by every fit that uses it."""
+    """Transforms of the fit weight, shared by every fit that uses it.
+
+    Attributes
+    ----------
+    weight : ndarray
+        The weight ``w`` of the objective (``mask²`` or ``mask``).
+    rspectrum : ndarray
+        ``rfft2(w)``.
+    total : float
+        ``Σ w``.
+    count : int
+        Pixels with ``w > 0``.
+    norm_factor : ndarray
+        What multiplies the spectrum of ``u²`` in ``G`` (see ``_norm_coefficients``).
+    """
 
     weight: np.ndarray
-    rspectrum: np.ndarray  # rfft2 of w
-    total: float  # Σ w
-    norm_factor: np.ndarray  # what multiplies the spectrum of u² in G (see _norm_coefficients)
+    rspectrum: np.ndarray
+    total: float
+    count: int
+    norm_factor: np.ndarray
 
 
 class ScienceTerms:
@@ -105,8 +186,9 @@ class ScienceTerms:
         ``(ny, nx)``.
     rspectrum : ndarray
         ``rfft2(s)``.
-    norm_coefficients : ndarray
-        ``G`` times the column weights, shape ``(2 ny + 1, nx + 1)``.
+    norm_coefficients : ExactLeft
+        ``G`` times the column weights, shape ``(2 ny + 1, nx + 1)``, split for exact
+        products.
     energy : float
         ``Σ w s²``; zero when the science image has no weighted signal.
     """
@@ -114,45 +196,55 @@ class ScienceTerms:
     def __init__(self, science, weight_terms):
         self._science = science
         self._weight_terms = weight_terms
+        self.weight = weight_terms.weight
         self.shape = science.shape
         self.rspectrum = scipy.fft.rfft2(science)
-        self.norm_coefficients = _norm_coefficients(science, self.rspectrum, weight_terms)
+        self.norm_coefficients = ExactLeft(
+            _norm_coefficients(science, self.rspectrum, weight_terms)
+        )
         self.energy = float(np.sum(weight_terms.weight * science * science))
 
     @functools.cached_property
     def norm_grid(self):
         """``B(d)`` at every integer shift (only needed for a cross-correlation start)."""
         s = self._science
-        return scipy.fft.irfft2(
-            self._weight_terms.rspectrum * np.conj(scipy.fft.rfft2(s * s)), s=self.shape
-        )
+        product = complex_multiply(self._weight_terms.rspectrum, np.conj(scipy.fft.rfft2(s * s)))
+        return scipy.fft.irfft2(product, s=self.shape)
 
 
 @dataclass(frozen=True)
 class ReferenceTerms:
-    """Transforms of one reference PSF needed by the fit."""
+    """One reference PSF and the transforms the fit needs."""
 
+    image: np.ndarray  # p, float64
     weighted_rspectrum: np.ndarray  # rfft2(w p)
     energy: float  # Σ w p²
 
 
-def prepare_weight(weight):
-    """Precompute the transforms of a weight image.
+def prepare_weight(mask, weighting="official"):
+    """Precompute the transforms of the fit weight made from a PSFMASK.
 
     Parameters
     ----------
-    weight : array_like, shape (ny, nx)
-        Non-negative weights (1 use, 0 ignore, fractions allowed).
+    mask : array_like, shape (ny, nx)
+        Non-negative PSFMASK values (1 use, 0 ignore, fractions allowed).
+    weighting : {"official", "linear"}, optional
+        ``official``: the weight is ``mask²`` (the residual is multiplied by the mask, as in
+        the official step); ``linear``: the weight is ``mask``.
 
     Returns
     -------
     WeightTerms
     """
-    w = np.asarray(weight, dtype=np.float64)
+    if weighting not in WEIGHTINGS:
+        raise ParameterError("weighting", f"{weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    m = np.asarray(mask, dtype=np.float64)
+    w = m * m if weighting == "official" else m
     return WeightTerms(
         weight=w,
         rspectrum=scipy.fft.rfft2(w),
         total=float(w.sum()),
+        count=int(np.count_nonzero(w > 0)),
         norm_factor=_norm_factor(w),
     )
 
@@ -229,8 +321,7 @@ def _norm_coefficients(science, rspectrum, weight_terms):
     squared = scipy.fft.rfft2(upsampled * upsampled)
     # Rows q_y = −n_y … −1 then 0 … n_y; columns q_x = 0 … n_x.
     coefficients = np.concatenate((squared[my - ny :, : nx + 1], squared[: ny + 1, : nx + 1]))
-    coefficients *= weight_terms.norm_factor
-    return coefficients
+    return complex_multiply(coefficients, weight_terms.norm_factor, out=coefficients)
 
 
 def prepare_science(science, weight_terms):
@@ -266,15 +357,17 @@ def prepare_reference(reference, weight_terms):
     """
     p = np.asarray(reference, dtype=np.float64)
     wp = weight_terms.weight * p
-    return ReferenceTerms(weighted_rspectrum=scipy.fft.rfft2(wp), energy=float(np.sum(wp * p)))
+    return ReferenceTerms(
+        image=p, weighted_rspectrum=scipy.fft.rfft2(wp), energy=float(np.sum(wp * p))
+    )
 
 
 class _Objectives:
     """``A(d)``, ``B(d)`` and their derivatives for one science image and several PSFs.
 
-    Every PSF is evaluated at its own shift, in one stacked matrix product per term. Which
-    PSFs are evaluated together depends only on the data, so the results are the same on
-    every run and for any number of threads.
+    Every evaluation is stacked over the fits asked for (each a PSF at its own shift),
+    and every product goes through :mod:`coronalign.reproducible`, so the results are
+    the same bits for any grouping, thread count, BLAS library and CPU.
     """
 
     def __init__(self, science_terms, references):
@@ -282,13 +375,13 @@ class _Objectives:
         self.ny, self.nx = ny, nx
         self.fy, self.fx = rfft_frequencies(ny, nx)
         weights = _column_weights(nx, nx // 2 + 1) / (ny * nx)
-        self.cross = np.stack(
-            [science_terms.rspectrum * np.conj(ref.weighted_rspectrum) for ref in references]
-        )
-        self.cross *= weights  # H on the rfft grid, with the half-spectrum weights
+        spectra = np.stack([np.conj(ref.weighted_rspectrum) for ref in references])
+        cross = complex_multiply(science_terms.rspectrum, spectra, out=spectra)
+        cross *= weights  # H on the rfft grid, with the half-spectrum weights
+        self.cross = ExactLeft(cross)
         self.norm = science_terms.norm_coefficients
-        self.qy = -2j * np.pi * np.arange(-ny, ny + 1) / ny
-        self.qx = -2j * np.pi * np.arange(0, nx + 1) / nx
+        self.qy = np.arange(-ny, ny + 1) / ny
+        self.qx = np.arange(0, nx + 1) / nx
         self.energy = np.array([ref.energy for ref in references])
 
     def matrices(self, index, d, orders=3):
@@ -297,17 +390,17 @@ class _Objectives:
         Returns two real (k, orders, orders) arrays whose entry ``[i, j]`` is the
         ``i``-th derivative in y of the ``j``-th derivative in x (value ``[0, 0]``).
         """
-        cross = self.cross if len(index) == len(self.cross) else self.cross[index]
-        px = np.ascontiguousarray(axis_phases(self.fx, self.nx, d[:, 0], orders).transpose(0, 2, 1))
+        k = len(index)
+        px = axis_phases(self.fx, self.nx, d[:, 0], orders).transpose(0, 2, 1)
         py = axis_phases(self.fy, self.ny, d[:, 1], orders)
-        a = np.matmul(py, np.matmul(cross, px)).real
-        ex = np.exp(np.multiply.outer(self.qx, d[:, 0]))  # (nx + 1, k)
-        ey = np.exp(np.multiply.outer(d[:, 1], self.qy))
-        ex = np.stack([ex * (self.qx**o)[:, None] for o in range(orders)], 2)
-        ey = np.stack([ey * self.qy**o for o in range(orders)], 1)
+        columns = exact_matmul(self.cross.select(index), px)  # (k, ny, orders)
+        a = exact_matmul(py, columns).real
+        ex = phase_derivatives(self.qx, d[:, 0], orders)  # (k, orders, nx + 1)
+        ex = ex.transpose(2, 0, 1).reshape(len(self.qx), k * orders)
         # One product for all PSFs: G is read once (it is the largest array here).
-        columns = (self.norm @ ex.reshape(len(self.qx), -1)).reshape(len(self.qy), len(d), orders)
-        b = np.matmul(ey, columns.transpose(1, 0, 2)).real
+        rows = exact_matmul(self.norm, ex).reshape(len(self.qy), k, orders)
+        ey = phase_derivatives(self.qy, d[:, 1], orders)  # (k, orders, 2 ny + 1)
+        b = exact_matmul(ey, rows.transpose(1, 0, 2)).real
         return a, b
 
 
@@ -322,6 +415,11 @@ def _terms(matrix):
     return value, gradient, hessian
 
 
+def _outer(u, v):
+    """``u[:, i] * v[:, j]`` for vectors stacked along the first axis."""
+    return u[:, :, None] * v[:, None, :]
+
+
 def _profile_derivatives(a_terms, b_terms):
     """Gradient and Hessian of ``R = A²/B`` (the objective is ``f = Σ w p² − R``)."""
     a, ga, ha = a_terms
@@ -329,79 +427,221 @@ def _profile_derivatives(a_terms, b_terms):
     a, b = a[:, None], b[:, None]
     grad = 2 * a * ga / b - a * a * gb / b**2
     a, b = a[:, :, None], b[:, :, None]
-    outer = np.einsum
     hess = (
-        2 * (outer("ki,kj->kij", ga, ga) + a * ha) / b
-        - 2 * a * (outer("ki,kj->kij", ga, gb) + outer("ki,kj->kij", gb, ga)) / b**2
+        2 * (_outer(ga, ga) + a * ha) / b
+        - 2 * a * (_outer(ga, gb) + _outer(gb, ga)) / b**2
         - a * a * hb / b**2
-        + 2 * a * a * outer("ki,kj->kij", gb, gb) / b**3
+        + 2 * a * a * _outer(gb, gb) / b**3
     )
     return grad, hess
 
 
+def _symmetric_eigen(matrix):
+    """Eigenvalues and unit eigenvectors of stacked symmetric 2 × 2 matrices.
+
+    Written out (no LAPACK), so the bits do not depend on the library. Returns
+    ``values`` (k, 2) and ``vectors`` (k, 2, 2) with the eigenvectors as columns.
+    """
+    a, b, c = matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 1]
+    half = 0.5 * (a - c)
+    radius = np.sqrt(half * half + b * b)
+    mean = 0.5 * (a + c)
+    values = np.stack([mean + radius, mean - radius], 1)
+    # The eigenvector of the larger eigenvalue, from whichever formula does not cancel.
+    vx = np.where(half >= 0, half + radius, b)
+    vy = np.where(half >= 0, b, radius - half)
+    length = np.sqrt(vx * vx + vy * vy)
+    degenerate = length == 0
+    vx = np.where(degenerate, 1.0, vx / np.where(degenerate, 1.0, length))
+    vy = np.where(degenerate, 0.0, vy / np.where(degenerate, 1.0, length))
+    vectors = np.stack([np.stack([vx, -vy], 1), np.stack([vy, vx], 1)], 1)
+    return values, vectors
+
+
 def _newton_steps(grad_r, hess_r):
     """Steps that increase ``R``: Newton where ``R`` is concave, else a safeguarded one."""
-    values, vectors = np.linalg.eigh(-hess_r)  # Hessians of f = -R
+    values, vectors = _symmetric_eigen(-hess_r)  # Hessians of f = -R
     scale = np.maximum(np.max(np.abs(values), axis=1, keepdims=True), 1e-300)
     values = np.maximum(np.abs(values), 1e-6 * scale)  # flip and floor negative curvature
-    along = np.einsum("kji,kj->ki", vectors, grad_r) / values
-    steps = np.einsum("kij,kj->ki", vectors, along)
+    along = (vectors[:, 0, :] * grad_r[:, 0:1] + vectors[:, 1, :] * grad_r[:, 1:2]) / values
+    steps = vectors[:, :, 0] * along[:, 0:1] + vectors[:, :, 1] * along[:, 1:2]
     length = np.max(np.abs(steps), axis=1, keepdims=True)
     return steps * np.minimum(1.0, MAX_STEP / np.maximum(length, 1e-300))
 
 
-def integer_starts(science_terms, references, workers=1):
-    """Best integer shifts from the masked cross-correlation (positive ``beta`` only).
+def _into_window(d, priors, radius):
+    """Project shifts onto the disc of ``radius`` around their priors."""
+    offset = d - priors
+    distance = np.sqrt(offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1])
+    outside = distance > radius
+    if outside.any():
+        scale = radius / distance[outside]
+        d = d.copy()
+        d[outside] = priors[outside] + offset[outside] * scale[:, None]
+    return d
 
-    Parameters
-    ----------
-    science_terms : ScienceTerms
-    references : sequence of ReferenceTerms
-    workers : int, optional
-        Threads for the inverse transforms.
 
-    Returns
-    -------
-    ndarray, shape (len(references), 2)
-        ``(xshift, yshift)`` of each, in ``[-n/2, n/2)``; (0, 0) where no shift correlates
-        positively.
+def _cross_correlation(science_terms, references):
+    """Masked cross-correlation score ``A²/B`` at every integer shift (k, ny, nx).
+
+    ``-inf`` where ``A ≤ 0`` (a negative flux scale) or ``B = 0``.
     """
     ny, nx = science_terms.shape
     spectra = np.stack([ref.weighted_rspectrum for ref in references])
-    a = scipy.fft.irfft2(spectra * np.conj(science_terms.rspectrum), s=(ny, nx), workers=workers)
+    product = complex_multiply(spectra, np.conj(science_terms.rspectrum), out=spectra)
+    a = scipy.fft.irfft2(product, s=(ny, nx))
     b = science_terms.norm_grid
     positive = (a > 0) & (b > 0)
-    score = np.where(positive, a * a / np.where(b > 0, b, 1.0), -np.inf).reshape(len(a), -1)
-    jy, jx = np.unravel_index(np.argmax(score, axis=1), (ny, nx))
-    starts = np.stack([np.where(jx >= nx / 2, jx - nx, jx), np.where(jy >= ny / 2, jy - ny, jy)], 1)
-    starts[~positive.reshape(len(a), -1).any(axis=1)] = 0
-    return starts.astype(np.float64)
+    return np.where(positive, a * a / np.where(b > 0, b, 1.0), -np.inf)
+
+
+def _signed_offsets(n):
+    """Integer shifts ``0 … n−1`` as signed offsets in ``[-n/2, n/2)``."""
+    j = np.arange(n)
+    return np.where(j >= n / 2, j - n, j).astype(np.float64)
+
+
+def cross_correlation_peaks(score, prior, max_shift, limit=MAX_CANDIDATES):
+    """Integer shifts worth a start: local maxima of the score inside the window.
+
+    A peak counts if it lies within ``max_shift`` of the prior, more than ``DISTINCT``
+    pixels from the prior and from every better peak, and scores higher than every
+    integer shift next to the prior (so a cross-correlation that agrees with the prior
+    costs no extra fit).
+
+    Parameters
+    ----------
+    score : ndarray, shape (ny, nx)
+        Cross-correlation score at integer shifts (FFT order).
+    prior : tuple of float
+        ``(xshift, yshift)`` the window is centred on.
+    max_shift : float
+        Window radius in pixels.
+    limit : int, optional
+        Peaks returned at most.
+
+    Returns
+    -------
+    ndarray, shape (n, 2)
+        ``(xshift, yshift)`` of the peaks, best first.
+    """
+    ny, nx = score.shape
+    oy, ox = _signed_offsets(ny), _signed_offsets(nx)
+    px, py = prior
+    dx, dy = ox[None, :] - px, oy[:, None] - py
+    distance = np.sqrt(dx * dx + dy * dy)
+    inside = distance <= max_shift
+    near = (np.abs(dx) < 1) & (np.abs(dy) < 1)
+    floor = np.max(score[near]) if near.any() else -np.inf
+    peak = score > floor
+    for sy in (-1, 0, 1):
+        for sx in (-1, 0, 1):
+            if sy or sx:
+                peak &= score >= np.roll(score, (sy, sx), axis=(0, 1))
+    peak &= inside & (distance > DISTINCT) & np.isfinite(score)
+    rows, cols = np.nonzero(peak)
+    order = np.argsort(-score[rows, cols], kind="stable")
+    kept = []
+    for i in order:
+        here = np.array([ox[cols[i]], oy[rows[i]]])
+        if all(np.sqrt(np.sum((here - other) ** 2)) > DISTINCT for other in kept):
+            kept.append(here)
+            if len(kept) == limit:
+                break
+    return np.array(kept, dtype=np.float64).reshape(-1, 2)
 
 
 def integer_start(science_terms, reference_terms):
-    """Best integer shift from the masked cross-correlation, for one PSF.
+    """Best integer shift of the masked cross-correlation over the whole frame, for one PSF.
 
     Returns
     -------
     tuple of float
-        ``(xshift, yshift)`` in ``[-n/2, n/2)``.
+        ``(xshift, yshift)`` in ``[-n/2, n/2)``; (0, 0) where no shift correlates positively.
     """
-    start = integer_starts(science_terms, [reference_terms])[0]
-    return float(start[0]), float(start[1])
+    score = _cross_correlation(science_terms, [reference_terms])[0]
+    if not np.isfinite(score).any():
+        return 0.0, 0.0
+    jy, jx = np.unravel_index(np.argmax(score), score.shape)
+    ny, nx = score.shape
+    return float(_signed_offsets(nx)[jx]), float(_signed_offsets(ny)[jy])
+
+
+def _converge(objectives, psf, d, priors, max_shift, tolerance):
+    """Newton iterations for the fits ``psf`` (PSF indices) from shifts ``d``.
+
+    Every iterate stays within ``max_shift`` of its prior. Returns the final shifts,
+    the iterations taken and whether each converged.
+    """
+    count = len(psf)
+    d = _into_window(np.array(d, dtype=np.float64), priors, max_shift)
+    iterations = np.zeros(count, dtype=int)
+    converged = np.zeros(count, dtype=bool)
+    active = np.arange(count)
+    for _ in range(MAX_ITERATIONS):
+        a_matrix, b_matrix = objectives.matrices(psf[active], d[active])
+        a_terms, b_terms = _terms(a_matrix), _terms(b_matrix)
+        steps = _newton_steps(*_profile_derivatives(a_terms, b_terms))
+        ratio = a_terms[0] ** 2 / b_terms[0]
+        here = d[active]
+        target = _into_window(here + steps, priors[active], max_shift)
+        # Long steps must improve the objective; short ones are in the Newton basin.
+        long = np.max(np.abs(target - here), axis=1) > 1e-2
+        while long.any():
+            trial = np.flatnonzero(long)
+            a_try, b_try = objectives.matrices(psf[active[trial]], target[trial], orders=1)
+            a_try, b_try = a_try[:, 0, 0], b_try[:, 0, 0]
+            better = (b_try > 0) & (a_try * a_try >= ratio[trial] * b_try)
+            worse = trial[~better]
+            target[worse] = here[worse] + (target[worse] - here[worse]) / 2
+            long[trial[better]] = False
+            long &= np.max(np.abs(target - here), axis=1) > 1e-2
+        moved = np.max(np.abs(target - here), axis=1)
+        d[active] = target
+        iterations[active] += 1
+        done = moved <= tolerance
+        converged[active[done]] = True
+        active = active[~done]
+        if not active.size:
+            break
+    return d, iterations, converged
+
+
+def _hessian_errors(a_terms, b_terms, beta, residual, count):
+    """Formal 1σ errors of (xshift, yshift, beta) from the Hessian of ``f`` (see module)."""
+    a, ga, ha = a_terms
+    b, gb, hb = b_terms
+    h = np.empty((len(a), 3, 3))
+    h[:, :2, :2] = -2 * beta[:, None, None] * ha + (beta * beta)[:, None, None] * hb
+    h[:, :2, 2] = h[:, 2, :2] = -2 * ga + 2 * beta[:, None] * gb
+    h[:, 2, 2] = 2 * b
+    # Diagonal of the inverse from cofactors (no LAPACK: reproducible bits).
+    c00 = h[:, 1, 1] * h[:, 2, 2] - h[:, 1, 2] * h[:, 2, 1]
+    c11 = h[:, 0, 0] * h[:, 2, 2] - h[:, 0, 2] * h[:, 2, 0]
+    c22 = h[:, 0, 0] * h[:, 1, 1] - h[:, 0, 1] * h[:, 1, 0]
+    c01 = h[:, 1, 0] * h[:, 2, 2] - h[:, 1, 2] * h[:, 2, 0]
+    c02 = h[:, 1, 0] * h[:, 2, 1] - h[:, 1, 1] * h[:, 2, 0]
+    det = h[:, 0, 0] * c00 - h[:, 0, 1] * c01 + h[:, 0, 2] * c02
+    definite = (h[:, 0, 0] > 0) & (c22 > 0) & (det > 0)
+    variance = 2 * residual / max(count - 3, 1)
+    diagonal = np.stack([c00, c11, c22], 1) / np.where(definite, det, 1.0)[:, None]
+    errors = np.sqrt(np.maximum(variance[:, None] * diagonal, 0.0))
+    return np.where(definite[:, None], errors, np.nan)
 
 
 def fit_many(
     science_terms,
     references,
-    weight_total,
+    weight_terms,
     *,
+    priors=None,
+    max_shift=DEFAULT_MAX_SHIFT,
     starts=None,
     tolerance=SHIFT_TOLERANCE,
-    workers=1,
 ):
     """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
 
-    All PSFs take their Newton steps together (stacked evaluations); a PSF that has
+    All fits take their Newton steps together (stacked evaluations); a fit that has
     converged stops, the others go on.
 
     Parameters
@@ -410,80 +650,133 @@ def fit_many(
         From :func:`prepare_science`.
     references : sequence of ReferenceTerms
         From :func:`prepare_reference`.
-    weight_total : float
-        ``Σ w``, used to normalise the residual rms.
+    weight_terms : WeightTerms
+        From :func:`prepare_weight` (the same the terms were made with).
+    priors : array_like, shape (len(references), 2), optional
+        Expected ``(xshift, yshift)`` of each PSF (default zero): the centre of its
+        search window.
+    max_shift : float, optional
+        Radius of the search window in pixels: no fit ends farther from its prior.
     starts : sequence, optional
-        Starting ``(xshift, yshift)`` per PSF, or None for the best integer shift of the
-        masked cross-correlation (the default for all).
+        A warm start ``(xshift, yshift)`` per PSF, or None for a cold start (the prior
+        and the cross-correlation peaks; see the module docstring).
     tolerance : float, optional
         Convergence threshold on the last step, in pixels.
-    workers : int, optional
-        Threads for the cross-correlation transforms.
 
     Returns
     -------
     list of FitResult
-        The shifts are NaN (and ``converged`` False) when the science image has no
-        weighted signal, so no fit is possible.
+        The shifts are NaN (status ``no_data``) when the science image has no weighted
+        signal, so no fit is possible.
     """
     count = len(references)
+    if not (max_shift > 0 and np.isfinite(max_shift)):
+        raise ParameterError("max_shift", f"{max_shift!r} is not a positive number of pixels")
+    priors = np.zeros((count, 2)) if priors is None else np.asarray(priors, dtype=np.float64)
     if not science_terms.energy > 0:
-        return [FitResult(np.nan, np.nan, np.nan, np.nan, 0, False)] * count
+        return [
+            FitResult(np.nan, np.nan, np.nan, np.nan, 0, False, status="no_data", prior=tuple(p))
+            for p in priors
+        ]
     starts = [None] * count if starts is None else list(starts)
-    d = np.zeros((count, 2))
+    owner, first = [], []  # which PSF each fit belongs to, and where it starts
     cold = [i for i, start in enumerate(starts) if start is None]
-    if cold:
-        d[cold] = integer_starts(science_terms, [references[i] for i in cold], workers)
+    scores = _cross_correlation(science_terms, [references[i] for i in cold]) if cold else []
     for i, start in enumerate(starts):
         if start is not None:
-            d[i] = start
+            owner.append(i)
+            first.append(start)
+    for i, score in zip(cold, scores, strict=True):
+        owner.append(i)
+        first.append(priors[i])
+        for peak in cross_correlation_peaks(score, priors[i], max_shift):
+            owner.append(i)
+            first.append(peak)
+    owner = np.array(owner)
     objectives = _Objectives(science_terms, references)
-    iterations = np.zeros(count, dtype=int)
-    converged = np.zeros(count, dtype=bool)
-    active = np.arange(count)
-    for _ in range(MAX_ITERATIONS):
-        a_matrix, b_matrix = objectives.matrices(active, d[active])
-        a_terms, b_terms = _terms(a_matrix), _terms(b_matrix)
-        steps = _newton_steps(*_profile_derivatives(a_terms, b_terms))
-        ratio = a_terms[0] ** 2 / b_terms[0]
-        # Long steps must improve the objective; short ones are in the Newton basin.
-        long = np.max(np.abs(steps), axis=1) > 1e-2
-        while long.any():
-            trial = np.flatnonzero(long)
-            a_try, b_try = objectives.matrices(
-                active[trial], d[active[trial]] + steps[trial], orders=1
-            )
-            a_try, b_try = a_try[:, 0, 0], b_try[:, 0, 0]
-            better = (b_try > 0) & (a_try * a_try >= ratio[trial] * b_try)
-            steps[trial[~better]] /= 2
-            long[trial[better]] = False
-            long &= np.max(np.abs(steps), axis=1) > 1e-2
-        d[active] += steps
-        iterations[active] += 1
-        done = np.max(np.abs(steps), axis=1) <= tolerance
-        converged[active[done]] = True
-        active = active[~done]
-        if not active.size:
-            break
-    a_matrix, b_matrix = objectives.matrices(np.arange(count), d, orders=1)
+    d, iterations, converged = _converge(
+        objectives, owner, first, priors[owner], max_shift, tolerance
+    )
+    a_matrix, b_matrix = objectives.matrices(owner, d, orders=1)
     a, b = a_matrix[:, 0, 0], b_matrix[:, 0, 0]
-    residual = np.maximum(objectives.energy - a * a / b, 0.0)
-    rms = np.sqrt(residual / weight_total) if weight_total > 0 else np.full(count, np.nan)
+    chosen = _choose(owner, objectives.energy[owner] - a * a / b, converged, count)
+    # Statistics of the fits kept, from their residual images (no cancellation).
+    d, iterations, converged = d[chosen], iterations[chosen], converged[chosen]
+    beta, objective = _residuals(science_terms, references, d)
+    a_matrix, b_matrix = objectives.matrices(np.arange(count), d)
+    errors = _hessian_errors(
+        _terms(a_matrix), _terms(b_matrix), beta, objective, weight_terms.count
+    )
+    offset = d - priors
+    on_edge = np.sqrt(np.sum(offset * offset, axis=1)) >= max_shift * (1 - 1e-9)
+    total = weight_terms.total
+    rms = np.sqrt(objective / total) if total > 0 else np.full(count, np.nan)
     return [
         FitResult(
-            float(d[i, 0]),
-            float(d[i, 1]),
-            float(a[i] / b[i]),
-            float(rms[i]),
-            int(iterations[i]),
-            bool(converged[i]),
+            xshift=float(d[i, 0]),
+            yshift=float(d[i, 1]),
+            beta=float(beta[i]),
+            rms=float(rms[i]),
+            iterations=int(iterations[i]),
+            converged=bool(converged[i]),
+            xshift_err=float(errors[i, 0]),
+            yshift_err=float(errors[i, 1]),
+            beta_err=float(errors[i, 2]),
+            objective=float(objective[i]),
+            status=(
+                "out_of_window"
+                if on_edge[i]
+                else ("converged" if converged[i] else "not_converged")
+            ),
+            prior=(float(priors[i, 0]), float(priors[i, 1])),
         )
         for i in range(count)
     ]
 
 
+def _residuals(science_terms, references, d):
+    """``beta`` and ``f = Σ w (p − beta T_d s)²`` from the shifted science images."""
+    ny, nx = science_terms.shape
+    weight = science_terms.weight
+    beta = np.empty(len(references))
+    objective = np.empty(len(references))
+    for i, (reference, (dx, dy)) in enumerate(zip(references, d, strict=True)):
+        moved = shift_spectrum(science_terms.rspectrum, (ny, nx), dx, dy)
+        weighted = weight * moved
+        beta[i] = np.sum(weighted * reference.image) / np.sum(weighted * moved)
+        residual = reference.image - beta[i] * moved
+        objective[i] = np.sum(weight * residual * residual)
+    return beta, objective
+
+
+def _choose(owner, objective, converged, count):
+    """Index of the fit kept for each PSF.
+
+    The first fit of each PSF is its warm start or its prior's basin; another wins only
+    if it converged and its objective is below ``RELATIVE_MARGIN`` times the first's
+    (the lowest such objective wins).
+    """
+    chosen = []
+    for i in range(count):
+        fits = np.flatnonzero(owner == i)
+        best = fits[0]
+        for j in fits[1:]:
+            clearly_lower = converged[j] and objective[j] < RELATIVE_MARGIN * objective[fits[0]]
+            if clearly_lower and (best == fits[0] or objective[j] < objective[best]):
+                best = j
+        chosen.append(best)
+    return chosen
+
+
 def fit_pair(
-    science_terms, reference_terms, weight_total, *, start=None, tolerance=SHIFT_TOLERANCE
+    science_terms,
+    reference_terms,
+    weight_terms,
+    *,
+    prior=(0.0, 0.0),
+    max_shift=DEFAULT_MAX_SHIFT,
+    start=None,
+    tolerance=SHIFT_TOLERANCE,
 ):
     """Fit ``(xshift, yshift, beta)`` for one science image and one reference PSF.
 
@@ -493,11 +786,14 @@ def fit_pair(
         From :func:`prepare_science`.
     reference_terms : ReferenceTerms
         From :func:`prepare_reference`.
-    weight_total : float
-        ``Σ w``, used to normalise the residual rms.
+    weight_terms : WeightTerms
+        From :func:`prepare_weight`.
+    prior : tuple of float, optional
+        Centre of the search window.
+    max_shift : float, optional
+        Radius of the search window in pixels.
     start : tuple of float, optional
-        Starting ``(xshift, yshift)``; by default the best integer shift of the masked
-        cross-correlation.
+        A warm start; by default a cold start (see :func:`fit_many`).
     tolerance : float, optional
         Convergence threshold on the last step, in pixels.
 
@@ -507,11 +803,17 @@ def fit_pair(
         See :func:`fit_many`.
     """
     return fit_many(
-        science_terms, [reference_terms], weight_total, starts=[start], tolerance=tolerance
+        science_terms,
+        [reference_terms],
+        weight_terms,
+        priors=[prior],
+        max_shift=max_shift,
+        starts=[start],
+        tolerance=tolerance,
     )[0]
 
 
-def fit_shift(reference, science, weight):
+def fit_shift(reference, science, mask, *, weighting="official", prior=(0.0, 0.0), **options):
     """Register one science image onto one reference PSF (convenience wrapper).
 
     Parameters
@@ -520,17 +822,25 @@ def fit_shift(reference, science, weight):
         Reference PSF image ``p``.
     science : array_like, shape (ny, nx)
         Science image ``s``.
-    weight : array_like, shape (ny, nx)
-        Weight ``w`` (1 use, 0 ignore).
+    mask : array_like, shape (ny, nx)
+        PSFMASK ``m`` (1 use, 0 ignore, fractions allowed).
+    weighting : {"official", "linear"}, optional
+        Weight ``m²`` (default, the official objective) or ``m``.
+    prior : tuple of float, optional
+        Centre of the search window.
+    **options
+        ``max_shift``, ``start``, ``tolerance`` as for :func:`fit_pair`.
 
     Returns
     -------
     FitResult
         Minimiser of ``Σ w (p − beta · shift(s, xshift, yshift))²``.
     """
-    weight_terms = prepare_weight(weight)
+    weight_terms = prepare_weight(mask, weighting)
     return fit_pair(
         prepare_science(science, weight_terms),
         prepare_reference(reference, weight_terms),
-        weight_terms.total,
+        weight_terms,
+        prior=prior,
+        **options,
     )

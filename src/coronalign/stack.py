@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError
+from .pointing import members_record
 from .products import atomic_output, open_model, read_stack
 from .reports import write_json_report
 
@@ -60,10 +61,11 @@ def stack_refs(psf_paths, output):
     paths = [Path(p) for p in psf_paths]
     if not paths:
         raise InputFileError(output, "no PSF exposures given to stack")
-    stacks, first_model = [], None
+    stacks, first_model, members = [], None, []
     for path in paths:
         stack, model = read_stack(path, "PSF exposure")
         stacks.append(stack)
+        members += members_record([path], [model])
         if first_model is None:
             first_model = model
         else:
@@ -88,6 +90,8 @@ def stack_refs(psf_paths, output):
     first_model.close()
     model.meta.filename = Path(output).name
     model.meta.cal_step.stack_psfs = "COMPLETE"
+    # Each member's pointing: the stack's own metadata are the first member's only.
+    model.meta.coronalign = {"psf_members": members}
     with atomic_output(output) as temporary:
         model.save(temporary, overwrite=True)
     model.close()

@@ -6,6 +6,7 @@ every output atomically.
 """
 
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,9 +17,11 @@ from . import __version__
 from .align import align_stacks
 from .badpix import parse_bad_bits, parse_box_length
 from .errors import InputFileError, ParameterError
-from .products import ProductWriter, read_stack, write_shift_table
+from .pointing import priors_from_pointing
+from .products import ProductWriter, read_stack, shift_records, write_shift_table
 from .provenance import file_sha256, provenance_record
 from .references import load_psfmask
+from .register import DEFAULT_MAX_SHIFT, WEIGHTINGS
 
 __all__ = [
     "MODES",
@@ -26,6 +29,7 @@ __all__ = [
     "align_files",
     "align_with_selection",
     "check_frames",
+    "parse_max_shift",
     "read_psfmask_selection",
     "skip_alignment",
     "write_psfmask_selection",
@@ -36,6 +40,17 @@ log = logging.getLogger(__name__)
 
 MODES = ("quad", "cube")
 NON_SCIENCE = 512
+
+
+def parse_max_shift(value):
+    """The search radius in pixels: a finite number > 0, or a :class:`ParameterError`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
+        raise ParameterError("max_shift", f"{value!r} is not a number of pixels > 0")
+    return number
 
 
 def zero_flags_for(instrument):
@@ -87,6 +102,8 @@ def align_files(
     mode="quad",
     median_box_length=3,
     bad_bits="DO_NOT_USE",
+    weighting="official",
+    max_shift=DEFAULT_MAX_SHIFT,
     shifts_path=None,
     threads=1,
     psfmask_reference=None,
@@ -111,6 +128,11 @@ def align_files(
         Box length of the median used to replace bad pixels.
     bad_bits : str or int, optional
         DQ flags marking bad pixels (see :func:`coronalign.badpix.parse_bad_bits`).
+    weighting : {"official", "linear"}, optional
+        Fit weight ``mask²`` (the official objective: residual × mask) or ``mask``.
+    max_shift : float, optional
+        Radius in pixels of the search window around each fit's prior (the expected
+        shift from the pointing metadata, else zero).
     shifts_path : path-like, optional
         Also write the fitted parameters as an ECSV table here.
     threads : int, optional
@@ -130,6 +152,9 @@ def align_files(
     bits = parse_bad_bits(bad_bits)
     if not isinstance(threads, int) or threads < 1:
         raise ParameterError("threads", f"{threads!r} is not a whole number >= 1")
+    if weighting not in WEIGHTINGS:
+        raise ParameterError("weighting", f"{weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    max_shift = parse_max_shift(max_shift)
     started = time.perf_counter()
     inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
     # The inputs' digests (for the provenance record) are computed while they are read.
@@ -141,11 +166,14 @@ def align_files(
     finally:
         hasher.shutdown(wait=False, cancel_futures=True)
     instrument = science_model.meta.instrument.name
+    priors, prior_source = priors_from_pointing(science_model, psf_model, psfs.nplanes)
     parameters = {
         "mode": mode,
         "median_box_length": box,
         "bad_bits": bad_bits if isinstance(bad_bits, str) else str(bad_bits),
         "bad_bits_value": bits,
+        "weighting": weighting,
+        "max_shift": max_shift,
         "threads": threads,
     }
     log.info(
@@ -157,7 +185,9 @@ def align_files(
         Path(psfmask_path).name,
         ", ".join(f"{key}={value}" for key, value in parameters.items()),
     )
+    log.info("prior shifts: %s", prior_source)
     record = provenance_record(inputs, parameters, crds, digests)
+    record["prior"] = prior_source
     meta = {
         "cal_step.align_psfs": "COMPLETE",
         "ref_file.psfmask.name": psfmask_reference or str(psfmask_path),
@@ -178,6 +208,9 @@ def align_files(
             bad_bits=bits,
             median_box_length=box,
             zero_flags=zero_flags_for(instrument),
+            weighting=weighting,
+            max_shift=max_shift,
+            priors=priors,
             integrations=integrations,
             threads=threads,
         )
@@ -187,7 +220,7 @@ def align_files(
                 "no integration has usable data under the PSFMASK (all NaN or flagged bad): "
                 "nothing to align to",
             )
-        writer.commit()
+        writer.commit(shift_records(result))
     if shifts_path is not None:
         table_meta = {
             "science": Path(science_path).name,
@@ -396,7 +429,9 @@ def align_with_selection(science_path, psfstack_path, selection_path, output_pat
         crds = {"context": selection.context, "version": selection.crds_version}
     if selection.status == "not_applicable":
         parameters = {
-            key: kwargs[key] for key in ("mode", "median_box_length", "bad_bits") if key in kwargs
+            key: kwargs[key]
+            for key in ("mode", "median_box_length", "bad_bits", "weighting", "max_shift")
+            if key in kwargs
         }
         skip_alignment(
             science_path,
