@@ -192,7 +192,7 @@ def _fit_with_warm_starts(science_terms, references, weight_terms, warm_starts, 
         if start is not None
         and not (
             fit.status == "converged"
-            and math.hypot(fit.xshift - start[0], fit.yshift - start[1]) <= WARM_START_RADIUS
+            and register.distance((fit.xshift, fit.yshift), start) <= WARM_START_RADIUS
         )
     ]
     if redo:

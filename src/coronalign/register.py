@@ -74,6 +74,7 @@ __all__ = [
     "ScienceTerms",
     "WeightTerms",
     "cross_correlation_peaks",
+    "distance",
     "fit_many",
     "fit_pair",
     "fit_shift",
@@ -424,14 +425,16 @@ def _profile_derivatives(a_terms, b_terms):
     """Gradient and Hessian of ``R = A²/B`` (the objective is ``f = Σ w p² − R``)."""
     a, ga, ha = a_terms
     b, gb, hb = b_terms
+    # Powers written as products: numpy's power() is dispatched to CPU-specific code.
     a, b = a[:, None], b[:, None]
-    grad = 2 * a * ga / b - a * a * gb / b**2
-    a, b = a[:, :, None], b[:, :, None]
+    b2 = b * b
+    grad = 2 * a * ga / b - a * a * gb / b2
+    a, b, b2 = a[:, :, None], b[:, :, None], b2[:, :, None]
     hess = (
         2 * (_outer(ga, ga) + a * ha) / b
-        - 2 * a * (_outer(ga, gb) + _outer(gb, ga)) / b**2
-        - a * a * hb / b**2
-        + 2 * a * a * _outer(gb, gb) / b**3
+        - 2 * a * (_outer(ga, gb) + _outer(gb, ga)) / b2
+        - a * a * hb / b2
+        + 2 * a * a * _outer(gb, gb) / (b2 * b)
     )
     return grad, hess
 
@@ -479,6 +482,12 @@ def _into_window(d, priors, radius):
         d = d.copy()
         d[outside] = priors[outside] + offset[outside] * scale[:, None]
     return d
+
+
+def distance(first, second):
+    """Euclidean distance of two shifts (IEEE operations only, unlike ``math.hypot``)."""
+    dx, dy = first[0] - second[0], first[1] - second[1]
+    return float(np.sqrt(dx * dx + dy * dy))
 
 
 def _cross_correlation(science_terms, references):
@@ -529,8 +538,8 @@ def cross_correlation_peaks(score, prior, max_shift, limit=MAX_CANDIDATES):
     oy, ox = _signed_offsets(ny), _signed_offsets(nx)
     px, py = prior
     dx, dy = ox[None, :] - px, oy[:, None] - py
-    distance = np.sqrt(dx * dx + dy * dy)
-    inside = distance <= max_shift
+    from_prior = np.sqrt(dx * dx + dy * dy)
+    inside = from_prior <= max_shift
     near = (np.abs(dx) < 1) & (np.abs(dy) < 1)
     floor = np.max(score[near]) if near.any() else -np.inf
     peak = score > floor
@@ -538,13 +547,13 @@ def cross_correlation_peaks(score, prior, max_shift, limit=MAX_CANDIDATES):
         for sx in (-1, 0, 1):
             if sy or sx:
                 peak &= score >= np.roll(score, (sy, sx), axis=(0, 1))
-    peak &= inside & (distance > DISTINCT) & np.isfinite(score)
+    peak &= inside & (from_prior > DISTINCT) & np.isfinite(score)
     rows, cols = np.nonzero(peak)
     order = np.argsort(-score[rows, cols], kind="stable")
     kept = []
     for i in order:
         here = np.array([ox[cols[i]], oy[rows[i]]])
-        if all(np.sqrt(np.sum((here - other) ** 2)) > DISTINCT for other in kept):
+        if all(distance(here, other) > DISTINCT for other in kept):
             kept.append(here)
             if len(kept) == limit:
                 break
@@ -582,7 +591,7 @@ def _converge(objectives, psf, d, priors, max_shift, tolerance):
         a_matrix, b_matrix = objectives.matrices(psf[active], d[active])
         a_terms, b_terms = _terms(a_matrix), _terms(b_matrix)
         steps = _newton_steps(*_profile_derivatives(a_terms, b_terms))
-        ratio = a_terms[0] ** 2 / b_terms[0]
+        ratio = a_terms[0] * a_terms[0] / b_terms[0]
         here = d[active]
         target = _into_window(here + steps, priors[active], max_shift)
         # Long steps must improve the objective; short ones are in the Newton basin.
