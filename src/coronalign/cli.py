@@ -37,8 +37,11 @@ def _add_align(subparsers):
         help="align a PSF stack to every integration of a science exposure",
         description=(
             "Fit, for every science integration and every PSF, the shift and flux scale that "
-            "minimise sum(w * (psf - beta * shift(sci))**2) under the PSFMASK weight w, then "
-            "shift each PSF by minus the fitted shift and write the _psfalign product."
+            "minimise sum((m * (psf - beta * shift(sci)))**2) under the PSFMASK m (the official "
+            "objective; --weighting linear: sum(m * (...)**2)), within --max-shift pixels of the "
+            "shift the pointing metadata predict (else 0), then shift each PSF by minus the "
+            "fitted shift and write the _psfalign product, with the fitted shifts, their formal "
+            "errors and statuses in its PSFSHIFTS table."
         ),
     )
     parser.add_argument("science", help="science _calints file (CubeModel: nints, ny, nx)")
@@ -73,7 +76,26 @@ def _add_align(subparsers):
         help='DQ flags of bad pixels: names or integers joined by , + or | (default "DO_NOT_USE"; '
         '"" or none: only non-finite pixels are replaced)',
     )
-    parser.add_argument("--shifts", help="also write the fitted shifts as an ECSV table")
+    parser.add_argument(
+        "--weighting",
+        choices=("official", "linear"),
+        default="official",
+        help="official (default): the residual is multiplied by the PSFMASK, as in the official "
+        "step, i.e. weight mask**2; linear: weight mask (the same for a 0/1 mask)",
+    )
+    parser.add_argument(
+        "--max-shift",
+        default="10",
+        metavar="PIXELS",
+        help="no fit ends farther than this from its prior, the shift predicted by the "
+        "exposures' dither offsets (XOFFSET/YOFFSET), else 0 (default 10 px: ten times the "
+        "largest offset expected after target acquisition and small-grid dithers)",
+    )
+    parser.add_argument(
+        "--shifts",
+        help="also write the fitted shifts as an ECSV table (the product holds them too, in "
+        "its PSFSHIFTS extension)",
+    )
     parser.add_argument(
         "--psfmask-reference", help="what to record as R_PSFMAS (default: the --psfmask path)"
     )
@@ -95,6 +117,8 @@ def _run_align(args):
         "mode": args.mode,
         "median_box_length": args.median_box_length,
         "bad_bits": args.bad_bits,
+        "weighting": args.weighting,
+        "max_shift": args.max_shift,
         "shifts_path": args.shifts,
         "threads": args.threads,
     }
@@ -267,9 +291,10 @@ def _add_validate(subparsers):
         "validate",
         help="validate a _psfalign product and its shift table",
         description=(
-            "Check a product: schema, shape, finite SCI/ERR, S_PSFALI, shifts in a sane range, "
-            "every fit converged (fits without data are warnings). Writes a JSON report and "
-            "exits with status 2 if a check fails."
+            "Check a product: schema, shape, finite SCI/ERR, S_PSFALI, every shift within "
+            "max_shift of its prior, no fit on the edge of its search window (out_of_window), "
+            "every fit converged (fits without data and outliers are warnings). Writes a JSON "
+            "report and exits with status 2 if a check fails."
         ),
     )
     parser.add_argument("product", help="_psfalign product")
@@ -279,23 +304,23 @@ def _add_validate(subparsers):
     parser.add_argument("--science", help="science _calints file (for the expected shape)")
     parser.add_argument("--psfstack", help="_psfstack file (for the expected shape)")
     parser.add_argument(
-        "--max-shift-fraction",
-        type=float,
+        "--max-shift",
         default=None,
-        help="largest plausible |shift| as a fraction of the smaller frame side (default 0.25)",
+        metavar="PIXELS",
+        help="largest distance of a fit from its prior (default: the max_shift the alignment "
+        "used, recorded in the shift table)",
     )
     parser.set_defaults(handler=_run_validate)
 
 
 def _run_validate(args):
     from .errors import ParameterError
-    from .validate import MAX_SHIFT_FRACTION, expected_shape, validate_product
+    from .step import parse_max_shift
+    from .validate import expected_shape, validate_product
 
     if (args.science is None) != (args.psfstack is None):
         raise ParameterError("--science/--psfstack", "give both or neither")
-    fraction = MAX_SHIFT_FRACTION if args.max_shift_fraction is None else args.max_shift_fraction
-    if not 0 < fraction <= 1:
-        raise ParameterError("--max-shift-fraction", f"{fraction} must be in (0, 1]")
+    max_shift = None if args.max_shift is None else parse_max_shift(args.max_shift)
     shape = None
     if args.science is not None:
         shape = expected_shape(args.science, args.psfstack, args.mode)
@@ -305,7 +330,7 @@ def _run_validate(args):
         mode=args.mode,
         expected_shape=shape,
         report=args.report,
-        max_shift_fraction=fraction,
+        max_shift=max_shift,
     )
 
 

@@ -30,6 +30,8 @@ SUMMARY_COLUMNS = (
     "n_fits",
     "n_converged",
     "n_no_data",
+    "n_out_of_window",
+    "n_outlier",
     "xshift_mean",
     "xshift_std",
     "xshift_min",
@@ -38,6 +40,8 @@ SUMMARY_COLUMNS = (
     "yshift_std",
     "yshift_min",
     "yshift_max",
+    "xshift_err_median",
+    "yshift_err_median",
     "beta_median",
     "rms_max",
     "warnings",
@@ -81,6 +85,13 @@ def exposure_summary(validation, table):
     x = _stats(column("xshift"))
     y = _stats(column("yshift"))
     beta, rms = column("beta"), column("rms")
+
+    def median(name):
+        if name not in table.colnames:  # a table written before the errors existed
+            return math.nan
+        values = column(name)
+        return float(np.nanmedian(values)) if np.isfinite(values).any() else math.nan
+
     row = {
         "product": Path(validation.get("product", "")).name,
         "science": str(table.meta.get("science", "")),
@@ -89,6 +100,10 @@ def exposure_summary(validation, table):
         "n_fits": len(table),
         "n_converged": int((status == "converged").sum()),
         "n_no_data": int((status == "no_data").sum()),
+        "n_out_of_window": int((status == "out_of_window").sum()),
+        "n_outlier": int((status == "outlier").sum()),
+        "xshift_err_median": median("xshift_err"),
+        "yshift_err_median": median("yshift_err"),
         "beta_median": float(np.nanmedian(beta)) if np.isfinite(beta).any() else math.nan,
         "rms_max": float(np.nanmax(rms)) if np.isfinite(rms).any() else math.nan,
         "warnings": len(validation.get("warnings", [])),

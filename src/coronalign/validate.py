@@ -23,10 +23,15 @@ Checks
 ``shift_table``
     One row per (fitted integration, PSF), consistent with the product.
 ``shift_range``
-    Every fitted |shift| is below ``max_shift_fraction`` of the smaller frame side.
+    Every fitted shift is finite and within ``max_shift`` of its prior (the search window
+    the fit was given: the ``max_shift`` recorded in the table, unless another is asked for).
+``window``
+    No fit has status ``out_of_window`` (a minimum on the window's edge: the fit wanted to
+    go farther than ``max_shift``); the message names the fits.
 ``convergence``
     Every fit converged. ``no_data`` fits (an integration with no usable data, e.g. all NaN:
-    documented behaviour, its planes are flagged ``DO_NOT_USE``) are warnings, not failures.
+    documented behaviour, its planes are flagged ``DO_NOT_USE``) and ``outlier`` fits (far
+    from the same PSF's other fits; named) are warnings, not failures.
 """
 
 import logging
@@ -39,12 +44,12 @@ from .errors import CoronalignError, InputFileError, ParameterError
 from .products import read_shift_table
 from .reports import write_json_report
 
-__all__ = ["MAX_SHIFT_FRACTION", "ValidationError", "expected_shape", "validate_product"]
+__all__ = ["ValidationError", "expected_shape", "validate_product"]
 
 log = logging.getLogger(__name__)
 
-#: Default largest plausible shift, as a fraction of the smaller frame side.
-MAX_SHIFT_FRACTION = 0.25
+#: Fits named in a message, at most.
+_NAMED = 10
 
 _DO_NOT_USE = np.uint32(1)
 
@@ -156,7 +161,7 @@ def validate_product(
     mode,
     expected_shape=None,
     report=None,
-    max_shift_fraction=MAX_SHIFT_FRACTION,
+    max_shift=None,
 ):
     """Validate a ``_psfalign`` product and its shift table.
 
@@ -173,8 +178,9 @@ def validate_product(
         only its PSF-stack part (npsfs, ny, nx) is compared.
     report : path-like, optional
         Where to write the JSON report (written whether the product passes or fails).
-    max_shift_fraction : float, optional
-        Largest plausible |shift| as a fraction of the smaller frame side.
+    max_shift : float, optional
+        Largest distance (pixels) of a fit from its prior; default the ``max_shift`` the
+        shift table records (the alignment's own window).
 
     Returns
     -------
@@ -203,13 +209,15 @@ def validate_product(
     checks = _Checks()
     model_type = "QuadModel" if mode == "quad" and not skipped else "CubeModel"
     model = _open_product(product, checks, model_type)
-    shape, frame = None, None
+    shape = None
     if model is not None:
         try:
-            shape, frame = _check_model(model, checks, mode, skipped, reason, expected_shape)
+            shape = _check_model(model, checks, mode, skipped, reason, expected_shape)
         finally:
             model.close()
-    counts = _check_table(table, checks, shape, frame, mode, skipped, max_shift_fraction)
+    if max_shift is None:
+        max_shift = _recorded_max_shift(table)
+    counts = _check_table(table, checks, shape, mode, skipped, max_shift)
     named = table.meta.get("product")
     if named and named != product.name:
         checks.add(
@@ -236,14 +244,33 @@ def validate_product(
     return result
 
 
+def _recorded_max_shift(table):
+    """The search radius the alignment used, from the table's metadata (None if absent)."""
+    parameters = table.meta.get("parameters") or {}
+    try:
+        value = float(parameters.get("max_shift"))
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def _named(table, where):
+    """``(integration k, psf m)`` pairs of the rows ``where``, for a message."""
+    integration = np.asarray(table["integration"])[where]
+    psf = np.asarray(table["psf"])[where]
+    pairs = [f"(k={k}, m={m})" for k, m in zip(integration, psf, strict=True)]
+    more = f" and {len(pairs) - _NAMED} more" if len(pairs) > _NAMED else ""
+    return ", ".join(pairs[:_NAMED]) + more
+
+
 def _check_model(model, checks, mode, skipped, reason, expected):
-    """Shape, finiteness and step status of an open product; returns (shape, frame)."""
+    """Shape, finiteness and step status of an open product; returns its shape."""
     data = np.asarray(model.data)
     shape = data.shape
     ndim = 3 if (mode == "cube" or skipped) else 4
     if data.ndim != ndim:
         checks.add("shape", False, f"SCI is {data.ndim}D {shape}, expected {ndim}D")
-        return None, None
+        return None
     if expected is not None:
         want = tuple(int(n) for n in expected)
         if skipped:
@@ -254,7 +281,6 @@ def _check_model(model, checks, mode, skipped, reason, expected):
             checks.add("shape", True, f"{shape} as expected")
     else:
         checks.add("shape", True, f"{shape}")
-    frame = shape[-2:]
 
     status = model.meta.cal_step.align_psfs
     if skipped:
@@ -299,11 +325,14 @@ def _check_model(model, checks, mode, skipped, reason, expected):
             if unflagged == 0
             else f"{label} has {unflagged} NaN/inf pixels not flagged DO_NOT_USE",
         )
-    return shape, frame
+    return shape
 
 
-def _check_table(table, checks, shape, frame, mode, skipped, max_fraction):
-    """Row count, shift range and convergence from the shift table; returns status counts."""
+def _check_table(table, checks, shape, mode, skipped, max_shift):
+    """Row count, shift range, window and convergence from the shift table.
+
+    Returns the number of fits per status.
+    """
     needed = {"integration", "psf", "xshift", "yshift", "status"}
     missing = sorted(needed - set(table.colnames))
     if missing:
@@ -334,22 +363,23 @@ def _check_table(table, checks, shape, frame, mode, skipped, max_fraction):
     else:
         checks.add("shift_table", True, f"{len(table)} fits")
     fitted = status != "no_data"
-    if frame is not None:
-        limit = max_fraction * min(frame)
-        dx = np.asarray(table["xshift"], dtype=float)[fitted]
-        dy = np.asarray(table["yshift"], dtype=float)[fitted]
-        largest = np.abs(np.concatenate([dx, dy]))
-        bad = ~np.isfinite(largest) | (largest >= limit)
-        checks.add(
-            "shift_range",
-            not bad.any(),
-            f"largest |shift| {np.nanmax(largest) if largest.size else 0:.3f} px < {limit:g} px"
-            if not bad.any()
-            else f"{int(bad.sum())} shifts are non-finite or >= {limit:g} px "
-            f"({max_fraction:g} of the frame); largest {np.nanmax(largest):.3f} px",
+    _check_range(table, checks, fitted, max_shift)
+    outside = status == "out_of_window"
+    checks.add(
+        "window",
+        not outside.any(),
+        "no fit on the edge of its search window"
+        if not outside.any()
+        else f"{int(outside.sum())} fits ended on the edge of their search window "
+        f"(the best match lies farther than max_shift from the prior; is the reference the "
+        f"right star, or the pointing metadata wrong?): {_named(table, outside)}",
+    )
+    outliers = status == "outlier"
+    if outliers.any():
+        checks.warn(
+            f"{int(outliers.sum())} fits lie far from the other fits of the same PSF (status "
+            f"outlier): {_named(table, outliers)}"
         )
-    not_converged = int((status == "not_converged").sum())
-    other = sorted(set(status.tolist()) - {"converged", "not_converged", "no_data"})
     no_data = int((status == "no_data").sum())
     if no_data:
         rows = sorted({int(i) for i in np.asarray(table["integration"])[~fitted]})
@@ -357,14 +387,45 @@ def _check_table(table, checks, shape, frame, mode, skipped, max_fraction):
             f"{no_data} fits have no usable data (integrations {rows}); their planes are the "
             "unshifted PSFs flagged DO_NOT_USE"
         )
+    not_converged = status == "not_converged"
+    known = {"converged", "not_converged", "no_data", "out_of_window", "outlier"}
+    other = sorted(set(status.tolist()) - known)
     if fitted.sum() == 0 and len(table):
         checks.add("convergence", False, "no fit has usable data")
     else:
+        good = int(np.isin(status, ["converged", "outlier"]).sum())
         checks.add(
             "convergence",
-            not_converged == 0 and not other,
-            f"{int((status == 'converged').sum())} of {len(table)} fits converged"
-            + (f", {not_converged} did not" if not_converged else "")
+            not not_converged.any() and not other,
+            f"{good} of {len(table)} fits converged"
+            + (
+                f", {int(not_converged.sum())} did not: {_named(table, not_converged)}"
+                if not_converged.any()
+                else ""
+            )
             + (f", unknown status {other}" if other else ""),
         )
     return counts
+
+
+def _check_range(table, checks, fitted, max_shift):
+    """Every fitted shift finite and, when the window is known, inside it."""
+    dx = np.asarray(table["xshift"], dtype=float)
+    dy = np.asarray(table["yshift"], dtype=float)
+    px = np.asarray(table["xprior"], dtype=float) if "xprior" in table.colnames else 0 * dx
+    py = np.asarray(table["yprior"], dtype=float) if "yprior" in table.colnames else 0 * dy
+    px, py = np.nan_to_num(px), np.nan_to_num(py)
+    distance = np.sqrt((dx - px) ** 2 + (dy - py) ** 2)
+    bad = fitted & ~np.isfinite(distance)
+    if max_shift is not None:
+        bad |= fitted & (distance > max_shift * (1 + 1e-9))
+    largest = float(np.nanmax(distance[fitted])) if fitted.any() else 0.0
+    limit = "" if max_shift is None else f" <= max_shift {max_shift:g} px"
+    checks.add(
+        "shift_range",
+        not bad.any(),
+        f"largest distance from the prior {largest:.3f} px{limit}"
+        if not bad.any()
+        else f"{int(bad.sum())} shifts are non-finite or farther than {max_shift:g} px from "
+        f"their prior (largest {largest:.3f} px): {_named(table, bad)}",
+    )
