@@ -1,21 +1,38 @@
 """Synthetic JWST coronagraphic exposures whose alignment truth is known exactly.
 
-The simulator makes NIRCam-like (``MASKA335R``, 320 x 320) or MIRI-like (``4QPM_1550``,
-224 x 288) ``_calints`` cubes for a science target and a stack of reference PSFs, a
-PSFMASK, and the true registration parameters of every (science integration, PSF) pair.
+The simulator makes ``_calints`` cubes for a science target and a stack of reference PSFs, a
+PSFMASK, and the true registration parameters of every (science integration, PSF) pair, in
+one of four instrument configurations (``instrument=``):
+
+==============  ===========  ========  ===========  ==========  =========  ============
+configuration   subarray     frame     detector     filter      mask       pixel scale
+==============  ===========  ========  ===========  ==========  =========  ============
+``nircam``      SUB320A335R  320x320   NRCALONG     F335M       MASKA335R  0.063"
+``miri``        MASK1550     224x288   MIRIMAGE     F1550C      4QPM_1550  0.11"
+``nircam-sw``   SUB640A210R  640x640   NRCA2        F210M       MASKA210R  0.031"
+``miri-lyot``   MASKLYOT     304x320   MIRIMAGE     F2300C      LYOT_2300  0.11"
+==============  ===========  ========  ===========  ==========  =========  ============
+
+``nircam`` is the long-wave channel with a round occulter, ``nircam-sw`` the short-wave channel
+with a round occulter, ``miri`` the four-quadrant phase mask (exposure type ``MIR_4QPM``) and
+``miri-lyot`` the Lyot coronagraph (``MIR_LYOT``: an opaque 2.16" spot with a bar from it
+towards +y). The MIRI frames have a NON_SCIENCE band of columns on the left. Subarray
+positions (``SUBSTRT1/2``) are the real ones for SUB640A210R (392, 1186) and MASKLYOT (1, 717)
+and illustrative for the first two configurations; occulter geometry, throughput, noise and
+the mask centre within the frame are illustrative.
 
 How the images are made
 -----------------------
 Each star is imaged through a coronagraph by Fourier optics: an entrance pupil (circular,
 central obstruction, three spiders) with a random phase screen -> focal plane at 2x the
-detector sampling, multiplied by the occulter (a Gaussian-profile round mask or a
-four-quadrant phase mask) -> Lyot plane, multiplied by an undersized Lyot stop -> final
-focal plane at detector sampling. The Lyot stop is small enough that the final intensity
-is band-limited below the detector Nyquist frequency, so the image is known exactly as a
-continuous (periodic) function; detector pixel integration (a sinc transfer function)
-and the star's sub-pixel position (a phase ramp) are then applied *exactly* in the
-Fourier domain. A translated star is therefore exactly a Fourier shift of the same
-image, with no power at the Nyquist frequency (so every Fourier-shift convention agrees).
+detector sampling, multiplied by the occulter (a Gaussian-profile round mask, a four-
+quadrant phase mask or an opaque spot with a bar) -> Lyot plane, multiplied by an undersized
+Lyot stop -> final focal plane at detector sampling. The Lyot stop is small enough that the
+final intensity is band-limited below the detector Nyquist frequency, so the image is known
+exactly as a continuous (periodic) function; detector pixel integration (a sinc transfer
+function) and the star's sub-pixel position (a phase ramp) are then applied *exactly* in the
+Fourier domain. A translated star is therefore exactly a Fourier shift of the same image,
+with no power at the Nyquist frequency (so every Fourier-shift convention agrees).
 
 Each star gets its own wavefront error: a common static screen, a small science /
 reference difference and a per-integration drift, so science and reference PSFs never
@@ -131,6 +148,10 @@ class _Setup:
     border: int  # px: mask is 0 within this distance of the (science) frame edge
     companion: tuple[float, float, float]  # separation (px), position angle (deg), peak
     # fraction of the brightest coronagraphic pixel
+    # fields added after the first two configurations (defaults keep those unchanged)
+    occulter_radius: float = 0.0  # px, "spot" occulter only: radius of the opaque disc
+    bar_halfwidth: float = 0.0  # px, "spot" occulter only: opaque bar from the spot towards +y
+    sgd_step: float = 0.020  # arcsec: step of the small-grid dither of the references
 
 
 _SETUPS = {
@@ -217,6 +238,99 @@ _SETUPS = {
         core_radius=5.0,
         border=10,
         companion=(14.0, 123.0, 0.05),
+        sgd_step=0.010,
+    ),
+    # Configurations added later. Keep appending: the position in this dict seeds the random
+    # streams (``_simulate_core``), so reordering would change every existing simulation.
+    "nircam-sw": _Setup(
+        key="nircam-sw",
+        name="NIRCAM",
+        shape=(640, 640),
+        detector="NRCA2",
+        filter="F210M",
+        pupil="MASKRND",
+        coronagraph="MASKA210R",
+        subarray="SUB640A210R",
+        exp_type="NRC_CORON",
+        # from published mask-centre positions of NRCA2_MASK210R in the subarray, (321.8, 331.5),
+        # and on the full detector, (712.8, 1516.5): the subarray starts at (392, 1186)
+        xstart=392,
+        ystart=1186,
+        full_frame=(2048, 2048),
+        aperture="NRCA2_MASK210R",
+        module="A",
+        channel="SHORT",
+        sca_num=482,
+        readpatt="MEDIUM8",
+        ngroups=10,
+        nframes=8,
+        groupgap=2,
+        frame_time=4.18584,  # (640 + 12) * (640 + 2) * 10 us, as SUB320's 1.06904 s
+        pixel_scale=0.031,
+        wavelength=2.1e-6,
+        lyot_outer=0.80,
+        lyot_inner=0.25,
+        occulter="round",
+        occulter_hwhm=0.40 / 0.031,
+        occulter_offset=(-0.05, 0.03),
+        static_wfe=75.0,
+        group_wfe=1.2,
+        star_wfe=0.3,
+        peak_counts=4.0e4,
+        background=5.0,
+        read_noise=12.0,
+        to_mjysr=0.04,  # smaller pixels: ~(0.063 / 0.031)**2 times the LW conversion
+        nonscience_fraction=0.0,
+        center_offset=(11.0, 1.3),  # the mask centre (321.8, 331.5) above, 0-based
+        core_radius=8.5,
+        border=10,
+        companion=(30.0, 37.0, 0.05),
+        sgd_step=0.020,
+    ),
+    "miri-lyot": _Setup(
+        key="miri-lyot",
+        name="MIRI",
+        shape=(304, 320),
+        detector="MIRIMAGE",
+        filter="F2300C",
+        pupil=None,
+        coronagraph="LYOT_2300",
+        subarray="MASKLYOT",
+        exp_type="MIR_LYOT",
+        xstart=1,
+        ystart=717,
+        full_frame=(1024, 1032),
+        aperture="MIRIM_MASKLYOT",
+        module=None,
+        channel=None,
+        sca_num=493,
+        readpatt="FASTR1",
+        ngroups=40,
+        nframes=1,
+        groupgap=0,
+        frame_time=0.324,  # 32400 frame clocks of 10 us
+        pixel_scale=0.11,
+        wavelength=23.0e-6,
+        lyot_outer=0.84,
+        lyot_inner=0.30,
+        occulter="spot",
+        occulter_hwhm=0.0,
+        occulter_offset=(0.05, -0.08),
+        static_wfe=120.0,
+        group_wfe=2.5,
+        star_wfe=0.5,
+        peak_counts=1.5e5,
+        background=1.2e5,
+        read_noise=30.0,
+        to_mjysr=0.002,
+        nonscience_fraction=0.1,  # illustrative: 32 columns on the left
+        center_offset=(-1.1, 0.7),  # illustrative
+        core_radius=10.0,
+        border=10,
+        companion=(20.0, 123.0, 0.05),
+        occulter_radius=1.08 / 0.11,  # the 2.16" spot
+        bar_halfwidth=0.36 / 0.11,  # illustrative bar width 0.72"
+        sgd_step=0.010,
     ),
 }
 
@@ -238,7 +352,7 @@ class Simulation:
     Attributes
     ----------
     instrument : str
-        ``"nircam"`` or ``"miri"``.
+        The configuration: ``"nircam"``, ``"miri"``, ``"nircam-sw"`` or ``"miri-lyot"``.
     sci, sci_err : numpy.ndarray
         float32 ``(nints, ny, nx)`` science data and error (MJy/sr), with noise and defects.
     sci_dq : numpy.ndarray
@@ -351,18 +465,18 @@ def psfmask_array(instrument="nircam", shape=None, *, taper=0.0, full_frame=Fals
 
     Parameters
     ----------
-    instrument : {"nircam", "miri"}
-        Instrument configuration.
+    instrument : {"nircam", "miri", "nircam-sw", "miri-lyot"}
+        Instrument configuration (see the module docstring).
     shape : tuple of int, optional
         ``(ny, nx)`` of the simulated frame; default the instrument's subarray shape.
     taper : float, optional
         Width in pixels of a raised-cosine transition between 0 and 1 at the occulted
         core and at the frame border. The default 0 gives a binary mask.
     full_frame : bool, optional
-        If True, return the full detector frame (2048 x 2048 for NIRCam, 1024 x 1032 for
-        MIRI) with the subarray mask placed at the subarray's 1-based ``xstart``/``ystart``
-        and zeros elsewhere, as a full-frame reference file would be cut out by
-        ``SUBSTRT1/2`` and ``SUBSIZE1/2``.
+        If True, return the full detector frame (2048 x 2048 for NIRCam, 1024 rows x 1032
+        columns for MIRI) with the subarray mask placed at the subarray's 1-based
+        ``xstart``/``ystart`` and zeros elsewhere, as a full-frame reference file would be cut
+        out by ``SUBSTRT1/2`` and ``SUBSIZE1/2``.
 
     Returns
     -------
@@ -438,6 +552,22 @@ def _spiders(uy, ux, width, angles_deg):
     return out
 
 
+def _occulter_sigma(setup):
+    """Gaussian width (px) of the round occulter's amplitude profile ``1 - exp(-r**2/2s**2)``.
+
+    Its intensity transmission ``(1 - exp(-r**2 / 2 s**2))**2`` is 0.5 at ``occulter_hwhm``.
+    """
+    return setup.occulter_hwhm / math.sqrt(-2.0 * math.log(1.0 - math.sqrt(0.5)))
+
+
+def _spot_and_bar(setup, dy, dx):
+    """True where the opaque spot (and its bar, towards +y) of a "spot" occulter is."""
+    opaque = dy**2 + dx**2 <= setup.occulter_radius**2
+    if setup.bar_halfwidth > 0:
+        opaque = opaque | ((np.abs(dx) <= setup.bar_halfwidth) & (dy >= 0))
+    return opaque
+
+
 def _make_optics(setup, shape):
     ny, nx = shape
     p = setup.pixel_scale * _ARCSEC
@@ -465,8 +595,10 @@ def _make_optics(setup, shape):
     yy = (_signed(Ny) / 2.0)[:, None] - setup.occulter_offset[0]
     xx = (_signed(Nx) / 2.0)[None, :] - setup.occulter_offset[1]
     if setup.occulter == "round":
-        sigma = setup.occulter_hwhm / math.sqrt(-2.0 * math.log(1.0 - math.sqrt(0.5)))
+        sigma = _occulter_sigma(setup)
         occ = (1.0 - np.exp(-(yy**2 + xx**2) / (2.0 * sigma**2))).astype(np.complex128)
+    elif setup.occulter == "spot":
+        occ = (~_spot_and_bar(setup, yy, xx)).astype(np.complex128)
     else:  # four-quadrant phase mask: pi phase in two opposite quadrants
         occ = (np.sign(yy + 0.25) * np.sign(xx + 0.25)).astype(np.complex128)
     crop_y = np.r_[0 : (ny + 1) // 2, Ny - ny // 2 : Ny]
@@ -900,7 +1032,7 @@ def _exposure_root(setup, observation, exposure_number):
 def _product_name(setup):
     parts = [setup.filter, setup.coronagraph, setup.subarray]
     opt = "-".join(p.lower().replace("_", "") for p in parts)
-    return f"jw{_PROGRAM}-{_ASN_ID}_t001_{setup.key}_{opt}"
+    return f"jw{_PROGRAM}-{_ASN_ID}_t001_{setup.name.lower()}_{opt}"
 
 
 def _exposure_meta(setup, shape, nints, *, psf, exposure_number, start):
@@ -1026,7 +1158,8 @@ def _psfmask_meta(setup, shape, taper):
     }
     return {
         "filename": (
-            f"jwst_{setup.key}_{setup.filter.lower()}_{setup.subarray.lower()}_psfmask.fits"
+            f"jwst_{setup.name.lower()}_{setup.filter.lower()}_{setup.subarray.lower()}"
+            "_psfmask.fits"
         ),
         "telescope": "JWST",
         "reftype": "PSFMASK",
@@ -1237,10 +1370,12 @@ def simulate_exposures(
 
     Parameters
     ----------
-    instrument : {"nircam", "miri"}
-        NIRCam LW round mask (NRCALONG, F335M, MASKA335R, SUB320A335R, 320 x 320) or MIRI
-        four-quadrant phase mask (MIRIMAGE, F1550C, 4QPM_1550, MASK1550, 224 x 288, with a
-        NON_SCIENCE band of columns on the left).
+    instrument : {"nircam", "miri", "nircam-sw", "miri-lyot"}
+        Instrument configuration: NIRCam LW round mask (NRCALONG, F335M, MASKA335R,
+        SUB320A335R, 320 x 320), MIRI four-quadrant phase mask (MIRIMAGE, F1550C, 4QPM_1550,
+        MASK1550, 224 x 288), NIRCam SW round mask (NRCA2, F210M, MASKA210R, SUB640A210R,
+        640 x 640) or MIRI Lyot spot (MIRIMAGE, F2300C, LYOT_2300, MASKLYOT, 304 x 320). The
+        MIRI frames have a NON_SCIENCE band of columns on the left.
     nints : int
         Number of science integrations.
     npsfs : int
@@ -1438,8 +1573,8 @@ def write_association(
     ----------
     outdir : str or os.PathLike
         Output folder (created if needed); the association's member names are relative to it.
-    instrument : {"nircam", "miri"}
-        Instrument configuration.
+    instrument : {"nircam", "miri", "nircam-sw", "miri-lyot"}
+        Instrument configuration (see :func:`simulate_exposures`).
     n_science, n_psf : int
         Number of science and of PSF reference exposures.
     nints, psf_nints : int
