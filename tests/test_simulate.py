@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
+from scipy import ndimage
 from stdatamodels.jwst import datamodels
 
 from coronalign import simulate
@@ -628,3 +630,319 @@ def test_miri_lyot_spot_and_bar_block_light():
     beside = 0.5 * (image[round(y + r), round(x - r)] + image[round(y + r), round(x + r)])
     assert on_bar < beside
     assert simulate.psfmask_array("miri-lyot").shape == (304, 320)
+
+
+# ---------------------------------------------------------------- CRDS-like PSFMASKs
+
+
+@pytest.mark.parametrize("key", ["nircam", "nircam-sw"])
+def test_crds_like_nircam_mask(key):
+    mask = simulate.psfmask_array(key, mask_style="crds")
+    assert mask.dtype == np.float32
+    assert mask.shape == simulate._SETUPS[key].shape
+    assert not mask[-1, :].any()  # the whole last row and last column are exactly 0
+    assert not mask[:, -1].any()
+    inner = mask[:-1, :-1]
+    assert inner.min() > 0
+    assert 1e-5 <= inner.min() < 2e-5  # ~1e-5 at the occulter centre ...
+    cx, cy = simulate.simulate_exposures(key, 1, 1, shape=(64, 64)).truth["mask_center"]
+    cy += (mask.shape[0] - 64) / 2  # the centre moves with the frame centre
+    cx += (mask.shape[1] - 64) / 2
+    iy, ix = np.unravel_index(np.argmin(inner), inner.shape)
+    assert np.hypot(iy - cy, ix - cx) < 1.0
+    assert np.all(inner[round(cy) - 1 : round(cy) + 2, round(cx) - 1 : round(cx) + 2] < 5e-3)
+    assert 0.985 <= np.median(mask) <= 0.995  # ... rising to ~1 (real files: median 0.99)
+    assert mask.max() <= 1.0
+    # smooth: no jumps between neighbours, and a real transition region
+    steps = max(np.abs(np.diff(inner, axis=0)).max(), np.abs(np.diff(inner, axis=1)).max())
+    assert steps < 0.2
+    assert np.count_nonzero((inner > 0.01) & (inner < 0.9)) > 100
+    # the profile is the occulter's intensity transmission: 0.5 at its half width
+    setup = simulate._SETUPS[key]
+    yy, xx = np.indices(inner.shape)
+    r = np.hypot(yy - cy, xx - cx)
+    ring = np.abs(r - setup.occulter_hwhm) < 0.5
+    assert np.allclose(inner[ring], 0.5 * 0.99, atol=0.06)
+
+
+@pytest.mark.parametrize("key", ["miri", "miri-lyot"])
+def test_crds_like_miri_mask_is_binary(key):
+    mask = simulate.psfmask_array(key, mask_style="crds")
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    geometric = simulate.psfmask_array(key)
+    assert np.all(mask <= geometric)
+    if key == "miri":
+        assert np.array_equal(mask, geometric)
+    else:  # the occulting bar (towards +y from the spot) is masked too
+        setup = simulate._SETUPS[key]
+        cx, cy = simulate.simulate_exposures(key, 1, 1, noise=False).truth["mask_center"]
+        above = mask[round(cy) + 20 : -setup.border, round(cx)]
+        assert above.size > 50
+        assert not above.any()
+        assert geometric[round(cy) + 20, round(cx)] == 1
+
+
+def test_crds_mask_truth_uses_mask_squared():
+    sim = simulate.simulate_exposures(
+        "nircam", nints=1, npsfs=2, seed=6, mask_style="crds", shape=(128, 128)
+    )
+    assert sim.truth["weighting"] == "mask**2"
+    assert sim.truth["mask_style"] == "crds"
+    assert np.array_equal(sim.mask, simulate.psfmask_array("nircam", (128, 128), mask_style="crds"))
+    for m in range(2):  # scipy_fit multiplies the residual by the mask: sum((mask*r)**2)
+        fit = scipy_fit(sim.sci_noiseless[0], sim.psf_noiseless[m], sim.mask)
+        truth = truth_of(sim.truth, 0, m)
+        assert np.abs(fit[:2] - truth[:2]).max() < 1e-5
+        assert abs(fit[2] / truth[2] - 1) < 1e-6
+    assert "fractional" in sim.psfmask_meta["description"]
+
+
+def test_crds_mask_file(tmp_path):
+    sim = simulate.simulate_exposures("nircam-sw", 1, 1, seed=2, mask_style="crds")
+    paths = simulate.write_simulation(sim, tmp_path)
+    with datamodels.open(paths["psfmask"]) as model:
+        model.validate()
+        assert np.array_equal(model.data, sim.mask)
+        assert model.data.shape == (640, 640)
+    full = simulate.psfmask_array("nircam-sw", mask_style="crds", full_frame=True)
+    assert full.shape == (2048, 2048)
+    assert full.sum() == pytest.approx(float(sim.mask.sum(dtype=np.float64)), rel=1e-6)
+
+
+# ---------------------------------------------------------------- decorrelated references
+
+
+def _high_pass(image, width=3.0):
+    return image - ndimage.gaussian_filter(image, width)
+
+
+def _aligned_speckle_correlation(sim, k=0, m=0):
+    """Correlation of the high-passed noiseless science and PSF images outside the core,
+    after moving the science star onto the reference star (exact Fourier shift)."""
+    t = sim.truth
+    shift = (t["yshift_geometric"][k][m], t["xshift_geometric"][k][m])
+    sci = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(sim.sci_noiseless[k]), shift)).real
+    use = sim.mask > 0.5
+    a, b = _high_pass(sci)[use], _high_pass(sim.psf_noiseless[m])[use]
+    return np.corrcoef(a, b)[0, 1]
+
+
+def _subtraction_residual(sim, k=0, m=0):
+    """sum((mask*(psf - beta*shift(sci)))**2) at the truth, relative to sum((mask*psf)**2)."""
+    t = sim.truth
+    dx, dy, beta = t["xshift"][k][m], t["yshift"][k][m], t["beta"][k][m]
+    sci = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(sim.sci_noiseless[k]), (dy, dx))).real
+    r = sim.mask * (sim.psf_noiseless[m] - beta * sci)
+    return float((r**2).sum() / ((sim.mask * sim.psf_noiseless[m]) ** 2).sum())
+
+
+@pytest.mark.parametrize("key", ["nircam", "nircam-sw"])
+def test_decorrelated_speckles_do_not_match(key):
+    """NIRCam images are speckle-dominated: the halos correlate at 0, not at 1."""
+    shape = (160, 160) if key == "nircam-sw" else None
+    corr = {}
+    for a in (0.0, 0.5, 1.0):
+        corrs = []
+        for seed in (4, 5):
+            sim = simulate.simulate_exposures(
+                key, 1, 1, seed=seed, decorrelation=a, noise=False, garbage=False, shape=shape
+            )
+            corrs.append(_aligned_speckle_correlation(sim))
+        corr[a] = np.mean(corrs)
+    assert corr[0.0] > 0.95
+    assert corr[1.0] < 0.25
+    assert corr[1.0] < corr[0.5] < corr[0.0]
+
+
+@pytest.mark.parametrize("key", sorted(SHAPES) + sorted(NEW_CONFIGS))
+def test_decorrelation_leaves_more_after_subtraction(key):
+    """Subtracting the best-fitting reference leaves much more with independent wavefronts.
+
+    MIRI images hold mostly the deterministic diffraction pattern (small wavefront error at
+    15-23 um), so even independent wavefronts subtract to ~3-12 %; NIRCam to ~60-70 %.
+    """
+    shape = (160, 160) if key == "nircam-sw" else None
+    sims = {
+        a: simulate.simulate_exposures(
+            key, 1, 1, seed=4, decorrelation=a, noise=False, garbage=False, shape=shape
+        )
+        for a in (0.0, 0.5, 1.0)
+    }
+    residual = {a: _subtraction_residual(sim) for a, sim in sims.items()}
+    assert residual[0.0] < residual[0.5] < residual[1.0]
+    assert residual[1.0] > 4 * residual[0.0]
+    assert residual[0.0] < 0.01
+    # only the references change: the science exposure is the same for every decorrelation
+    assert np.array_equal(sims[0.0].sci_noiseless, sims[1.0].sci_noiseless)
+    assert np.array_equal(sims[0.0].sci, sims[1.0].sci, equal_nan=True)
+    assert not np.array_equal(sims[0.0].psf_noiseless, sims[1.0].psf_noiseless)
+    assert sims[1.0].truth["wavefront_correlation"] == 0.0
+    assert sims[0.5].truth["wavefront_correlation"] == pytest.approx(np.cos(np.pi / 4))
+
+
+@pytest.mark.parametrize("key", ["nircam", "miri"])
+def test_decorrelated_truth_is_a_local_minimum_near_the_geometric_shift(key):
+    sim = simulate.simulate_exposures(
+        key, nints=2, npsfs=2, seed=8, decorrelation=1.0, shape=(128, 128)
+    )
+    assert "damped" in sim.truth["truth_start"]
+    geometric = np.stack([sim.truth["xshift_geometric"], sim.truth["yshift_geometric"]])
+    truth = np.stack([sim.truth["xshift"], sim.truth["yshift"]])
+    assert np.hypot(*(truth - geometric)).max() < 4.0  # did not run away
+    for k, m in ((0, 0), (1, 1)):
+        expected = truth_of(sim.truth, k, m)
+        # a minimum of the objective: a brute-force fit started there stays there
+        fit = scipy_fit(sim.sci_noiseless[k], sim.psf_noiseless[m], sim.mask, expected)
+        assert np.abs(fit[:2] - expected[:2]).max() < 1e-5
+        assert abs(fit[2] / expected[2] - 1) < 1e-6
+
+
+def test_reference_screen_keeps_the_rms():
+    setup = simulate._SETUPS["nircam"]
+    optics = simulate._make_optics(setup, (96, 96))
+    rng = np.random.default_rng(1)
+    static = simulate._phase_screens(rng, optics, 1, setup.static_wfe, setup.wavelength, 2.5)[0]
+    inside = optics.pupil_box > 0
+    for a in (0.0, 0.3, 0.5, 1.0):
+        screen = simulate._reference_static_screen(rng, optics, setup, static, a)
+        assert np.sqrt(np.mean(screen[inside] ** 2)) == pytest.approx(
+            np.sqrt(np.mean(static[inside] ** 2)), rel=1e-12
+        )
+        corr = screen[inside] @ static[inside] / (static[inside] @ static[inside])
+        assert corr == pytest.approx(np.cos(a * np.pi / 2), abs=1e-12)
+        assert not screen[~inside].any()
+
+
+# ---------------------------------------------------------------- pointing metadata
+
+
+def _header_prior(sci_meta, member, scale):
+    return (
+        (member["x_offset"] - sci_meta.dither.x_offset) / scale,
+        (member["y_offset"] - sci_meta.dither.y_offset) / scale,
+    )
+
+
+def test_pointing_metadata_round_trip(tmp_path):
+    """(x_offset_psf - x_offset_sci) / scale from the files ~ xshift_geometric (small errors)."""
+    sim = simulate.simulate_exposures(
+        "nircam", nints=2, npsfs=5, seed=2, offset_scale=0.0, psf_dither="9-point-grid",
+        shape=(96, 96),
+    )  # fmt: skip
+    paths = simulate.write_simulation(sim, tmp_path)
+    with datamodels.open(paths["science"]) as model:
+        sci_meta = model.meta
+        scale = np.sqrt(model.meta.photometry.pixelarea_arcsecsq)
+        assert model.meta.dither.x_offset == 0.0
+        assert model.meta.dither.y_offset == 0.0
+        assert model.meta.wcsinfo.cdelt1 == pytest.approx(0.063 / 3600)
+        assert model.meta.wcsinfo.cdelt2 == pytest.approx(0.063 / 3600)
+        # the reference point is the coronagraph centre (1-based)
+        cx, cy = sim.truth["mask_center"]
+        assert (model.meta.wcsinfo.crpix1, model.meta.wcsinfo.crpix2) == (cx + 1, cy + 1)
+        with datamodels.open(paths["psfstack"]) as stack:
+            stack.validate()
+            members = stack.meta.coronalign.instance["psf_members"]
+            assert stack.meta.dither.x_offset == members[0]["x_offset"]  # the first member's
+            assert stack.meta.dither.small_grid_pattern == "9-POINT-GRID"
+            assert stack.meta.dither.position_number == 1
+        assert len(members) == 5
+        assert [m["nints"] for m in members] == [1] * 5
+        assert all(m["filename"].endswith("_calints.fits") for m in members)
+        assert len({m["filename"] for m in members}) == 5
+        prior = np.array([_header_prior(sci_meta, m, scale) for m in members])  # (npsfs, 2)
+    geometric = np.stack([sim.truth["xshift_geometric"], sim.truth["yshift_geometric"]], -1)
+    assert np.abs(prior[None] - geometric).max() < 0.1  # jitter only
+    assert np.ptp(prior, axis=0).min() > 0.3  # the dithers themselves: 20 mas = 0.32 px
+    assert np.allclose(sim.truth["xshift_header"], np.tile(prior[:, 0], (2, 1)))
+    assert np.allclose(sim.truth["yshift_header"], np.tile(prior[:, 1], (2, 1)))
+    truth = json.loads(paths["truth"].read_text())
+    assert truth["pointing"]["psf_x_offset"] == [m["x_offset"] for m in members]
+    assert truth["pointing"]["psf_dither"] == "9-point-grid"
+    header = fits.getheader(paths["science"], 0)
+    assert header["XOFFSET"] == 0.0
+    assert header["YOFFSET"] == 0.0
+
+
+def test_default_pointing_records_no_offsets(sims):
+    sim = sims["miri"]
+    assert sim.sci_meta["dither"] == {"x_offset": 0.0, "y_offset": 0.0}
+    members = sim.psf_meta["coronalign"]["psf_members"]
+    assert [(m["x_offset"], m["y_offset"]) for m in members] == [(0.0, 0.0)] * 3
+    assert not np.any(sim.truth["xshift_header"])
+    pointing = sim.truth["pointing"]
+    assert pointing["psf_dither"] == "none"
+    assert pointing["large_offset"] is None
+    assert pointing["pixel_scale"] == 0.11
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_large_offset_recorded_or_not(record, tmp_path):
+    sim = simulate.simulate_exposures(
+        "nircam", nints=1, npsfs=2, seed=11, large_offset=(7.3, 5.1), offset_scale=0.0,
+        record_large_offset=record, shape=(96, 96), noise=False, garbage=False,
+    )  # fmt: skip
+    geometric = np.array([sim.truth["xshift_geometric"][0], sim.truth["yshift_geometric"][0]])
+    assert np.abs(geometric - np.array([[7.3], [5.1]])).max() < 0.1
+    paths = simulate.write_simulation(sim, tmp_path)
+    with datamodels.open(paths["psfstack"]) as stack:
+        members = stack.meta.coronalign.instance["psf_members"]
+        scale = np.sqrt(stack.meta.photometry.pixelarea_arcsecsq)
+    prior = np.array(
+        [[m["x_offset"] / scale for m in members], [m["y_offset"] / scale for m in members]]
+    )
+    if record:
+        assert np.abs(prior - geometric).max() < 0.1
+        assert members[0]["x_offset"] == pytest.approx(7.3 * 0.063)
+    else:  # the offset is real but nobody wrote it down
+        assert not prior.any()
+    pointing = json.loads(paths["truth"].read_text())["pointing"]
+    assert pointing["large_offset"] == [7.3, 5.1]
+    assert pointing["large_offset_recorded"] is record
+
+
+def test_association_pointing(tmp_path):
+    paths = simulate.write_association(
+        tmp_path, "miri-lyot", n_science=2, n_psf=3, nints=1, psf_nints=2, seed=5,
+        shape=(96, 96), psf_dither="5-point-box", large_offset=(1.5, -2.0),
+        record_large_offset=True, offset_scale=0.0, noise=False, garbage=False,
+    )  # fmt: skip
+    truth = json.loads(paths["truth"].read_text())
+    pointing = truth["psf_pointing"]
+    assert [p["filename"] for p in pointing] == truth["psf_members"]
+    for path, record in zip(paths["psf"], pointing, strict=True):
+        with datamodels.open(path) as model:
+            model.validate()
+            assert model.meta.dither.x_offset == record["x_offset"]
+            assert model.meta.dither.y_offset == record["y_offset"]
+            assert model.meta.dither.small_grid_pattern == "5-POINT-BOX"
+            assert record["nints"] == model.meta.exposure.nints == 2
+    scale = 0.11
+    for name, entry in truth["science"].items():
+        with datamodels.open(tmp_path / name) as model:
+            assert model.meta.dither.x_offset == 0.0
+        # per stack plane: each PSF exposure's offsets hold for all its integrations
+        expected_x = [(p["x_offset"]) / scale for p in pointing for _ in range(2)]
+        assert np.allclose(entry["xshift_header"][0], expected_x)
+        geometric = np.asarray(entry["xshift_geometric"])
+        assert np.abs(np.asarray(entry["xshift_header"]) - geometric).max() < 0.1
+        assert np.abs(np.asarray(entry["yshift_header"]) - entry["yshift_geometric"]).max() < 0.1
+    # 10 mas MIRI steps on a box, plus the recorded large offset
+    xs = sorted({round(p["x_offset"] - 1.5 * scale, 6) for p in pointing})
+    assert xs == [0.0, 0.01]
+
+
+def test_option_errors():
+    for kwargs, name in (
+        ({"decorrelation": 1.5}, "decorrelation"),
+        ({"decorrelation": float("nan")}, "decorrelation"),
+        ({"mask_style": "fancy"}, "mask_style"),
+        ({"mask_style": "crds", "taper": 2.0}, "taper"),
+        ({"psf_dither": "spiral"}, "psf_dither"),
+    ):
+        with pytest.raises(ParameterError) as info:
+            simulate.simulate_exposures("nircam", 1, 1, shape=(48, 48), **kwargs)
+        assert info.value.name == name
+    with pytest.raises(ParameterError) as info:
+        simulate.write_association("/nonexistent", "nircam", colour="red")
+    assert info.value.name == "colour"
