@@ -38,16 +38,56 @@ Each star gets its own wavefront error: a common static screen, a small science 
 reference difference and a per-integration drift, so science and reference PSFs never
 match perfectly. The science exposures also hold a faint companion.
 
+``decorrelation`` (0 to 1, default 0) gives the reference stars a static screen of their
+own: ``cos(a pi/2) S1 + sin(a pi/2) S2``, with ``S1`` the science target's screen and ``S2``
+an independent screen of the same statistics made orthogonal to ``S1`` over the pupil and
+scaled to its RMS. The RMS wavefront error is therefore exactly preserved and the two
+screens correlate by exactly ``cos(a pi/2)``: at 1 the speckles do not match at all. (MIRI
+images are dominated by the deterministic diffraction pattern, so they still subtract to
+~10 %; NIRCam halos are speckle-dominated.)
+
 The truth
 ---------
 For a science integration ``k`` and a reference PSF ``m`` the truth is the exact minimiser
 of ``sum(mask**2 * (psf_m - beta * shift(sci_k, xshift, yshift))**2)`` over the NOISELESS
 float64 images, where ``shift`` is the circular Fourier shift (``+xshift`` moves the image
 towards larger column index). It is found by a Newton iteration on that objective,
-evaluated in closed form in the Fourier domain, converged to ~1e-10 px. With the default
-binary mask ``mask**2 == mask``. The "geometric" offsets (star position differences) are
-reported too; they differ from the truth by the small bias that the wavefront drift
-causes.
+evaluated in closed form in the Fourier domain, converged to ~1e-10 px, started at the
+geometric shift. With the default binary mask ``mask**2 == mask``; fractional masks (a taper
+or ``mask_style="crds"``) are weighted by ``mask**2``, as the official objective does. The
+"geometric" offsets (star position differences) are reported too; they differ from the truth
+by the small bias that the wavefront drift causes. With ``decorrelation > 0`` the objective
+has many local minima and the truth may lie far from the geometric shift: it is then the
+local minimum downhill from the geometric shift (a damped, monotone Newton iteration), and
+is reported as it is.
+
+PSFMASK styles
+--------------
+``mask_style="geometric"`` (default): 1, with 0 in a disc around the coronagraph centre,
+within 10 px of the frame edges and on the MIRI NON_SCIENCE columns; ``taper`` (px) smooths
+the steps with a raised cosine. ``mask_style="crds"``: shaped like the released CRDS files.
+NIRCam files are fractional weights, ``1e-5 + (0.99 - 1e-5) * T(r)`` here, with ``T`` the
+intensity transmission of the simulated occulter (about 1e-5 at the centre rising smoothly
+to 0.99; median 0.99), and the whole last row and last column exactly 0. MIRI files are 0/1:
+the geometric binary mask, and for the Lyot also 0 on the occulting bar.
+
+Pointing
+--------
+A star sits at the coronagraph centre + deliberate offset + pointing error + jitter. The
+deliberate offsets are written to each exposure's header as ``meta.dither.x_offset`` /
+``y_offset`` (FITS ``XOFFSET`` / ``YOFFSET``, arcsec along the detector columns (x) and rows
+(y); star position = reference point + offset / pixel scale, the pixel scale being
+``sqrt(meta.photometry.pixelarea_arcsecsq)``; ``meta.wcsinfo.crpix1/2`` is the reference
+point, the coronagraph centre, and ``cdelt1/2`` the pixel size in degrees). They are 0 for
+the science target, the small-grid dither of the references (``psf_dither``: 20 mas steps
+for NIRCam, 10 mas for MIRI) and, only with ``record_large_offset=True``, ``large_offset``.
+The pointing error (``offset_scale`` RMS, per exposure) and the 0.02 px jitter (per
+integration) are not recorded, so the prior ``(x_offset_psf - x_offset_sci) / scale`` a
+reader derives from the headers (``xshift_header`` in the truth) is close to, but not
+exactly, ``xshift_geometric``. A ``_psfstack``'s metadata are those of its first member, so
+the stack written by :func:`write_simulation` also lists every member's offsets, in stack
+order, in ``meta.coronalign.psf_members`` (``filename``, ``nints``, ``x_offset``,
+``y_offset``).
 
 Noise and defects
 -----------------
@@ -362,16 +402,21 @@ class Simulation:
     psf_dq : numpy.ndarray
         uint32 ``(npsfs, ny, nx)``.
     mask : numpy.ndarray
-        float32 ``(ny, nx)`` PSFMASK: 1 use, 0 ignore (fractional in an optional taper).
+        float32 ``(ny, nx)`` PSFMASK: 1 use, 0 ignore (fractional with a taper or
+        ``mask_style="crds"``).
     truth : dict
         ``"xshift"``, ``"yshift"``, ``"beta"``: nested lists ``[nints][npsfs]`` (see the
         module docstring for the exact definition); ``"xshift_geometric"``,
         ``"yshift_geometric"``: star position differences; ``"sci_x"``, ``"sci_y"``
         ``[nints]`` and ``"psf_x"``, ``"psf_y"`` ``[npsfs]``: star positions (0-based pixel
-        coordinates, x = column); plus a few descriptive entries.
+        coordinates, x = column); ``"xshift_header"``, ``"yshift_header"`` ``[nints][npsfs]``:
+        the prior derived from the header offsets; ``"pointing"``: the offsets written and
+        the pointing convention; ``"mask_style"``, ``"decorrelation"``,
+        ``"wavefront_correlation"``, ``"truth_start"``; plus a few descriptive entries.
     sci_meta, psf_meta, psfmask_meta : dict
         Nested dictionaries of datamodel attributes (``{"instrument": {"name": ...}}``)
-        for the science ``_calints``, the ``_psfstack`` and the PSFMASK.
+        for the science ``_calints``, the ``_psfstack`` (including
+        ``{"coronalign": {"psf_members": [...]}}``) and the PSFMASK.
     sci_noiseless, psf_noiseless : numpy.ndarray
         float64 noiseless, defect-free images (same units) on which the truth is exact.
     sci_var_poisson, sci_var_rnoise, psf_var_poisson, psf_var_rnoise : numpy.ndarray
