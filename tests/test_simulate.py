@@ -946,3 +946,59 @@ def test_option_errors():
     with pytest.raises(ParameterError) as info:
         simulate.write_association("/nonexistent", "nircam", colour="red")
     assert info.value.name == "colour"
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_choices_match_the_simulator():
+    from coronalign import cli
+
+    assert tuple(simulate._SETUPS) == cli._SIMULATE_INSTRUMENTS
+    assert cli._SIMULATE_MASK_STYLES == simulate.MASK_STYLES
+    assert cli._SIMULATE_DITHERS == simulate.DITHER_PATTERNS
+
+
+def test_cli_simulate_new_options(tmp_path, capsys):
+    from coronalign.cli import main
+
+    args = [
+        "simulate", "--instrument", "nircam-sw", "--nints", "1", "--npsfs", "2",
+        "--shape", "96", "96", "--decorrelation", "1", "--mask-style", "crds",
+        "--psf-dither", "5-point-diamond", "--large-offset", "3", "2", "--record-large-offset",
+        "--offset-scale", "0.05", "--seed", "4", "-o", str(tmp_path),
+    ]  # fmt: skip
+    assert main(["-q", *args]) == 0
+    assert "psfstack:" in capsys.readouterr().out
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["instrument"] == "nircam-sw"
+    assert truth["shape"] == [96, 96]
+    assert truth["decorrelation"] == 1.0
+    assert truth["mask_style"] == "crds"
+    assert truth["pointing"]["psf_dither"] == "5-point-diamond"
+    assert truth["pointing"]["large_offset_recorded"] is True
+    with datamodels.open(tmp_path / truth["psfmask"]) as model:
+        assert not model.data[-1].any()
+        assert 0 < model.data.min(where=model.data > 0, initial=1) < 2e-5
+    stack = next(tmp_path.glob("*_psfstack.fits"))
+    with datamodels.open(stack) as model:
+        members = model.meta.coronalign.instance["psf_members"]
+    assert members[1]["x_offset"] == pytest.approx(0.020 + 3 * 0.031)  # dither + large offset
+    expected = simulate.simulate_exposures(
+        "nircam-sw", 1, 2, seed=4, shape=(96, 96), decorrelation=1.0, mask_style="crds",
+        psf_dither="5-point-diamond", large_offset=(3, 2), record_large_offset=True,
+        offset_scale=0.05,
+    )  # fmt: skip
+    assert truth["xshift"] == expected.truth["xshift"]
+
+
+def test_cli_simulate_rejects_bad_values(tmp_path, capsys):
+    from coronalign.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--decorrelation", "2", "-o", str(tmp_path)])
+    assert info.value.code == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+    status = main(["simulate", "--mask-style", "crds", "--taper", "2", "-o", str(tmp_path)])
+    assert status == 2
+    assert "taper" in capsys.readouterr().err
