@@ -477,9 +477,20 @@ PINNED_ASSOCIATION = (
 )
 
 
+#: Every option added since commit 3674045, at its default.
+NEW_OPTION_DEFAULTS = {
+    "mask_style": "geometric",
+    "decorrelation": 0.0,
+    "psf_dither": "none",
+    "record_large_offset": False,
+}
+
+
+@pytest.mark.parametrize("explicit", [False, True])
 @pytest.mark.parametrize("case", sorted(PINNED))
-def test_defaults_reproduce_pinned_digests(case):
-    sim = simulate.simulate_exposures(**PINNED[case])
+def test_defaults_reproduce_pinned_digests(case, explicit):
+    options = dict(PINNED[case], **(NEW_OPTION_DEFAULTS if explicit else {}))
+    sim = simulate.simulate_exposures(**options)
     arrays, truth = PINNED_DIGESTS[case]
     assert _digest(*(getattr(sim, name) for name in ARRAYS)) == arrays
     assert _truth_digest(sim.truth) == truth
@@ -505,6 +516,11 @@ def test_association_defaults_reproduce_pinned_digests(tmp_path):
         tmp_path, "nircam", n_science=2, n_psf=2, nints=2, psf_nints=2, seed=3, shape=(64, 64)
     )
     assert _association_digests(paths) == PINNED_ASSOCIATION
+    again = simulate.write_association(
+        tmp_path / "explicit", "nircam", n_science=2, n_psf=2, nints=2, psf_nints=2, seed=3,
+        shape=(64, 64), **NEW_OPTION_DEFAULTS,
+    )  # fmt: skip
+    assert _association_digests(again) == PINNED_ASSOCIATION
 
 
 @pytest.mark.parametrize(
