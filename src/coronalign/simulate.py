@@ -25,14 +25,15 @@ How the images are made
 -----------------------
 Each star is imaged through a coronagraph by Fourier optics: an entrance pupil (circular,
 central obstruction, three spiders) with a random phase screen -> focal plane at 2x the
-detector sampling, multiplied by the occulter (a Gaussian-profile round mask, a four-
-quadrant phase mask or an opaque spot with a bar) -> Lyot plane, multiplied by an undersized
-Lyot stop -> final focal plane at detector sampling. The Lyot stop is small enough that the
-final intensity is band-limited below the detector Nyquist frequency, so the image is known
-exactly as a continuous (periodic) function; detector pixel integration (a sinc transfer
-function) and the star's sub-pixel position (a phase ramp) are then applied *exactly* in the
-Fourier domain. A translated star is therefore exactly a Fourier shift of the same image,
-with no power at the Nyquist frequency (so every Fourier-shift convention agrees).
+detector sampling, multiplied by the occulter (a Gaussian-profile round mask, a
+four-quadrant phase mask or an opaque spot with a bar) -> Lyot plane, multiplied by an
+undersized Lyot stop -> final focal plane at detector sampling. The Lyot stop is small
+enough that the final intensity is band-limited below the detector Nyquist frequency, so the
+image is known exactly as a continuous (periodic) function; detector pixel integration (a
+sinc transfer function) and the star's sub-pixel position (a phase ramp) are then applied
+*exactly* in the Fourier domain. A translated star is therefore exactly a Fourier shift of
+the same image, with no power at the Nyquist frequency (so every Fourier-shift convention
+agrees).
 
 Each star gets its own wavefront error: a common static screen, a small science /
 reference difference and a per-integration drift, so science and reference PSFs never
