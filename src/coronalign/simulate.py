@@ -144,6 +144,11 @@ _TELESCOPE_DIAMETER = 6.5  # m
 _MJD_EPOCH = datetime.datetime(1858, 11, 17)
 
 
+# --------------------------------------------------------------------------------------
+# Instrument configurations
+# --------------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
 class _Setup:
     """Everything that distinguishes the two instrument configurations."""
