@@ -1,25 +1,51 @@
 """Synthetic JWST coronagraphic exposures whose alignment truth is known exactly.
 
-The simulator makes NIRCam-like (``MASKA335R``, 320 x 320) or MIRI-like (``4QPM_1550``,
-224 x 288) ``_calints`` cubes for a science target and a stack of reference PSFs, a
-PSFMASK, and the true registration parameters of every (science integration, PSF) pair.
+The simulator makes ``_calints`` cubes for a science target and a stack of reference PSFs, a
+PSFMASK, and the true registration parameters of every (science integration, PSF) pair, in
+one of four instrument configurations (``instrument=``):
+
+==============  ===========  ========  ===========  ==========  =========  ============
+configuration   subarray     frame     detector     filter      mask       pixel scale
+==============  ===========  ========  ===========  ==========  =========  ============
+``nircam``      SUB320A335R  320x320   NRCALONG     F335M       MASKA335R  0.063"
+``miri``        MASK1550     224x288   MIRIMAGE     F1550C      4QPM_1550  0.11"
+``nircam-sw``   SUB640A210R  640x640   NRCA2        F210M       MASKA210R  0.031"
+``miri-lyot``   MASKLYOT     304x320   MIRIMAGE     F2300C      LYOT_2300  0.11"
+==============  ===========  ========  ===========  ==========  =========  ============
+
+``nircam`` is the long-wave channel with a round occulter, ``nircam-sw`` the short-wave channel
+with a round occulter, ``miri`` the four-quadrant phase mask (exposure type ``MIR_4QPM``) and
+``miri-lyot`` the Lyot coronagraph (``MIR_LYOT``: an opaque 2.16" spot with a bar from it
+towards +y). The MIRI frames have a NON_SCIENCE band of columns on the left. Subarray
+positions (``SUBSTRT1/2``) are the real ones for SUB640A210R (392, 1186) and MASKLYOT (1, 717)
+and illustrative for the first two configurations; occulter geometry, throughput, noise and
+the mask centre within the frame are illustrative.
 
 How the images are made
 -----------------------
 Each star is imaged through a coronagraph by Fourier optics: an entrance pupil (circular,
 central obstruction, three spiders) with a random phase screen -> focal plane at 2x the
-detector sampling, multiplied by the occulter (a Gaussian-profile round mask or a
-four-quadrant phase mask) -> Lyot plane, multiplied by an undersized Lyot stop -> final
-focal plane at detector sampling. The Lyot stop is small enough that the final intensity
-is band-limited below the detector Nyquist frequency, so the image is known exactly as a
-continuous (periodic) function; detector pixel integration (a sinc transfer function)
-and the star's sub-pixel position (a phase ramp) are then applied *exactly* in the
-Fourier domain. A translated star is therefore exactly a Fourier shift of the same
-image, with no power at the Nyquist frequency (so every Fourier-shift convention agrees).
+detector sampling, multiplied by the occulter (a Gaussian-profile round mask, a
+four-quadrant phase mask or an opaque spot with a bar) -> Lyot plane, multiplied by an
+undersized Lyot stop -> final focal plane at detector sampling. The Lyot stop is small
+enough that the final intensity is band-limited below the detector Nyquist frequency, so the
+image is known exactly as a continuous (periodic) function; detector pixel integration (a
+sinc transfer function) and the star's sub-pixel position (a phase ramp) are then applied
+*exactly* in the Fourier domain. A translated star is therefore exactly a Fourier shift of
+the same image, with no power at the Nyquist frequency (so every Fourier-shift convention
+agrees).
 
 Each star gets its own wavefront error: a common static screen, a small science /
 reference difference and a per-integration drift, so science and reference PSFs never
 match perfectly. The science exposures also hold a faint companion.
+
+``decorrelation`` (0 to 1, default 0) gives the reference stars a static screen of their
+own: ``cos(a pi/2) S1 + sin(a pi/2) S2``, with ``S1`` the science target's screen and ``S2``
+an independent screen of the same statistics made orthogonal to ``S1`` over the pupil and
+scaled to its RMS. The RMS wavefront error is therefore exactly preserved and the two
+screens correlate by exactly ``cos(a pi/2)``: at 1 the speckles do not match at all. (MIRI
+images are dominated by the deterministic diffraction pattern, so they still subtract to
+~10 %; NIRCam halos are speckle-dominated.)
 
 The truth
 ---------
@@ -27,10 +53,42 @@ For a science integration ``k`` and a reference PSF ``m`` the truth is the exact
 of ``sum(mask**2 * (psf_m - beta * shift(sci_k, xshift, yshift))**2)`` over the NOISELESS
 float64 images, where ``shift`` is the circular Fourier shift (``+xshift`` moves the image
 towards larger column index). It is found by a Newton iteration on that objective,
-evaluated in closed form in the Fourier domain, converged to ~1e-10 px. With the default
-binary mask ``mask**2 == mask``. The "geometric" offsets (star position differences) are
-reported too; they differ from the truth by the small bias that the wavefront drift
-causes.
+evaluated in closed form in the Fourier domain, converged to ~1e-10 px, started at the
+geometric shift. With the default binary mask ``mask**2 == mask``; fractional masks (a taper
+or ``mask_style="crds"``) are weighted by ``mask**2``, as the official objective does. The
+"geometric" offsets (star position differences) are reported too; they differ from the truth
+by the small bias that the wavefront drift causes. With ``decorrelation > 0`` the objective
+has many local minima and the truth may lie far from the geometric shift: it is then the
+local minimum downhill from the geometric shift (a damped, monotone Newton iteration), and
+is reported as it is.
+
+PSFMASK styles
+--------------
+``mask_style="geometric"`` (default): 1, with 0 in a disc around the coronagraph centre,
+within 10 px of the frame edges and on the MIRI NON_SCIENCE columns; ``taper`` (px) smooths
+the steps with a raised cosine. ``mask_style="crds"``: shaped like the released CRDS files.
+NIRCam files are fractional weights, ``1e-5 + (0.99 - 1e-5) * T(r)`` here, with ``T`` the
+intensity transmission of the simulated occulter (about 1e-5 at the centre rising smoothly
+to 0.99; median 0.99), and the whole last row and last column exactly 0. MIRI files are 0/1:
+the geometric binary mask, and for the Lyot also 0 on the occulting bar.
+
+Pointing
+--------
+A star sits at the coronagraph centre + deliberate offset + pointing error + jitter. The
+deliberate offsets are written to each exposure's header as ``meta.dither.x_offset`` /
+``y_offset`` (FITS ``XOFFSET`` / ``YOFFSET``, arcsec along the detector columns (x) and rows
+(y); star position = reference point + offset / pixel scale, the pixel scale being
+``sqrt(meta.photometry.pixelarea_arcsecsq)``; ``meta.wcsinfo.crpix1/2`` is the reference
+point, the coronagraph centre, and ``cdelt1/2`` the pixel size in degrees). They are 0 for
+the science target, the small-grid dither of the references (``psf_dither``: 20 mas steps
+for NIRCam, 10 mas for MIRI) and, only with ``record_large_offset=True``, ``large_offset``.
+The pointing error (``offset_scale`` RMS, per exposure) and the 0.02 px jitter (per
+integration) are not recorded, so the prior ``(x_offset_psf - x_offset_sci) / scale`` a
+reader derives from the headers (``xshift_header`` in the truth) is close to, but not
+exactly, ``xshift_geometric``. A ``_psfstack``'s metadata are those of its first member, so
+the stack written by :func:`write_simulation` also lists every member's offsets, in stack
+order, in ``meta.coronalign.psf_members`` (``filename``, ``nints``, ``x_offset``,
+``y_offset``).
 
 Noise and defects
 -----------------
@@ -86,6 +144,11 @@ _TELESCOPE_DIAMETER = 6.5  # m
 _MJD_EPOCH = datetime.datetime(1858, 11, 17)
 
 
+# --------------------------------------------------------------------------------------
+# Instrument configurations
+# --------------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
 class _Setup:
     """Everything that distinguishes the two instrument configurations."""
@@ -131,6 +194,10 @@ class _Setup:
     border: int  # px: mask is 0 within this distance of the (science) frame edge
     companion: tuple[float, float, float]  # separation (px), position angle (deg), peak
     # fraction of the brightest coronagraphic pixel
+    # fields added after the first two configurations (defaults keep those unchanged)
+    occulter_radius: float = 0.0  # px, "spot" occulter only: radius of the opaque disc
+    bar_halfwidth: float = 0.0  # px, "spot" occulter only: opaque bar from the spot towards +y
+    sgd_step: float = 0.020  # arcsec: step of the small-grid dither of the references
 
 
 _SETUPS = {
@@ -217,6 +284,99 @@ _SETUPS = {
         core_radius=5.0,
         border=10,
         companion=(14.0, 123.0, 0.05),
+        sgd_step=0.010,
+    ),
+    # Configurations added later. Keep appending: the position in this dict seeds the random
+    # streams (``_simulate_core``), so reordering would change every existing simulation.
+    "nircam-sw": _Setup(
+        key="nircam-sw",
+        name="NIRCAM",
+        shape=(640, 640),
+        detector="NRCA2",
+        filter="F210M",
+        pupil="MASKRND",
+        coronagraph="MASKA210R",
+        subarray="SUB640A210R",
+        exp_type="NRC_CORON",
+        # from published mask-centre positions of NRCA2_MASK210R in the subarray, (321.8, 331.5),
+        # and on the full detector, (712.8, 1516.5): the subarray starts at (392, 1186)
+        xstart=392,
+        ystart=1186,
+        full_frame=(2048, 2048),
+        aperture="NRCA2_MASK210R",
+        module="A",
+        channel="SHORT",
+        sca_num=482,
+        readpatt="MEDIUM8",
+        ngroups=10,
+        nframes=8,
+        groupgap=2,
+        frame_time=4.18584,  # (640 + 12) * (640 + 2) * 10 us, as SUB320's 1.06904 s
+        pixel_scale=0.031,
+        wavelength=2.1e-6,
+        lyot_outer=0.80,
+        lyot_inner=0.25,
+        occulter="round",
+        occulter_hwhm=0.40 / 0.031,
+        occulter_offset=(-0.05, 0.03),
+        static_wfe=75.0,
+        group_wfe=1.2,
+        star_wfe=0.3,
+        peak_counts=4.0e4,
+        background=5.0,
+        read_noise=12.0,
+        to_mjysr=0.04,  # smaller pixels: ~(0.063 / 0.031)**2 times the LW conversion
+        nonscience_fraction=0.0,
+        center_offset=(11.0, 1.3),  # the mask centre (321.8, 331.5) above, 0-based
+        core_radius=8.5,
+        border=10,
+        companion=(30.0, 37.0, 0.05),
+        sgd_step=0.020,
+    ),
+    "miri-lyot": _Setup(
+        key="miri-lyot",
+        name="MIRI",
+        shape=(304, 320),
+        detector="MIRIMAGE",
+        filter="F2300C",
+        pupil=None,
+        coronagraph="LYOT_2300",
+        subarray="MASKLYOT",
+        exp_type="MIR_LYOT",
+        xstart=1,
+        ystart=717,
+        full_frame=(1024, 1032),
+        aperture="MIRIM_MASKLYOT",
+        module=None,
+        channel=None,
+        sca_num=493,
+        readpatt="FASTR1",
+        ngroups=40,
+        nframes=1,
+        groupgap=0,
+        frame_time=0.324,  # 32400 frame clocks of 10 us
+        pixel_scale=0.11,
+        wavelength=23.0e-6,
+        lyot_outer=0.84,
+        lyot_inner=0.30,
+        occulter="spot",
+        occulter_hwhm=0.0,
+        occulter_offset=(0.05, -0.08),
+        static_wfe=120.0,
+        group_wfe=2.5,
+        star_wfe=0.5,
+        peak_counts=1.5e5,
+        background=1.2e5,
+        read_noise=30.0,
+        to_mjysr=0.002,
+        nonscience_fraction=0.1,  # illustrative: 32 columns on the left
+        center_offset=(-1.1, 0.7),  # illustrative
+        core_radius=10.0,
+        border=10,
+        companion=(20.0, 123.0, 0.05),
+        occulter_radius=1.08 / 0.11,  # the 2.16" spot
+        bar_halfwidth=0.36 / 0.11,  # illustrative bar width 0.72"
+        sgd_step=0.010,
     ),
 }
 
@@ -238,7 +398,7 @@ class Simulation:
     Attributes
     ----------
     instrument : str
-        ``"nircam"`` or ``"miri"``.
+        The configuration: ``"nircam"``, ``"miri"``, ``"nircam-sw"`` or ``"miri-lyot"``.
     sci, sci_err : numpy.ndarray
         float32 ``(nints, ny, nx)`` science data and error (MJy/sr), with noise and defects.
     sci_dq : numpy.ndarray
@@ -248,16 +408,21 @@ class Simulation:
     psf_dq : numpy.ndarray
         uint32 ``(npsfs, ny, nx)``.
     mask : numpy.ndarray
-        float32 ``(ny, nx)`` PSFMASK: 1 use, 0 ignore (fractional in an optional taper).
+        float32 ``(ny, nx)`` PSFMASK: 1 use, 0 ignore (fractional with a taper or
+        ``mask_style="crds"``).
     truth : dict
         ``"xshift"``, ``"yshift"``, ``"beta"``: nested lists ``[nints][npsfs]`` (see the
         module docstring for the exact definition); ``"xshift_geometric"``,
         ``"yshift_geometric"``: star position differences; ``"sci_x"``, ``"sci_y"``
         ``[nints]`` and ``"psf_x"``, ``"psf_y"`` ``[npsfs]``: star positions (0-based pixel
-        coordinates, x = column); plus a few descriptive entries.
+        coordinates, x = column); ``"xshift_header"``, ``"yshift_header"`` ``[nints][npsfs]``:
+        the prior derived from the header offsets; ``"pointing"``: the offsets written and
+        the pointing convention; ``"mask_style"``, ``"decorrelation"``,
+        ``"wavefront_correlation"``, ``"truth_start"``; plus a few descriptive entries.
     sci_meta, psf_meta, psfmask_meta : dict
         Nested dictionaries of datamodel attributes (``{"instrument": {"name": ...}}``)
-        for the science ``_calints``, the ``_psfstack`` and the PSFMASK.
+        for the science ``_calints``, the ``_psfstack`` (including
+        ``{"coronalign": {"psf_members": [...]}}``) and the PSFMASK.
     sci_noiseless, psf_noiseless : numpy.ndarray
         float64 noiseless, defect-free images (same units) on which the truth is exact.
     sci_var_poisson, sci_var_rnoise, psf_var_poisson, psf_var_rnoise : numpy.ndarray
@@ -319,6 +484,78 @@ def _check_count(name, value, minimum=1):
     return int(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """The simulation options shared by :func:`simulate_exposures` and :func:`write_association`.
+
+    The defaults reproduce the simulator's original outputs bit for bit.
+    """
+
+    offset_scale: float = 0.3
+    large_offset: tuple[float, float] | None = None
+    record_large_offset: bool = False
+    psf_dither: str = "none"
+    noise: bool = True
+    garbage: bool = True
+    taper: float = 0.0
+    mask_style: str = "geometric"
+    decorrelation: float = 0.0
+
+
+#: Names of the options of :func:`write_association` (and keyword options of the simulation).
+_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(_Options))
+
+
+def _check_options(**options):
+    """Validated :class:`_Options` (``ParameterError`` names the first bad option)."""
+    unknown = set(options) - set(_OPTION_NAMES)
+    if unknown:
+        raise ParameterError(sorted(unknown)[0], f"unknown option; use {sorted(_OPTION_NAMES)}")
+    opts = _Options(**options)
+    offset_scale = opts.offset_scale
+    try:
+        offset_scale = float(offset_scale)
+    except (TypeError, ValueError):
+        offset_scale = math.nan
+    if not np.isfinite(offset_scale) or offset_scale < 0:
+        raise ParameterError("offset_scale", f"{opts.offset_scale!r} must be a finite number >= 0")
+    large_offset = opts.large_offset
+    if large_offset is not None:
+        try:
+            large_offset = tuple(float(v) for v in large_offset)
+        except (TypeError, ValueError):
+            large_offset = ()
+        if len(large_offset) != 2 or not np.all(np.isfinite(large_offset)):
+            raise ParameterError("large_offset", "must be a pair (dx, dy) of finite pixels")
+    dither = str(opts.psf_dither).strip().lower()
+    if dither not in _DITHER_PATTERNS:
+        raise ParameterError("psf_dither", f"{opts.psf_dither!r} is not one of {DITHER_PATTERNS}")
+    try:
+        taper = float(opts.taper)
+    except (TypeError, ValueError):
+        taper = math.nan
+    style = _check_mask_style(opts.mask_style, taper)
+    try:
+        decorrelation = float(opts.decorrelation)
+    except (TypeError, ValueError):
+        decorrelation = math.nan
+    if not 0.0 <= decorrelation <= 1.0:  # also rejects NaN
+        raise ParameterError(
+            "decorrelation", f"{opts.decorrelation!r} must be a number between 0 and 1"
+        )
+    return _Options(
+        offset_scale=offset_scale,
+        large_offset=large_offset,
+        record_large_offset=bool(opts.record_large_offset),
+        psf_dither=dither,
+        noise=bool(opts.noise),
+        garbage=bool(opts.garbage),
+        taper=taper,
+        mask_style=style,
+        decorrelation=decorrelation,
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Geometry: frame, coronagraph centre, PSFMASK
 # --------------------------------------------------------------------------------------
@@ -346,35 +583,27 @@ def _ramp(distance, width):
     return 0.5 - 0.5 * np.cos(np.pi * t)
 
 
-def psfmask_array(instrument="nircam", shape=None, *, taper=0.0, full_frame=False):
-    """The PSFMASK used by the simulation.
+#: Mask styles of :func:`psfmask_array`.
+MASK_STYLES = ("geometric", "crds")
+#: CRDS-like NIRCam PSFMASK: weight at the occulter centre and far from it.
+_CRDS_FLOOR = 1.0e-5
+_CRDS_LEVEL = 0.99
 
-    Parameters
-    ----------
-    instrument : {"nircam", "miri"}
-        Instrument configuration.
-    shape : tuple of int, optional
-        ``(ny, nx)`` of the simulated frame; default the instrument's subarray shape.
-    taper : float, optional
-        Width in pixels of a raised-cosine transition between 0 and 1 at the occulted
-        core and at the frame border. The default 0 gives a binary mask.
-    full_frame : bool, optional
-        If True, return the full detector frame (2048 x 2048 for NIRCam, 1024 x 1032 for
-        MIRI) with the subarray mask placed at the subarray's 1-based ``xstart``/``ystart``
-        and zeros elsewhere, as a full-frame reference file would be cut out by
-        ``SUBSTRT1/2`` and ``SUBSIZE1/2``.
 
-    Returns
-    -------
-    numpy.ndarray
-        float32 weights, 1 = use, 0 = ignore: 0 within ``core_radius`` of the coronagraph
-        centre, within ``border`` (10) pixels of the frame edges and on the MIRI
-        NON_SCIENCE columns (and ``border`` pixels beyond them).
-    """
-    setup = _setup_for(instrument)
-    ny, nx = _check_shape(setup, shape)
+def _check_mask_style(mask_style, taper):
+    style = str(mask_style).strip().lower()
+    if style not in MASK_STYLES:
+        raise ParameterError("mask_style", f"{mask_style!r} is not one of {list(MASK_STYLES)}")
     if not np.isfinite(taper) or taper < 0:
         raise ParameterError("taper", f"{taper!r} must be a finite number of pixels >= 0")
+    if style == "crds" and taper != 0:
+        raise ParameterError("taper", "applies to mask_style='geometric' only")
+    return style
+
+
+def _geometric_mask(setup, shape, taper):
+    """0 in the core, the border and the NON_SCIENCE columns, 1 elsewhere (raised-cosine taper)."""
+    ny, nx = shape
     cy, cx = _coronagraph_center(setup, (ny, nx))
     y = np.arange(ny, dtype=np.float64)[:, None]
     x = np.arange(nx, dtype=np.float64)[None, :]
@@ -385,7 +614,78 @@ def psfmask_array(instrument="nircam", shape=None, *, taper=0.0, full_frame=Fals
     dy = np.minimum(y, ny - 1 - y) - (setup.border - 1)
     dx = np.minimum(x - x0, nx - 1 - x) - (setup.border - 1)
     edge = _ramp(dy, taper) * _ramp(dx, taper)
-    mask = (core * edge).astype(np.float32)
+    return (core * edge).astype(np.float32)
+
+
+def _crds_like_mask(setup, shape):
+    """A mask shaped like the released CRDS PSFMASK files of the instrument.
+
+    NIRCam (fractional): ``1e-5 + (0.99 - 1e-5) * T(r)`` with ``T`` the intensity
+    transmission of the simulated round occulter around the coronagraph centre (0 at the
+    centre, 0.5 at ``occulter_hwhm``, -> 1 far away), so about 1e-5 at the centre and 0.99
+    elsewhere; the whole last row and the whole last column are exactly 0.
+    MIRI (0/1 like the real files): the binary geometric mask, and for the Lyot also 0 on the
+    occulting bar.
+    """
+    ny, nx = shape
+    cy, cx = _coronagraph_center(setup, shape)
+    dy = np.arange(ny, dtype=np.float64)[:, None] - cy
+    dx = np.arange(nx, dtype=np.float64)[None, :] - cx
+    if setup.name == "NIRCAM":
+        sigma = _occulter_sigma(setup)
+        transmission = (1.0 - np.exp(-(dy**2 + dx**2) / (2.0 * sigma**2))) ** 2
+        mask = (_CRDS_FLOOR + (_CRDS_LEVEL - _CRDS_FLOOR) * transmission).astype(np.float32)
+        mask[-1, :] = 0.0
+        mask[:, -1] = 0.0
+        return mask
+    mask = _geometric_mask(setup, shape, 0.0)
+    if setup.occulter == "spot" and setup.bar_halfwidth > 0:
+        bar = (np.abs(dx) <= setup.bar_halfwidth) & (dy >= 0)
+        mask[np.broadcast_to(bar, shape)] = 0.0
+    return mask
+
+
+def psfmask_array(
+    instrument="nircam", shape=None, *, taper=0.0, full_frame=False, mask_style="geometric"
+):
+    """The PSFMASK used by the simulation.
+
+    Parameters
+    ----------
+    instrument : {"nircam", "miri", "nircam-sw", "miri-lyot"}
+        Instrument configuration (see the module docstring).
+    shape : tuple of int, optional
+        ``(ny, nx)`` of the simulated frame; default the instrument's subarray shape.
+    taper : float, optional
+        ``mask_style="geometric"`` only: width in pixels of a raised-cosine transition
+        between 0 and 1 at the occulted core and at the frame border. The default 0 gives a
+        binary mask.
+    full_frame : bool, optional
+        If True, return the full detector frame (2048 x 2048 for NIRCam, 1024 rows x 1032
+        columns for MIRI) with the subarray mask placed at the subarray's 1-based
+        ``xstart``/``ystart`` and zeros elsewhere, as a full-frame reference file would be cut
+        out by ``SUBSTRT1/2`` and ``SUBSIZE1/2``.
+    mask_style : {"geometric", "crds"}, optional
+        ``"geometric"`` (default): 0 within ``core_radius`` of the coronagraph centre, within
+        ``border`` (10) pixels of the frame edges and on the MIRI NON_SCIENCE columns (and
+        ``border`` pixels beyond them), 1 elsewhere (``taper`` smooths the steps).
+        ``"crds"``: shaped like the released CRDS files. NIRCam: fractional weights, about
+        1e-5 at the occulter centre rising smoothly (the occulter's intensity transmission)
+        to 0.99, and the whole last row and last column exactly 0. MIRI: 0/1, as the real
+        files; the geometric binary mask, plus 0 on the occulting bar for ``miri-lyot``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 weights, 1 = use, 0 = ignore.
+    """
+    setup = _setup_for(instrument)
+    ny, nx = _check_shape(setup, shape)
+    style = _check_mask_style(mask_style, taper)
+    if style == "crds":
+        mask = _crds_like_mask(setup, (ny, nx))
+    else:
+        mask = _geometric_mask(setup, (ny, nx), taper)
     if not full_frame:
         return mask
     fy, fx = setup.full_frame
@@ -397,6 +697,50 @@ def psfmask_array(instrument="nircam", shape=None, *, taper=0.0, full_frame=Fals
     full = np.zeros((fy, fx), dtype=np.float32)
     full[y0 : y0 + ny, x0f : x0f + nx] = mask
     return full
+
+
+# --------------------------------------------------------------------------------------
+# Pointing: deliberate offsets (written to the headers) and pointing errors (not written)
+# --------------------------------------------------------------------------------------
+
+#: Small-grid dither patterns of the reference exposures, in steps of ``sgd_step`` along
+#: (x, y); reference exposure ``j`` is observed at point ``j % len(pattern)``.
+_DITHER_PATTERNS = {
+    "none": ((0, 0),),
+    "5-point-box": ((0, 0), (1, 1), (1, -1), (-1, -1), (-1, 1)),
+    "5-point-diamond": ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1)),
+    "9-point-grid": ((0, 0), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)),
+}
+#: Names accepted by ``psf_dither``.
+DITHER_PATTERNS = tuple(_DITHER_PATTERNS)
+
+_POINTING_CONVENTION = (
+    "x_offset, y_offset (arcsec) are the deliberate offsets written to the headers "
+    "(meta.dither.x_offset / y_offset, FITS XOFFSET / YOFFSET) along the detector columns (x) "
+    "and rows (y): star position = reference point + offset / pixel_scale, with pixel_scale = "
+    "sqrt(meta.photometry.pixelarea_arcsecsq). The pointing error (target acquisition error, "
+    "offset_scale; jitter, 0.02 px) and an unrecorded large_offset are not in the headers. "
+    "xshift_header = (x_offset_psf - x_offset_sci) / pixel_scale is the prior a reader derives "
+    "from the headers; compare it with xshift_geometric"
+)
+
+
+def _dither_offsets(setup, pattern, count):
+    """``(count, 2)`` deliberate (x, y) offsets in arcsec of ``count`` reference exposures."""
+    points = np.asarray(_DITHER_PATTERNS[pattern], dtype=np.float64)
+    return points[np.arange(count) % len(points)] * setup.sgd_step
+
+
+def _dither_meta(setup, pattern, index):
+    """``meta.dither`` entries naming the small-grid position of reference exposure ``index``."""
+    if pattern == "none":
+        return {}
+    n = len(_DITHER_PATTERNS[pattern])
+    return {
+        "small_grid_pattern": pattern.upper(),
+        "position_number": int(index % n) + 1,
+        "total_points": n,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -438,6 +782,22 @@ def _spiders(uy, ux, width, angles_deg):
     return out
 
 
+def _occulter_sigma(setup):
+    """Gaussian width (px) of the round occulter's amplitude profile ``1 - exp(-r**2/2s**2)``.
+
+    Its intensity transmission ``(1 - exp(-r**2 / 2 s**2))**2`` is 0.5 at ``occulter_hwhm``.
+    """
+    return setup.occulter_hwhm / math.sqrt(-2.0 * math.log(1.0 - math.sqrt(0.5)))
+
+
+def _spot_and_bar(setup, dy, dx):
+    """True where the opaque spot (and its bar, towards +y) of a "spot" occulter is."""
+    opaque = dy**2 + dx**2 <= setup.occulter_radius**2
+    if setup.bar_halfwidth > 0:
+        opaque = opaque | ((np.abs(dx) <= setup.bar_halfwidth) & (dy >= 0))
+    return opaque
+
+
 def _make_optics(setup, shape):
     ny, nx = shape
     p = setup.pixel_scale * _ARCSEC
@@ -465,8 +825,10 @@ def _make_optics(setup, shape):
     yy = (_signed(Ny) / 2.0)[:, None] - setup.occulter_offset[0]
     xx = (_signed(Nx) / 2.0)[None, :] - setup.occulter_offset[1]
     if setup.occulter == "round":
-        sigma = setup.occulter_hwhm / math.sqrt(-2.0 * math.log(1.0 - math.sqrt(0.5)))
+        sigma = _occulter_sigma(setup)
         occ = (1.0 - np.exp(-(yy**2 + xx**2) / (2.0 * sigma**2))).astype(np.complex128)
+    elif setup.occulter == "spot":
+        occ = (~_spot_and_bar(setup, yy, xx)).astype(np.complex128)
     else:  # four-quadrant phase mask: pi phase in two opposite quadrants
         occ = (np.sign(yy + 0.25) * np.sign(xx + 0.25)).astype(np.complex128)
     crop_y = np.r_[0 : (ny + 1) // 2, Ny - ny // 2 : Ny]
@@ -539,6 +901,33 @@ def _phase_screens(rng, optics, count, rms_nm, wavelength, slope):
     return screens * (2.0 * math.pi * 1e-9 / wavelength)
 
 
+def _mixing_weights(decorrelation):
+    """``(cos(a pi/2), sin(a pi/2))``, exactly (1, 0) at a = 0 and (0, 1) at a = 1."""
+    if decorrelation >= 1.0:
+        return 0.0, 1.0
+    angle = 0.5 * math.pi * decorrelation
+    return math.cos(angle), math.sin(angle)
+
+
+def _reference_static_screen(rng, optics, setup, static, decorrelation):
+    """The references' static phase screen: ``static`` partly replaced by an independent one.
+
+    A second screen of the same statistics is drawn, made orthogonal to ``static`` over the
+    pupil and scaled to the same RMS; the result ``cos(a pi/2) static + sin(a pi/2) other``
+    then has exactly the RMS of ``static`` and a correlation of exactly ``cos(a pi/2)`` with
+    it over the pupil (a = ``decorrelation``).
+    """
+    other = _phase_screens(rng, optics, 1, setup.static_wfe, setup.wavelength, slope=2.5)[0]
+    inside = optics.pupil_box > 0
+    a, b = static[inside], other[inside]
+    b = b - (a @ b) / (a @ a) * a
+    b *= math.sqrt((a @ a) / (b @ b))
+    c, s = _mixing_weights(decorrelation)
+    out = np.zeros_like(static)
+    out[inside] = c * a + s * b
+    return out
+
+
 def _coronagraphic_spectra(optics, phases, chunk=4):
     """Spectra (rfft2 layout, pixel MTF applied) of the coronagraphic images, star at 0."""
     ny, nx = optics.shape
@@ -599,7 +988,94 @@ def _band_slices(spectra, tol=1e-13):
     return kymax, kxmax
 
 
-def _truth_fit(sci_images, psf_images, weight, start):
+def _gradient_hessian(c, q, beta):
+    """Gradient ``(M, 3)`` and Hessian ``(M, 3, 3)`` of the objective in (dx, dy, beta).
+
+    ``c`` and ``q`` are the values and derivatives ``(f, f_x, f_y, f_xx, f_yy, f_xy)`` of
+    ``C(d)`` and ``Q(d)`` (see :func:`_truth_fit`).
+    """
+    c00, c10, c01, c20, c02, c11 = c
+    q00, q10, q01, q20, q02, q11 = q
+    grad = np.stack(
+        [-2 * beta * c10 + beta**2 * q10, -2 * beta * c01 + beta**2 * q01,
+         -2 * c00 + 2 * beta * q00],
+        axis=1,
+    )  # fmt: skip
+    hxx = -2 * beta * c20 + beta**2 * q20
+    hyy = -2 * beta * c02 + beta**2 * q02
+    hxy = -2 * beta * c11 + beta**2 * q11
+    hxb = -2 * c10 + 2 * beta * q10
+    hyb = -2 * c01 + 2 * beta * q01
+    hbb = 2 * q00
+    H = np.stack(
+        [np.stack([hxx, hxy, hxb], 1), np.stack([hxy, hyy, hyb], 1),
+         np.stack([hxb, hyb, hbb], 1)],
+        axis=1,
+    )  # fmt: skip
+    return grad, H
+
+
+def _damped_newton(terms, dx, dy, max_iterations=500):
+    """Nearest local minimum downhill from (dx, dy): Levenberg-Marquardt-damped Newton.
+
+    For references whose speckles do not match the science target's the objective has many
+    local minima, and a plain Newton iteration can jump between basins or stop on a saddle.
+    Here every accepted step lowers the objective (steps are limited to 0.25 px and damped
+    until the damped Hessian is positive definite), so the result is the local minimum whose
+    basin holds the start. Once the Hessian is positive definite and the Newton step is below
+    1e-3 px, plain Newton steps finish the job (quadratic convergence; the objective can no
+    longer resolve the decrease at the end). Returns ``(M, 3)`` of (dx, dy, beta).
+    """
+    m = dx.size
+    c, q = terms(dx, dy)
+    beta = c[0] / q[0]
+
+    def energy(c, q, beta):  # objective minus the constant sum(w psf**2)
+        return beta * (beta * q[0] - 2.0 * c[0])
+
+    e = energy(c, q, beta)
+    mu = np.full(m, 1e-3)
+    eye = np.eye(3)
+    done = np.zeros(m, dtype=bool)
+    for _ in range(max_iterations):
+        grad, H = _gradient_hessian(c, q, beta)
+        positive = np.linalg.eigvalsh(H)[:, 0] > 0
+        safe_H = np.where(positive[:, None, None], H, eye)
+        newton = -np.linalg.solve(safe_H, grad[:, :, None])[:, :, 0]
+        size = np.maximum(np.abs(newton[:, :2]).max(axis=1), np.abs(newton[:, 2] / beta))
+        size[~positive] = np.inf
+        done = size < 1e-10
+        if done.all():
+            break
+        near = size < 1e-3
+        # damped steps elsewhere: H + mu * diag(|H_ii|), mu raised until positive definite
+        diag = np.abs(np.diagonal(H, axis1=1, axis2=2)) + 1e-300
+        for _ in range(200):
+            A = H + (mu[:, None] * diag)[:, :, None] * eye
+            bad = np.linalg.eigvalsh(A)[:, 0] <= 0
+            if not bad.any():
+                break
+            mu[bad] *= 4.0
+        step = -np.linalg.solve(A, grad[:, :, None])[:, :, 0]
+        step[near] = newton[near]
+        big = np.abs(step[:, :2]).max(axis=1) > 0.25
+        step[big] *= (0.25 / np.abs(step[big, :2]).max(axis=1))[:, None]
+        step[done] = 0.0
+        tdx, tdy, tbeta = dx + step[:, 0], dy + step[:, 1], beta + step[:, 2]
+        tc, tq = terms(tdx, tdy)
+        te = energy(tc, tq, tbeta)
+        accept = ~done & (near | (te <= e))
+        dx, dy, beta = (np.where(accept, t, v) for t, v in ((tdx, dx), (tdy, dy), (tbeta, beta)))
+        c = tuple(np.where(accept, t, v) for t, v in zip(tc, c, strict=True))
+        q = tuple(np.where(accept, t, v) for t, v in zip(tq, q, strict=True))
+        e = np.where(accept, te, e)
+        mu = np.where(accept, np.maximum(mu / 3.0, 1e-12), mu * 4.0)
+    if not done.all():
+        raise RuntimeError("truth fit did not converge to a minimum (simulator bug)")
+    return np.stack([dx + newton[:, 0], dy + newton[:, 1], beta + newton[:, 2]], axis=1)
+
+
+def _truth_fit(sci_images, psf_images, weight, start, *, damped=False):
     """Exact minimiser of sum(weight * (psf - beta * shift(sci, dx, dy))**2) per pair.
 
     Parameters
@@ -608,6 +1084,9 @@ def _truth_fit(sci_images, psf_images, weight, start):
     psf_images : (M, ny, nx) float64
     weight : (ny, nx) float64 (the squared mask)
     start : (K, M, 3) array of starting (dx, dy, beta)
+    damped : bool
+        Use :func:`_damped_newton` (the local minimum downhill from the start) instead of
+        the plain Newton iteration, for references whose speckles do not match.
 
     Returns
     -------
@@ -677,27 +1156,13 @@ def _truth_fit(sci_images, psf_images, weight, start):
             return (c00, c10, c01, c20, c02, c11), (q00, q10, q01, q20, q02, q11)
 
         dx, dy, beta = (start[k, :, i].astype(np.float64).copy() for i in range(3))
+        if damped:
+            result[k] = _damped_newton(terms, dx, dy)
+            continue
         c, q = terms(dx, dy)
         beta = c[0] / q[0]
         for iteration in range(50):
-            c00, c10, c01, c20, c02, c11 = c
-            q00, q10, q01, q20, q02, q11 = q
-            grad = np.stack(
-                [-2 * beta * c10 + beta**2 * q10, -2 * beta * c01 + beta**2 * q01,
-                 -2 * c00 + 2 * beta * q00],
-                axis=1,
-            )  # fmt: skip
-            hxx = -2 * beta * c20 + beta**2 * q20
-            hyy = -2 * beta * c02 + beta**2 * q02
-            hxy = -2 * beta * c11 + beta**2 * q11
-            hxb = -2 * c10 + 2 * beta * q10
-            hyb = -2 * c01 + 2 * beta * q01
-            hbb = 2 * q00
-            H = np.stack(
-                [np.stack([hxx, hxy, hxb], 1), np.stack([hxy, hyy, hyb], 1),
-                 np.stack([hxb, hyb, hbb], 1)],
-                axis=1,
-            )  # fmt: skip
+            grad, H = _gradient_hessian(c, q, beta)
             step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
             # keep steps sane if a start were far from the optimum
             big = np.abs(step[:, :2]).max(axis=1) > 0.25
@@ -900,11 +1365,17 @@ def _exposure_root(setup, observation, exposure_number):
 def _product_name(setup):
     parts = [setup.filter, setup.coronagraph, setup.subarray]
     opt = "-".join(p.lower().replace("_", "") for p in parts)
-    return f"jw{_PROGRAM}-{_ASN_ID}_t001_{setup.key}_{opt}"
+    return f"jw{_PROGRAM}-{_ASN_ID}_t001_{setup.name.lower()}_{opt}"
 
 
-def _exposure_meta(setup, shape, nints, *, psf, exposure_number, start):
-    """Datamodel attributes of one ``_calints`` exposure (nested dict)."""
+def _exposure_meta(
+    setup, shape, nints, *, psf, exposure_number, start, offsets=(0.0, 0.0), dither=None
+):
+    """Datamodel attributes of one ``_calints`` exposure (nested dict).
+
+    ``offsets`` are the (x, y) arcsec written as ``meta.dither.x_offset`` / ``y_offset``;
+    ``dither`` holds further ``meta.dither`` entries (small-grid pattern and position).
+    """
     ny, nx = shape
     observation = _PSF_OBS if psf else _SCI_OBS
     root = _exposure_root(setup, observation, exposure_number)
@@ -992,6 +1463,12 @@ def _exposure_meta(setup, shape, nints, *, psf, exposure_number, start):
             "dec": -30.2 if not psf else -31.0,
         },
         "aperture": {"name": setup.aperture},
+        "dither": {
+            "x_offset": float(offsets[0]),
+            "y_offset": float(offsets[1]),
+            **(dither or {}),
+        },
+        "wcsinfo": _wcsinfo(setup, shape),
         "photometry": {
             "conversion_megajanskys": 1.0,
             "pixelarea_steradians": pixel_sr,
@@ -1007,16 +1484,46 @@ def _exposure_meta(setup, shape, nints, *, psf, exposure_number, start):
     }
 
 
-def _stack_meta(setup, first_psf_meta, npsfs):
-    meta = json.loads(json.dumps(first_psf_meta))
+def _wcsinfo(setup, shape):
+    """``meta.wcsinfo``: pixel size (deg) and the reference point (the coronagraph centre).
+
+    ``crpix1/2`` are 1-based FITS pixel coordinates; the star of an exposure sits at about
+    ``crpix + offset / pixel_scale`` (see the ``pointing`` entry of the truth).
+    """
+    cy, cx = _coronagraph_center(setup, shape)
+    return {
+        "cdelt1": setup.pixel_scale / 3600.0,
+        "cdelt2": setup.pixel_scale / 3600.0,
+        "crpix1": cx + 1.0,
+        "crpix2": cy + 1.0,
+    }
+
+
+def _psf_member(meta):
+    """One ``meta.coronalign.psf_members`` entry for a PSF exposure's metadata."""
+    return {
+        "filename": meta["filename"],
+        "nints": int(meta["exposure"]["nints"]),
+        "x_offset": float(meta["dither"]["x_offset"]),
+        "y_offset": float(meta["dither"]["y_offset"]),
+    }
+
+
+def _stack_meta(setup, psf_metas):
+    """``_psfstack`` metadata: those of the first member, as stack_refs makes them, plus
+    ``coronalign.psf_members``, the per-member pointing in stack order (the first member's
+    ``meta.dither`` holds for its planes only)."""
+    meta = json.loads(json.dumps(psf_metas[0]))
+    npsfs = sum(int(m["exposure"]["nints"]) for m in psf_metas)
     meta["filename"] = f"{_product_name(setup)}_psfstack.fits"
     meta["exposure"]["nints"] = int(npsfs)
     meta["exposure"]["integration_end"] = int(npsfs)
     meta["asn"] = {"pool_name": f"jw{_PROGRAM}_20230510t000000_pool", "table_name": "sim"}
+    meta["coronalign"] = {"psf_members": [_psf_member(m) for m in psf_metas]}
     return meta
 
 
-def _psfmask_meta(setup, shape, taper):
+def _psfmask_meta(setup, shape, opts):
     ny, nx = shape
     instrument = {
         "name": setup.name,
@@ -1026,7 +1533,8 @@ def _psfmask_meta(setup, shape, taper):
     }
     return {
         "filename": (
-            f"jwst_{setup.key}_{setup.filter.lower()}_{setup.subarray.lower()}_psfmask.fits"
+            f"jwst_{setup.name.lower()}_{setup.filter.lower()}_{setup.subarray.lower()}"
+            "_psfmask.fits"
         ),
         "telescope": "JWST",
         "reftype": "PSFMASK",
@@ -1034,10 +1542,7 @@ def _psfmask_meta(setup, shape, taper):
         "useafter": "2022-01-01T00:00:00",
         "author": "coronalign.simulate",
         "origin": "coronalign.simulate",
-        "description": (
-            f"Synthetic PSFMASK: 1 = use, 0 = ignore; core radius {setup.core_radius:g} px, "
-            f"border {setup.border} px, taper {taper:g} px"
-        ),
+        "description": _psfmask_description(setup, opts),
         "instrument": instrument,
         "exposure": {"type": setup.exp_type},
         "subarray": {
@@ -1048,6 +1553,24 @@ def _psfmask_meta(setup, shape, taper):
             "ysize": ny,
         },
     }
+
+
+def _psfmask_description(setup, opts):
+    if opts.mask_style == "geometric":
+        return (
+            f"Synthetic PSFMASK: 1 = use, 0 = ignore; core radius {setup.core_radius:g} px, "
+            f"border {setup.border} px, taper {opts.taper:g} px"
+        )
+    if setup.name == "NIRCAM":
+        return (
+            "Synthetic CRDS-like PSFMASK: fractional weights, 1 = use, 0 = ignore; "
+            f"{_CRDS_FLOOR:g} at the occulter centre rising with the occulter's intensity "
+            f"transmission to {_CRDS_LEVEL:g}; last row and last column 0"
+        )
+    return (
+        f"Synthetic CRDS-like PSFMASK: 1 = use, 0 = ignore; core radius {setup.core_radius:g} "
+        f"px, border {setup.border} px" + (", occulting bar 0" if setup.bar_halfwidth else "")
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -1069,24 +1592,23 @@ class _Core:
     sci_flux: list
     psf_flux: list
     truth: list  # per science exposure: (nints, total_psf, 3)
+    sci_offsets: np.ndarray  # (n science exposures, 2): header (x, y) offsets, arcsec
+    psf_offsets: np.ndarray  # (n PSF exposures, 2)
+    options: _Options
+    wavefront_correlation: float  # science vs reference static screens, over the pupil
 
 
-def _simulate_core(
-    setup,
-    shape,
-    sci_groups,
-    psf_groups,
-    seed,
-    offset_scale,
-    large_offset,
-    noise,
-    garbage,
-    taper,
-):
+#: Random streams spawned from the seed, in this order (the first five are the original ones;
+#: the others are drawn from only when the option that needs them is active).
+_STREAMS = ("optics", "stars", "noise", "garbage", "defects", "reference_wavefront")
+
+
+def _simulate_core(setup, shape, sci_groups, psf_groups, seed, opts):
     t0 = time.perf_counter()
     ss = np.random.SeedSequence([int(seed), list(_SETUPS).index(setup.key)])
+    rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in ss.spawn(8)), strict=False))
     rng_optics, rng_stars, rng_noise, rng_garbage, rng_defects = (
-        np.random.default_rng(s) for s in ss.spawn(5)
+        rng[name] for name in _STREAMS[:5]
     )
     optics = _make_optics(setup, shape)
     n_sci, n_psf = sum(sci_groups), sum(psf_groups)
@@ -1099,18 +1621,29 @@ def _simulate_core(
     drift = _phase_screens(rng_stars, optics, n_star, setup.star_wfe, lam, slope=3.0)
     which = np.r_[np.zeros(n_sci, int), np.ones(n_psf, int)]
     phases = static[None] + groups[which] + drift
+    correlation = 1.0
+    if opts.decorrelation > 0:  # the references get their own static screen
+        ref_static = _reference_static_screen(
+            rng["reference_wavefront"], optics, setup, static, opts.decorrelation
+        )
+        phases[n_sci:] = ref_static[None] + groups[1][None] + drift[n_sci:]
+        correlation = _mixing_weights(opts.decorrelation)[0]
 
-    # positions, fluxes
+    # positions (pointing error + deliberate offsets + jitter), fluxes
     cy, cx = _coronagraph_center(setup, shape)
     jitter = 0.02
+    offset_scale, large_offset = opts.offset_scale, opts.large_offset
+    dither = _dither_offsets(setup, opts.psf_dither, len(psf_groups))  # (x, y) arcsec
     pos, flux = [], []
     for nints in sci_groups:
         off = rng_stars.normal(0.0, offset_scale, size=2)
         pos.append(np.array([cy, cx]) + off + rng_stars.normal(0.0, jitter, size=(nints, 2)))
         flux.append(1.0 + 0.003 * rng_stars.standard_normal(nints))
     big = np.zeros(2) if large_offset is None else np.array(large_offset[::-1], dtype=float)
-    for nints in psf_groups:
+    for j, nints in enumerate(psf_groups):
         off = rng_stars.normal(0.0, offset_scale, size=2) + big
+        if opts.psf_dither != "none":
+            off = off + dither[j, ::-1] / setup.pixel_scale
         pos.append(np.array([cy, cx]) + off + rng_stars.normal(0.0, jitter, size=(nints, 2)))
         ratio = math.exp(rng_stars.uniform(math.log(0.5), math.log(3.0)))
         flux.append(ratio * (1.0 + 0.005 * rng_stars.standard_normal(nints)))
@@ -1140,7 +1673,7 @@ def _simulate_core(
     del spectra
     t2 = time.perf_counter()
 
-    mask = psfmask_array(setup.key, shape, taper=taper)
+    mask = psfmask_array(setup.key, shape, taper=opts.taper, mask_style=opts.mask_style)
     weight = mask.astype(np.float64) ** 2
     sci_images = images[:n_sci]
     psf_images = images[n_sci:]
@@ -1149,7 +1682,9 @@ def _simulate_core(
     start_guess[:, :, 0] = all_pos[None, n_sci:, 1] - all_pos[:n_sci, None, 1]
     start_guess[:, :, 1] = all_pos[None, n_sci:, 0] - all_pos[:n_sci, None, 0]
     start_guess[:, :, 2] = all_flux[None, n_sci:] / all_flux[:n_sci, None]
-    truth = _truth_fit(sci_images, psf_images, weight, start_guess)
+    # with unmatched speckles the objective has many minima: the truth is then the one
+    # downhill from the geometric shift (see _damped_newton), reported as it is
+    truth = _truth_fit(sci_images, psf_images, weight, start_guess, damped=opts.decorrelation > 0)
     t3 = time.perf_counter()
 
     defects = _static_defects(rng_defects, setup, shape)
@@ -1157,7 +1692,7 @@ def _simulate_core(
     bounds = np.cumsum([0, *sci_groups, *psf_groups])
     for a, b in itertools.pairwise(bounds):
         detected.append(
-            _detect(rng_noise, rng_garbage, setup, images[a:b], defects, noise, garbage)
+            _detect(rng_noise, rng_garbage, setup, images[a:b], defects, opts.noise, opts.garbage)
         )
     t4 = time.perf_counter()
     log.debug(
@@ -1186,11 +1721,34 @@ def _simulate_core(
         sci_flux=flux[:ns],
         psf_flux=flux[ns:],
         truth=[truth[a:b] for a, b in itertools.pairwise(sci_bounds)],
+        sci_offsets=np.zeros((ns, 2)),
+        psf_offsets=_header_offsets(setup, opts, dither),
+        options=opts,
+        wavefront_correlation=correlation,
     )
 
 
-def _truth_dict(truth, sci_pos, psf_pos, sci_flux, psf_flux, taper):
-    """Nested-list truth for one science exposure against the whole PSF stack."""
+def _header_offsets(setup, opts, dither):
+    """(x, y) arcsec offsets of the reference exposures as their headers record them."""
+    offsets = dither.copy()
+    if opts.large_offset is not None and opts.record_large_offset:
+        offsets += np.asarray(opts.large_offset, dtype=np.float64) * setup.pixel_scale
+    return offsets
+
+
+def _truth_dict(core, i):
+    """Nested-list truth for science exposure ``i`` against the whole PSF stack."""
+    truth, sci_pos, sci_flux = core.truth[i], core.sci_pos[i], core.sci_flux[i]
+    psf_pos = np.concatenate(core.psf_pos)
+    psf_flux = np.concatenate(core.psf_flux)
+    opts, scale = core.options, core.setup.pixel_scale
+    binary = bool(np.all((core.mask == 0) | (core.mask == 1)))
+    # header offsets of every PSF plane (an exposure's offsets hold for all its integrations)
+    planes = np.repeat(core.psf_offsets, [p.shape[0] for p in core.psf_pos], axis=0)
+    sci_offset = core.sci_offsets[i]
+    prior = (planes - sci_offset[None, :]) / scale  # (npsfs, 2) px
+    nints = sci_pos.shape[0]
+    cy, cx = _coronagraph_center(core.setup, core.shape)
     return {
         "xshift": truth[:, :, 0].tolist(),
         "yshift": truth[:, :, 1].tolist(),
@@ -1209,7 +1767,33 @@ def _truth_dict(truth, sci_pos, psf_pos, sci_flux, psf_flux, taper):
             "shift, +xshift moves the image towards larger column index (x = column, y = row); "
             "xshift = x_psf - x_sci, beta = PSF flux / science flux"
         ),
-        "weighting": "mask**2" if taper > 0 else "mask (binary, mask**2 == mask)",
+        "weighting": (
+            "mask (binary, mask**2 == mask)" if binary and opts.taper == 0 else "mask**2"
+        ),
+        "mask_style": opts.mask_style,
+        "decorrelation": opts.decorrelation,
+        "wavefront_correlation": core.wavefront_correlation,
+        "truth_start": (
+            "geometric shift; plain Newton iteration to the minimum"
+            if opts.decorrelation == 0
+            else "geometric shift; damped Newton (monotone descent) to the local minimum "
+            "downhill from it, which may lie far from the geometric shift"
+        ),
+        "xshift_header": np.tile(prior[:, 0], (nints, 1)).tolist(),
+        "yshift_header": np.tile(prior[:, 1], (nints, 1)).tolist(),
+        "pointing": {
+            "convention": _POINTING_CONVENTION,
+            "pixel_scale": scale,
+            "reference_point": [cx, cy],
+            "sci_x_offset": float(sci_offset[0]),
+            "sci_y_offset": float(sci_offset[1]),
+            "psf_x_offset": planes[:, 0].tolist(),
+            "psf_y_offset": planes[:, 1].tolist(),
+            "psf_dither": opts.psf_dither,
+            "offset_scale": opts.offset_scale,
+            "large_offset": None if opts.large_offset is None else list(opts.large_offset),
+            "large_offset_recorded": opts.large_offset is not None and opts.record_large_offset,
+        },
     }
 
 
@@ -1230,29 +1814,39 @@ def simulate_exposures(
     noise=True,
     garbage=True,
     taper=0.0,
+    mask_style="geometric",
+    decorrelation=0.0,
+    psf_dither="none",
+    record_large_offset=False,
 ):
     """Simulate one science ``_calints`` exposure and a reference PSF stack with truth.
 
-    Pure: no file is read or written.
+    Pure: no file is read or written. With every option at its default the result is
+    bit-identical to that of the simulator before ``mask_style``, ``decorrelation``,
+    ``psf_dither`` and ``record_large_offset`` existed.
 
     Parameters
     ----------
-    instrument : {"nircam", "miri"}
-        NIRCam LW round mask (NRCALONG, F335M, MASKA335R, SUB320A335R, 320 x 320) or MIRI
-        four-quadrant phase mask (MIRIMAGE, F1550C, 4QPM_1550, MASK1550, 224 x 288, with a
-        NON_SCIENCE band of columns on the left).
+    instrument : {"nircam", "miri", "nircam-sw", "miri-lyot"}
+        Instrument configuration: NIRCam LW round mask (NRCALONG, F335M, MASKA335R,
+        SUB320A335R, 320 x 320), MIRI four-quadrant phase mask (MIRIMAGE, F1550C, 4QPM_1550,
+        MASK1550, 224 x 288), NIRCam SW round mask (NRCA2, F210M, MASKA210R, SUB640A210R,
+        640 x 640) or MIRI Lyot spot (MIRIMAGE, F2300C, LYOT_2300, MASKLYOT, 304 x 320). The
+        MIRI frames have a NON_SCIENCE band of columns on the left.
     nints : int
         Number of science integrations.
     npsfs : int
-        Number of reference PSF images in the stack. Each has its own pointing offset and
-        flux ratio (``beta`` between about 0.5 and 3).
+        Number of reference PSF images in the stack, each a separate one-integration PSF
+        exposure with its own pointing and flux ratio (``beta`` between about 0.5 and 3).
     seed : int
         Random seed; the same seed gives bit-identical arrays.
     offset_scale : float, optional
-        RMS (px, per axis) of the pointing offset of the science exposure and of each PSF
-        from the coronagraph centre; each integration adds a 0.02 px jitter.
+        RMS (px, per axis) of the pointing error of the science exposure and of each PSF
+        exposure (target acquisition error: not recorded in the headers); each integration
+        adds a 0.02 px jitter.
     large_offset : tuple of float, optional
-        ``(dx, dy)`` in px added to every reference position (e.g. ``(7.3, 5.1)``).
+        ``(dx, dy)`` in px added to every reference position (e.g. ``(7.3, 5.1)``). By
+        default it is NOT recorded in the headers (a pointing mistake nobody wrote down).
     shape : tuple of int, optional
         ``(ny, nx)`` frame shape (>= 48 each); default the instrument's subarray shape.
         The pixel scale and optics stay the same, only the field of view changes.
@@ -1263,43 +1857,62 @@ def simulate_exposures(
         Add DQ-flagged garbage, NaN and inf pixels (default True). The MIRI NON_SCIENCE
         columns are always present.
     taper : float, optional
-        Taper width (px) of the PSFMASK; default 0 (binary mask). See :func:`psfmask_array`.
+        Taper width (px) of the geometric PSFMASK; default 0 (binary mask). See
+        :func:`psfmask_array`.
+    mask_style : {"geometric", "crds"}, optional
+        PSFMASK style (see :func:`psfmask_array`): ``"geometric"`` (default) or ``"crds"``,
+        shaped like the released CRDS files (NIRCam: fractional, ~1e-5 at the occulter centre
+        rising to 0.99, last row and column 0; MIRI: 0/1).
+    decorrelation : float, optional
+        0 (default) to 1: how far the reference stars' static wavefront differs from the
+        science target's. 0: they share the static phase screen and the speckles nearly
+        match; 1: independent screens, the speckles do not match at all. In between the
+        references get ``cos(a pi/2) S1 + sin(a pi/2) S2``, with ``S1`` the science screen and
+        ``S2`` an independent screen of the same statistics (made orthogonal to ``S1`` over
+        the pupil and scaled to its RMS), so the RMS wavefront error is exactly preserved and
+        the two screens correlate by ``cos(a pi/2)``. The references share one screen among
+        themselves; the small science/reference difference and per-integration drifts are
+        added as before. With ``decorrelation > 0`` the truth is the local minimum downhill
+        from the geometric shift (a damped Newton iteration), reported as it is: it can lie
+        far from ``xshift_geometric``.
+    psf_dither : {"none", "5-point-box", "5-point-diamond", "9-point-grid"}, optional
+        Small-grid dither of the reference exposures: reference ``j`` is offset by point
+        ``j % npoints`` of the pattern, in steps of 20 mas (NIRCam) or 10 mas (MIRI). The
+        offsets are deliberate and recorded in the headers (``meta.dither``). Default
+        ``"none"``.
+    record_large_offset : bool, optional
+        If True, write ``large_offset`` into the references' header offsets (``XOFFSET``,
+        ``YOFFSET``); default False.
 
     Returns
     -------
     Simulation
-        Arrays, mask, metadata and the exact truth (see :class:`Simulation`).
+        Arrays, mask, metadata and the exact truth (see :class:`Simulation`). Every
+        exposure's header holds ``meta.dither.x_offset`` / ``y_offset`` (arcsec: the
+        deliberate offsets; 0 for the science target), and the PSF stack's
+        ``meta.coronalign.psf_members`` lists the offsets of every member exposure; the truth
+        holds ``xshift_header`` / ``yshift_header`` (the prior a reader derives from them) and
+        ``pointing`` (what was written).
     """
     setup = _setup_for(instrument)
     shape = _check_shape(setup, shape)
     nints = _check_count("nints", nints)
     npsfs = _check_count("npsfs", npsfs)
-    if not np.isfinite(offset_scale) or offset_scale < 0:
-        raise ParameterError("offset_scale", f"{offset_scale!r} must be a finite number >= 0")
-    if large_offset is not None:
-        try:
-            large_offset = tuple(float(v) for v in large_offset)
-        except (TypeError, ValueError):
-            large_offset = ()
-        if len(large_offset) != 2 or not np.all(np.isfinite(large_offset)):
-            raise ParameterError("large_offset", "must be a pair (dx, dy) of finite pixels")
-    core = _simulate_core(
-        setup,
-        shape,
-        [nints],
-        [1] * npsfs,
-        seed,
-        offset_scale,
-        large_offset,
-        noise,
-        garbage,
-        taper,
+    opts = _check_options(
+        offset_scale=offset_scale,
+        large_offset=large_offset,
+        record_large_offset=record_large_offset,
+        psf_dither=psf_dither,
+        noise=noise,
+        garbage=garbage,
+        taper=taper,
+        mask_style=mask_style,
+        decorrelation=decorrelation,
     )
+    core = _simulate_core(setup, shape, [nints], [1] * npsfs, seed, opts)
     sci = core.sci[0]
     psf = [np.concatenate(parts) for parts in zip(*core.psf, strict=True)]
-    psf_pos = np.concatenate(core.psf_pos)
-    psf_flux = np.concatenate(core.psf_flux)
-    truth = _truth_dict(core.truth[0], core.sci_pos[0], psf_pos, core.sci_flux[0], psf_flux, taper)
+    truth = _truth_dict(core, 0)
     truth.update(
         {
             "instrument": setup.key,
@@ -1311,10 +1924,23 @@ def simulate_exposures(
         }
     )
     start = datetime.datetime(2023, 5, 10, 12, 34, 56, 789000)
-    sci_meta = _exposure_meta(setup, shape, nints, psf=False, exposure_number=1, start=start)
-    first_psf = _exposure_meta(
-        setup, shape, 1, psf=True, exposure_number=1, start=start + datetime.timedelta(hours=1)
-    )
+    sci_meta = _exposure_meta(
+        setup, shape, nints, psf=False, exposure_number=1, start=start,
+        offsets=core.sci_offsets[0],
+    )  # fmt: skip
+    psf_metas = [
+        _exposure_meta(
+            setup,
+            shape,
+            1,
+            psf=True,
+            exposure_number=j + 1,
+            start=start + datetime.timedelta(hours=1, minutes=5 * j),
+            offsets=core.psf_offsets[j],
+            dither=_dither_meta(setup, opts.psf_dither, j),
+        )
+        for j in range(npsfs)
+    ]
     return Simulation(
         instrument=setup.key,
         sci=sci[0],
@@ -1326,8 +1952,8 @@ def simulate_exposures(
         mask=core.mask,
         truth=truth,
         sci_meta=sci_meta,
-        psf_meta=_stack_meta(setup, first_psf, npsfs),
-        psfmask_meta=_psfmask_meta(setup, shape, taper),
+        psf_meta=_stack_meta(setup, psf_metas),
+        psfmask_meta=_psfmask_meta(setup, shape, opts),
         sci_noiseless=core.sci_noiseless[0],
         psf_noiseless=np.concatenate(core.psf_noiseless),
         sci_var_poisson=sci[3],
@@ -1344,9 +1970,16 @@ def simulate_exposures(
 
 
 def _apply_meta(node, values):
+    """Set nested datamodel attributes; a dict the schema does not know (``meta.coronalign``)
+    is stored whole."""
     for key, value in values.items():
         if isinstance(value, dict):
-            _apply_meta(getattr(node, key), value)
+            try:
+                child = getattr(node, key)
+            except AttributeError:
+                setattr(node, key, value)
+            else:
+                _apply_meta(child, value)
         else:
             setattr(node, key, value)
 
@@ -1438,8 +2071,8 @@ def write_association(
     ----------
     outdir : str or os.PathLike
         Output folder (created if needed); the association's member names are relative to it.
-    instrument : {"nircam", "miri"}
-        Instrument configuration.
+    instrument : {"nircam", "miri", "nircam-sw", "miri-lyot"}
+        Instrument configuration (see :func:`simulate_exposures`).
     n_science, n_psf : int
         Number of science and of PSF reference exposures.
     nints, psf_nints : int
@@ -1447,8 +2080,10 @@ def write_association(
     seed : int
         Random seed.
     **options
-        ``offset_scale``, ``large_offset``, ``shape``, ``noise``, ``garbage``, ``taper`` as
-        in :func:`simulate_exposures`.
+        ``offset_scale``, ``large_offset``, ``record_large_offset``, ``psf_dither``,
+        ``shape``, ``noise``, ``garbage``, ``taper``, ``mask_style``, ``decorrelation`` as in
+        :func:`simulate_exposures` (``psf_dither`` offsets PSF exposure ``j``, all its
+        integrations, by pattern point ``j % npoints``).
 
     Returns
     -------
@@ -1456,59 +2091,54 @@ def write_association(
         ``{"asn": Path, "science": [Path, ...], "psf": [Path, ...], "psfmask": Path,
         "truth": Path}``. ``truth.json`` holds, for each science exposure, the truth
         against the PSF stack that stacking all PSF integrations in member order gives
-        (``"xshift"`` etc. are ``[nints][n_psf * psf_nints]``).
+        (``"xshift"`` etc. are ``[nints][n_psf * psf_nints]``), and ``"psf_pointing"``: the
+        record ``meta.coronalign.psf_members`` of such a stack should hold (file name,
+        integrations and header offsets of each PSF exposure, in member order).
     """
     setup = _setup_for(instrument)
-    allowed = {"offset_scale", "large_offset", "shape", "noise", "garbage", "taper"}
-    unknown = set(options) - allowed
+    options = dict(options)
+    shape = options.pop("shape", None)
+    unknown = set(options) - set(_OPTION_NAMES)
     if unknown:
-        raise ParameterError(sorted(unknown)[0], f"unknown option; use {sorted(allowed)}")
+        allowed = sorted({"shape", *_OPTION_NAMES})
+        raise ParameterError(sorted(unknown)[0], f"unknown option; use {allowed}")
     n_science = _check_count("n_science", n_science)
     n_psf = _check_count("n_psf", n_psf)
     nints = _check_count("nints", nints)
     psf_nints = _check_count("psf_nints", psf_nints)
-    shape = _check_shape(setup, options.get("shape"))
-    taper = float(options.get("taper", 0.0))
-    large_offset = options.get("large_offset")
-    core = _simulate_core(
-        setup,
-        shape,
-        [nints] * n_science,
-        [psf_nints] * n_psf,
-        seed,
-        float(options.get("offset_scale", 0.3)),
-        None if large_offset is None else tuple(float(v) for v in large_offset),
-        bool(options.get("noise", True)),
-        bool(options.get("garbage", True)),
-        taper,
-    )
+    shape = _check_shape(setup, shape)
+    opts = _check_options(**options)
+    core = _simulate_core(setup, shape, [nints] * n_science, [psf_nints] * n_psf, seed, opts)
     out = pathlib.Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     t = datetime.datetime(2023, 5, 10, 12, 34, 56, 789000)
     step = datetime.timedelta(minutes=20)
-    psf_pos = np.concatenate(core.psf_pos)
-    psf_flux = np.concatenate(core.psf_flux)
     sci_paths, psf_paths, members, truths = [], [], [], {}
     for i in range(n_science):
-        meta = _exposure_meta(setup, shape, nints, psf=False, exposure_number=i + 1, start=t)
+        meta = _exposure_meta(
+            setup, shape, nints, psf=False, exposure_number=i + 1, start=t,
+            offsets=core.sci_offsets[i],
+        )  # fmt: skip
         t += step
         d = core.sci[i]
         path = _write_cube(out / meta["filename"], d[0], d[1], d[2], meta, d[3], d[4])
         sci_paths.append(path)
         members.append({"expname": path.name, "exptype": "science", "exposerr": None})
-        truths[path.name] = _truth_dict(
-            core.truth[i], core.sci_pos[i], psf_pos, core.sci_flux[i], psf_flux, taper
-        )
-    psf_order = []
+        truths[path.name] = _truth_dict(core, i)
+    psf_order, psf_pointing = [], []
     for j in range(n_psf):
-        meta = _exposure_meta(setup, shape, psf_nints, psf=True, exposure_number=j + 1, start=t)
+        meta = _exposure_meta(
+            setup, shape, psf_nints, psf=True, exposure_number=j + 1, start=t,
+            offsets=core.psf_offsets[j], dither=_dither_meta(setup, opts.psf_dither, j),
+        )  # fmt: skip
         t += step
         d = core.psf[j]
         path = _write_cube(out / meta["filename"], d[0], d[1], d[2], meta, d[3], d[4])
         psf_paths.append(path)
         members.append({"expname": path.name, "exptype": "psf", "exposerr": None})
         psf_order += [[path.name, k] for k in range(psf_nints)]
-    mask_meta = _psfmask_meta(setup, shape, taper)
+        psf_pointing.append(_psf_member(meta))
+    mask_meta = _psfmask_meta(setup, shape, opts)
     mask_path = _write_psfmask(out / mask_meta["filename"], core.mask, mask_meta)
     product = _product_name(setup)
     asn = {
@@ -1534,6 +2164,7 @@ def write_association(
         "psfmask": mask_path.name,
         "psf_members": [p.name for p in psf_paths],
         "psf_stack_order": psf_order,
+        "psf_pointing": psf_pointing,
         "science": truths,
     }
     truth_path = _write_json(out / "truth.json", truth)
