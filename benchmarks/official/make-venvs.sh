@@ -29,6 +29,7 @@ if [[ ${#VERSIONS[@]} -eq 0 ]]; then
 fi
 
 # Extra requirements per jwst version (space separated pip specifiers), if ever needed.
+# 1.16.0 and 1.16.1 (the first releases with the 3D CubeModel product) need none on Python 3.11.
 declare -A PINS=(
     [1.15.1]="numpy<2"
     [3.0.0]=""
