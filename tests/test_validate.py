@@ -97,7 +97,8 @@ def test_good_product_passes_with_expected_shape(aligned, tmp_path):
     assert report["status"] == "passed"
     written = json.loads((tmp_path / "v.json").read_text())
     assert {check["name"] for check in written["checks"]} >= {
-        "schema", "shape", "finite", "step_status", "shift_table", "shift_range", "convergence"
+        "schema", "shape", "finite", "step_status", "shift_table", "shift_range", "window",
+        "convergence",
     }  # fmt: skip
     assert all(check["passed"] for check in written["checks"])
 
@@ -149,8 +150,10 @@ def _edit_table(shifts, **columns):
 def test_shift_table_problems_fail(aligned, tmp_path):
     product, shifts = _copy(aligned, tmp_path)
     _edit_table(shifts, xshift=(1, 40.0))
-    with pytest.raises(ValidationError, match=r"shift_range: 1 shifts are non-finite or >= 16"):
+    message = r"shift_range: 1 shifts are non-finite or farther than 10 px from their prior"
+    with pytest.raises(ValidationError, match=message + r" \(largest 40.000 px\): \(k=0, m=1\)"):
         validate_product(product, shifts, mode="quad")
+    assert validate_product(product, shifts, mode="quad", max_shift=41)["status"] == "passed"
     product, shifts = _copy(aligned, tmp_path)
     _edit_table(shifts, status=(2, "not_converged"))
     with pytest.raises(ValidationError, match="convergence: 5 of 6 fits converged, 1 did not"):
@@ -159,6 +162,35 @@ def test_shift_table_problems_fail(aligned, tmp_path):
         validate_product(product, shifts, mode="cube")
     with pytest.raises(ValidationError, match=r"differs from the expected \(4, 2, 64, 64\)"):
         validate_product(product, aligned["shifts"], mode="quad", expected_shape=(4, 2, 64, 64))
+
+
+def test_a_fit_on_the_window_edge_fails_and_outliers_warn_naming_the_fits(aligned, tmp_path):
+    product, shifts = _copy(aligned, tmp_path)
+    _edit_table(shifts, status=(3, "out_of_window"))
+    with pytest.raises(ValidationError, match=r"window: 1 fits ended on the edge.*\(k=1, m=1\)"):
+        validate_product(product, shifts, mode="quad")
+    product, shifts = _copy(aligned, tmp_path)
+    _edit_table(shifts, status=(4, "outlier"))
+    report = validate_product(product, shifts, mode="quad")
+    assert report["status"] == "passed"
+    assert report["fits"] == {"converged": 5, "outlier": 1}
+    assert any("status outlier): (k=2, m=0)" in warning for warning in report["warnings"])
+
+
+def test_the_range_check_follows_max_shift_around_each_prior(aligned, tmp_path):
+    product, shifts = _copy(aligned, tmp_path)
+    table = Table.read(shifts)
+    table["xprior"] += 30.0  # priors far off: every fit is 30 px from its prior
+    table.write(shifts, overwrite=True)
+    with pytest.raises(ValidationError, match="6 shifts are non-finite or farther than 10 px"):
+        validate_product(product, shifts, mode="quad")
+    table["xshift"] += 30.0
+    table.write(shifts, overwrite=True)
+    assert validate_product(product, shifts, mode="quad")["status"] == "passed"
+    table.meta["parameters"]["max_shift"] = 0.01
+    table.write(shifts, overwrite=True)
+    with pytest.raises(ValidationError, match="farther than 0.01 px"):
+        validate_product(product, shifts, mode="quad")
 
 
 def test_fits_without_data_are_warnings(aligned, tmp_path):

@@ -161,51 +161,10 @@ def _wrapped(shape, dx, dy):
     return out_y[:, None] | out_x[None, :]
 
 
-#: A warm start is trusted only if the fit converges within this distance of it (pixels).
-WARM_START_RADIUS = 1.0
 #: PSFs fitted and shifted together; bounds the memory of the stacked transforms.
 PSF_CHUNK = 16
 #: Output DQ planes kept per PSF stack: one per PSF and integer-shift neighbourhood seen.
 DQ_CACHE_SIZE = 256
-
-
-def _fit_with_warm_starts(science_terms, references, weight_terms, warm_starts, priors, window):
-    """Fit PSFs, starting each from its warm start when there is one.
-
-    Integrations of one exposure share the pointing, so the first integration's shift is
-    within a small fraction of a pixel of every other's and Newton converges in fewer
-    steps, without the search of a cold start. A fit that does not converge, ends on the
-    window's edge, or ends farther than ``WARM_START_RADIUS`` from its start, is made
-    again with a cold start, which is what the first integration uses.
-    """
-    fits = register.fit_many(
-        science_terms,
-        references,
-        weight_terms,
-        priors=priors,
-        max_shift=window,
-        starts=warm_starts,
-    )
-    redo = [
-        i
-        for i, (fit, start) in enumerate(zip(fits, warm_starts, strict=True))
-        if start is not None
-        and not (
-            fit.status == "converged"
-            and register.distance((fit.xshift, fit.yshift), start) <= WARM_START_RADIUS
-        )
-    ]
-    if redo:
-        again = register.fit_many(
-            science_terms,
-            [references[i] for i in redo],
-            weight_terms,
-            priors=[priors[i] for i in redo],
-            max_shift=window,
-        )
-        for i, fit in zip(redo, again, strict=True):
-            fits[i] = fit
-    return fits
 
 
 class _Aligner:
@@ -250,13 +209,13 @@ class _Aligner:
         fits = []
         for first in range(0, self.npsfs, PSF_CHUNK):
             chunk = range(first, min(first + PSF_CHUNK, self.npsfs))
-            fits += _fit_with_warm_starts(
+            fits += register.fit_many(
                 science_terms,
                 [self.terms[m] for m in chunk],
                 self.weight_terms,
-                [starts[m] for m in chunk],
-                [self.priors[m] for m in chunk],
-                self.max_shift,
+                priors=[self.priors[m] for m in chunk],
+                max_shift=self.max_shift,
+                starts=[starts[m] for m in chunk],
             )
         return fits
 
@@ -312,7 +271,7 @@ def align_stacks(
 
     The first integration's fits make a cold start (the prior and the cross-correlation
     peaks in the window, see :mod:`coronalign.register`); every other
-    integration's start from the first one's (see ``WARM_START_RADIUS``), so each
+    integration's start from the first one's (see ``register.WARM_START_RADIUS``), so each
     integration's result depends on the data alone, never on which process computed it.
     Each worker process fits the first integration for itself (identically) rather than
     wait for another to do it.

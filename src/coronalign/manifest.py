@@ -110,6 +110,7 @@ def _resolve(path, base):
 
 def _rerun(entry, base, scratch):
     """Make the product of ``entry`` again in ``scratch``; return the new file."""
+    from .register import DEFAULT_MAX_SHIFT
     from .step import align_files, skip_alignment
 
     inputs = {role: _resolve(item["path"], base) for role, item in entry["inputs"].items()}
@@ -133,6 +134,9 @@ def _rerun(entry, base, scratch):
             mode=parameters["mode"],
             median_box_length=parameters["median_box_length"],
             bad_bits=parameters["bad_bits"],
+            # Records made before these parameters existed: the objective was linear.
+            weighting=parameters.get("weighting", "linear"),
+            max_shift=parameters.get("max_shift", DEFAULT_MAX_SHIFT),
             threads=parameters.get("threads", 1),
         )
     return output

@@ -103,12 +103,10 @@ def members_record(paths, models):
 def _plane_offsets(psf_model, npsfs):
     """Per-plane ``(x_offset, y_offset)`` of a PSF stack (npsfs, 2), or None."""
     coronalign = getattr(psf_model.meta, "coronalign", None)
-    members = None
-    if coronalign is not None:
-        members = coronalign.get("psf_members") if hasattr(coronalign, "get") else None
-        if members is None:
-            members = getattr(coronalign, "psf_members", None)
-    if not members:
+    # stdatamodels wraps what is not in its schema in nodes; .instance is the plain value.
+    coronalign = getattr(coronalign, "instance", coronalign)
+    members = coronalign.get("psf_members") if isinstance(coronalign, dict) else None
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
         return None
     offsets = []
     for member in members:

@@ -63,7 +63,13 @@ import scipy.fft
 
 from .errors import ParameterError
 from .fourier import axis_phases, phase_derivatives, rfft_frequencies, shift_spectrum
-from .reproducible import ExactLeft, complex_multiply, exact_matmul
+from .reproducible import (
+    ExactLeft,
+    complex_multiply,
+    exact_matmul,
+    exact_small_matmul,
+    sincos_2pi,
+)
 
 __all__ = [
     "DEFAULT_MAX_SHIFT",
@@ -103,6 +109,18 @@ DEFAULT_MAX_SHIFT = 10.0
 #: objective of the prior's basin. Measured (registration facts): spurious far minima of
 #: a poorly matched reference reach 0.96-0.98 of it; a real (7.3, 5.1) px offset 0.09-0.15.
 RELATIVE_MARGIN = 0.4
+#: Radius (pixels) of the prior's neighbourhood, where the fit looks first: after target
+#: acquisition and small-grid dithers a reference lies well within it, and with speckles
+#: the reference does not share, the best minimum within 2 px of the prior is as good as it
+#: gets (registration facts: about 1.7 px from the geometric shift on NIRCam).
+NEAR_RADIUS = 2.0
+#: Starts on a ring around the prior, tried when the fit from the prior leaves its
+#: neighbourhood (each a fit of its own, so only then).
+RING_STARTS = 8
+RING_RADIUS = 1.0
+#: A warm start (the first integration's fit) is kept if the fit converges within this
+#: distance of it (pixels); otherwise the fit is made again from a cold start.
+WARM_START_RADIUS = 1.0
 #: Cross-correlation peaks tried besides the prior, at most.
 MAX_CANDIDATES = 3
 #: Starts closer than this (pixels) are the same start.
@@ -395,13 +413,13 @@ class _Objectives:
         px = axis_phases(self.fx, self.nx, d[:, 0], orders).transpose(0, 2, 1)
         py = axis_phases(self.fy, self.ny, d[:, 1], orders)
         columns = exact_matmul(self.cross.select(index), px)  # (k, ny, orders)
-        a = exact_matmul(py, columns).real
+        a = exact_small_matmul(py, columns).real
         ex = phase_derivatives(self.qx, d[:, 0], orders)  # (k, orders, nx + 1)
         ex = ex.transpose(2, 0, 1).reshape(len(self.qx), k * orders)
         # One product for all PSFs: G is read once (it is the largest array here).
         rows = exact_matmul(self.norm, ex).reshape(len(self.qy), k, orders)
         ey = phase_derivatives(self.qy, d[:, 1], orders)  # (k, orders, 2 ny + 1)
-        b = exact_matmul(ey, rows.transpose(1, 0, 2)).real
+        b = exact_small_matmul(ey, rows.transpose(1, 0, 2)).real
         return a, b
 
 
@@ -461,24 +479,49 @@ def _symmetric_eigen(matrix):
     return values, vectors
 
 
-def _newton_steps(grad_r, hess_r):
-    """Steps that increase ``R``: Newton where ``R`` is concave, else a safeguarded one."""
-    values, vectors = _symmetric_eigen(-hess_r)  # Hessians of f = -R
-    scale = np.maximum(np.max(np.abs(values), axis=1, keepdims=True), 1e-300)
-    values = np.maximum(np.abs(values), 1e-6 * scale)  # flip and floor negative curvature
-    along = (vectors[:, 0, :] * grad_r[:, 0:1] + vectors[:, 1, :] * grad_r[:, 1:2]) / values
-    steps = vectors[:, :, 0] * along[:, 0:1] + vectors[:, :, 1] * along[:, 1:2]
-    length = np.max(np.abs(steps), axis=1, keepdims=True)
-    return steps * np.minimum(1.0, MAX_STEP / np.maximum(length, 1e-300))
+def _trust_region_steps(grad_r, hess_r, radius):
+    """Steps that increase ``R`` (decrease ``f``), each at most ``radius`` long.
+
+    The Newton step where ``f`` is convex and the step fits; otherwise the minimiser of
+    the quadratic model on the disc of ``radius`` (the step ``-(H + μI)⁻¹ g`` whose length
+    is ``radius``, ``μ`` found by bisection). Far from a minimum, or where ``f`` is not
+    convex, that follows the descent path closely, so a fit ends in the basin it started
+    in rather than jumping over ridges (as the official ``leastsq`` does).
+    """
+    values, vectors = _symmetric_eigen(-hess_r)  # Hessian of f = -R: values[:, 0] >= [:, 1]
+    gradient = -grad_r
+    along = vectors[:, 0, :] * gradient[:, 0:1] + vectors[:, 1, :] * gradient[:, 1:2]
+
+    def step(shift):
+        coefficients = -along / (values + shift[:, None])
+        return vectors[:, :, 0] * coefficients[:, 0:1] + vectors[:, :, 1] * coefficients[:, 1:2]
+
+    def length(vector):
+        return np.sqrt(vector[:, 0] * vector[:, 0] + vector[:, 1] * vector[:, 1])
+
+    convex = values[:, 1] > 0
+    newton = step(np.where(convex, 0.0, 1.0))
+    inside = convex & (length(newton) <= radius)
+    # Bisection for μ: |step(μ)| decreases from infinity (at μ = -λ_min) to 0.
+    norm = length(gradient)
+    low = np.maximum(-values[:, 1], 0.0) * (1 + 1e-12) + 1e-300
+    high = low + norm / radius + 1e-300
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        too_long = length(step(middle)) > radius
+        low = np.where(too_long, middle, low)
+        high = np.where(too_long, high, middle)
+    bounded = step(high)
+    return np.where(inside[:, None], newton, bounded)
 
 
 def _into_window(d, priors, radius):
-    """Project shifts onto the disc of ``radius`` around their priors."""
+    """Project shifts onto the discs of ``radius`` (one per shift) around their priors."""
     offset = d - priors
     distance = np.sqrt(offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1])
     outside = distance > radius
     if outside.any():
-        scale = radius / distance[outside]
+        scale = radius[outside] / distance[outside]
         d = d.copy()
         d[outside] = priors[outside] + offset[outside] * scale[:, None]
     return d
@@ -579,22 +622,40 @@ def integer_start(science_terms, reference_terms):
 def _converge(objectives, psf, d, priors, max_shift, tolerance):
     """Newton iterations for the fits ``psf`` (PSF indices) from shifts ``d``.
 
-    Every iterate stays within ``max_shift`` of its prior. Returns the final shifts,
-    the iterations taken and whether each converged.
+    Every iterate of fit ``j`` stays within ``max_shift[j]`` of ``priors[j]``. A fit whose
+    next step would be at most ``tolerance`` has converged and stays where it was
+    evaluated, so its ``A`` and ``B`` contractions are those of its final shift.
+
+    Returns
+    -------
+    d : ndarray (k, 2)
+        Final shifts.
+    iterations : ndarray of int
+    converged : ndarray of bool
+    a_matrix, b_matrix : ndarray (k, 3, 3)
+        Contractions at the final shifts (see ``_Objectives.matrices``).
     """
     count = len(psf)
+    max_shift = np.broadcast_to(np.asarray(max_shift, dtype=np.float64), (count,))
     d = _into_window(np.array(d, dtype=np.float64), priors, max_shift)
     iterations = np.zeros(count, dtype=int)
     converged = np.zeros(count, dtype=bool)
+    final_a = np.empty((count, 3, 3))
+    final_b = np.empty((count, 3, 3))
     active = np.arange(count)
     for _ in range(MAX_ITERATIONS):
         a_matrix, b_matrix = objectives.matrices(psf[active], d[active])
+        final_a[active], final_b[active] = a_matrix, b_matrix
         a_terms, b_terms = _terms(a_matrix), _terms(b_matrix)
-        steps = _newton_steps(*_profile_derivatives(a_terms, b_terms))
+        grad_r, hess_r = _profile_derivatives(a_terms, b_terms)
         ratio = a_terms[0] * a_terms[0] / b_terms[0]
         here = d[active]
-        target = _into_window(here + steps, priors[active], max_shift)
-        # Long steps must improve the objective; short ones are in the Newton basin.
+        radius = np.full(len(active), MAX_STEP)
+        target = _into_window(
+            here + _trust_region_steps(grad_r, hess_r, radius), priors[active], max_shift[active]
+        )
+        # Long steps must improve the objective (else the trust radius is halved); short
+        # ones are in the Newton basin.
         long = np.max(np.abs(target - here), axis=1) > 1e-2
         while long.any():
             trial = np.flatnonzero(long)
@@ -602,18 +663,25 @@ def _converge(objectives, psf, d, priors, max_shift, tolerance):
             a_try, b_try = a_try[:, 0, 0], b_try[:, 0, 0]
             better = (b_try > 0) & (a_try * a_try >= ratio[trial] * b_try)
             worse = trial[~better]
-            target[worse] = here[worse] + (target[worse] - here[worse]) / 2
+            if worse.size:
+                moved = target[worse] - here[worse]
+                radius[worse] = 0.5 * np.sqrt(moved[:, 0] * moved[:, 0] + moved[:, 1] * moved[:, 1])
+                steps = _trust_region_steps(grad_r[worse], hess_r[worse], radius[worse])
+                window = max_shift[active[worse]]
+                target[worse] = _into_window(here[worse] + steps, priors[active[worse]], window)
             long[trial[better]] = False
             long &= np.max(np.abs(target - here), axis=1) > 1e-2
         moved = np.max(np.abs(target - here), axis=1)
-        d[active] = target
         iterations[active] += 1
         done = moved <= tolerance
+        d[active[~done]] = target[~done]
         converged[active[done]] = True
         active = active[~done]
         if not active.size:
             break
-    return d, iterations, converged
+    if active.size:  # out of iterations: the contractions where they stopped
+        final_a[active], final_b[active] = objectives.matrices(psf[active], d[active])
+    return d, iterations, converged, final_a, final_b
 
 
 def _hessian_errors(a_terms, b_terms, beta, residual, count):
@@ -687,35 +755,31 @@ def fit_many(
             FitResult(np.nan, np.nan, np.nan, np.nan, 0, False, status="no_data", prior=tuple(p))
             for p in priors
         ]
-    starts = [None] * count if starts is None else list(starts)
-    owner, first = [], []  # which PSF each fit belongs to, and where it starts
-    cold = [i for i, start in enumerate(starts) if start is None]
-    scores = _cross_correlation(science_terms, [references[i] for i in cold]) if cold else []
-    for i, start in enumerate(starts):
-        if start is not None:
-            owner.append(i)
-            first.append(start)
-    for i, score in zip(cold, scores, strict=True):
-        owner.append(i)
-        first.append(priors[i])
-        for peak in cross_correlation_peaks(score, priors[i], max_shift):
-            owner.append(i)
-            first.append(peak)
-    owner = np.array(owner)
     objectives = _Objectives(science_terms, references)
-    d, iterations, converged = _converge(
-        objectives, owner, first, priors[owner], max_shift, tolerance
-    )
-    a_matrix, b_matrix = objectives.matrices(owner, d, orders=1)
-    a, b = a_matrix[:, 0, 0], b_matrix[:, 0, 0]
-    chosen = _choose(owner, objectives.energy[owner] - a * a / b, converged, count)
-    # Statistics of the fits kept, from their residual images (no cancellation).
-    d, iterations, converged = d[chosen], iterations[chosen], converged[chosen]
-    beta, objective = _residuals(science_terms, references, d)
-    a_matrix, b_matrix = objectives.matrices(np.arange(count), d)
-    errors = _hessian_errors(
-        _terms(a_matrix), _terms(b_matrix), beta, objective, weight_terms.count
-    )
+    fits = _Fits(objectives, priors, tolerance)
+    starts = [None] * count if starts is None else list(starts)
+    chosen = [None] * count
+    warm = [i for i, start in enumerate(starts) if start is not None]
+    if warm:
+        near = min(NEAR_RADIUS, max_shift)
+        jobs = fits.run(
+            warm,
+            [starts[i] for i in warm],
+            [near if distance(starts[i], priors[i]) <= near else max_shift for i in warm],
+        )
+        for i, job in zip(warm, jobs, strict=True):
+            if fits.interior(job) and distance(fits.d[job], starts[i]) <= WARM_START_RADIUS:
+                chosen[i] = job
+    cold = [i for i in range(count) if chosen[i] is None]
+    if cold:
+        kept = _cold_search(fits, science_terms, references, cold, max_shift)
+        for i, job in zip(cold, kept, strict=True):
+            chosen[i] = job
+    chosen = np.array(chosen)
+    d, iterations, converged = fits.d[chosen], fits.iterations[chosen], fits.converged[chosen]
+    a_terms, b_terms = _terms(fits.a_matrix[chosen]), _terms(fits.b_matrix[chosen])
+    beta, objective = _statistics(science_terms, references, d, a_terms[0], b_terms[0])
+    errors = _hessian_errors(a_terms, b_terms, beta, objective, weight_terms.count)
     offset = d - priors
     on_edge = np.sqrt(np.sum(offset * offset, axis=1)) >= max_shift * (1 - 1e-9)
     total = weight_terms.total
@@ -743,38 +807,145 @@ def fit_many(
     ]
 
 
-def _residuals(science_terms, references, d):
-    """``beta`` and ``f = Σ w (p − beta T_d s)²`` from the shifted science images."""
-    ny, nx = science_terms.shape
-    weight = science_terms.weight
-    beta = np.empty(len(references))
-    objective = np.empty(len(references))
-    for i, (reference, (dx, dy)) in enumerate(zip(references, d, strict=True)):
-        moved = shift_spectrum(science_terms.rspectrum, (ny, nx), dx, dy)
-        weighted = weight * moved
-        beta[i] = np.sum(weighted * reference.image) / np.sum(weighted * moved)
-        residual = reference.image - beta[i] * moved
-        objective[i] = np.sum(weight * residual * residual)
+#: Below this fraction of ``Σ w p²`` the objective ``Σ w p² − A²/B`` loses too many
+#: digits to cancellation (A and B carry about 12): it is then taken from the residual
+#: image instead.
+CANCELLATION = 1e-5
+
+
+def _statistics(science_terms, references, d, a, b):
+    """``beta`` and ``f = Σ w (p − beta T_d s)²`` of the fits at shifts ``d``.
+
+    From ``A`` and ``B`` where that is accurate; from the residual image (one inverse
+    transform) where ``f`` is a tiny fraction of ``Σ w p²`` (a near-perfect match).
+    """
+    energy = np.array([reference.energy for reference in references])
+    beta = a / b
+    objective = np.maximum(energy - a * beta, 0.0)
+    for i in np.flatnonzero(objective < CANCELLATION * energy):
+        beta[i], objective[i] = _residual(science_terms, references[i], d[i])
     return beta, objective
 
 
-def _choose(owner, objective, converged, count):
-    """Index of the fit kept for each PSF.
+def _residual(science_terms, reference, shift):
+    """``beta`` and ``f`` of one fit from its residual image (no cancellation)."""
+    weight = science_terms.weight
+    dx, dy = shift
+    moved = shift_spectrum(science_terms.rspectrum, science_terms.shape, dx, dy)
+    weighted = weight * moved
+    beta = np.sum(weighted * reference.image) / np.sum(weighted * moved)
+    residual = reference.image - beta * moved
+    return beta, np.sum(weight * residual * residual)
 
-    The first fit of each PSF is its warm start or its prior's basin; another wins only
-    if it converged and its objective is below ``RELATIVE_MARGIN`` times the first's
-    (the lowest such objective wins).
+
+class _Fits:
+    """Every fit made for one science image: where it started, its window and its end."""
+
+    def __init__(self, objectives, priors, tolerance):
+        self.objectives = objectives
+        self.priors = priors
+        self.tolerance = tolerance
+        self.owner = np.zeros(0, dtype=int)
+        self.d = np.zeros((0, 2))
+        self.radius = np.zeros(0)
+        self.iterations = np.zeros(0, dtype=int)
+        self.converged = np.zeros(0, dtype=bool)
+        self.objective = np.zeros(0)
+        self.a_matrix = np.zeros((0, 3, 3))
+        self.b_matrix = np.zeros((0, 3, 3))
+
+    def run(self, owners, starts, radii):
+        """Converge fits of PSFs ``owners`` from ``starts`` in windows of ``radii`` around
+        their priors (all at once); returns their indices."""
+        owners = np.asarray(owners, dtype=int)
+        radii = np.asarray(radii, dtype=np.float64)
+        priors = self.priors[owners]
+        d, iterations, converged, a_matrix, b_matrix = _converge(
+            self.objectives, owners, starts, priors, radii, self.tolerance
+        )
+        a, b = a_matrix[:, 0, 0], b_matrix[:, 0, 0]
+        first = len(self.owner)
+        self.owner = np.concatenate([self.owner, owners])
+        self.d = np.concatenate([self.d, d])
+        self.radius = np.concatenate([self.radius, radii])
+        self.iterations = np.concatenate([self.iterations, iterations])
+        self.converged = np.concatenate([self.converged, converged])
+        self.a_matrix = np.concatenate([self.a_matrix, a_matrix])
+        self.b_matrix = np.concatenate([self.b_matrix, b_matrix])
+        self.objective = np.concatenate(
+            [self.objective, self.objectives.energy[owners] - a * a / b]
+        )
+        return list(range(first, len(self.owner)))
+
+    def on_edge(self, job):
+        """True if fit ``job`` ended on the edge of its window."""
+        prior = self.priors[self.owner[job]]
+        return distance(self.d[job], prior) >= self.radius[job] * (1 - 1e-9)
+
+    def interior(self, job):
+        """True if fit ``job`` converged to a minimum inside its window."""
+        return bool(self.converged[job]) and not self.on_edge(job)
+
+
+def _ring(prior):
+    """Starts around a prior whose own fit left the prior's neighbourhood."""
+    angles = np.arange(RING_STARTS) / RING_STARTS
+    cos, sin = sincos_2pi(angles)
+    return [
+        (prior[0] + RING_RADIUS * c, prior[1] + RING_RADIUS * s)
+        for c, s in zip(cos, sin, strict=True)
+    ]
+
+
+def _cold_search(fits, science_terms, references, psfs, max_shift):
+    """The kept fit of each PSF ``psfs`` from a cold start (see the module docstring).
+
+    1. A fit from the prior, kept to the prior's neighbourhood (``NEAR_RADIUS``), and fits
+       from the cross-correlation peaks, in the whole window.
+    2. Only if the fit from the prior ends on the neighbourhood's edge (no minimum there):
+       fits from a ring of starts around the prior, and the prior's fit continued, in the
+       whole window.
+    3. Of the minima found (inside their windows), the nearest to the prior is kept unless
+       one farther away has an objective below ``RELATIVE_MARGIN`` times it (taken in order
+       of distance, each against the one kept so far).
     """
-    chosen = []
-    for i in range(count):
-        fits = np.flatnonzero(owner == i)
-        best = fits[0]
-        for j in fits[1:]:
-            clearly_lower = converged[j] and objective[j] < RELATIVE_MARGIN * objective[fits[0]]
-            if clearly_lower and (best == fits[0] or objective[j] < objective[best]):
-                best = j
-        chosen.append(best)
-    return chosen
+    near = min(NEAR_RADIUS, max_shift)
+    scores = _cross_correlation(science_terms, [references[i] for i in psfs])
+    owners, starts, radii = [], [], []
+    for i, score in zip(psfs, scores, strict=True):
+        prior = fits.priors[i]
+        owners.append(i)  # the prior's own fit comes first
+        starts.append(prior)
+        radii.append(near)
+        for peak in cross_correlation_peaks(score, prior, max_shift):
+            owners.append(i)
+            starts.append(peak)
+            radii.append(max_shift)
+    jobs = fits.run(owners, starts, radii)
+    owners, starts = [], []
+    for i in psfs:
+        from_prior = next(job for job in jobs if fits.owner[job] == i)
+        if near < max_shift and fits.on_edge(from_prior):
+            for start in [fits.d[from_prior], *_ring(fits.priors[i])]:
+                owners.append(i)
+                starts.append(start)
+    if owners:
+        jobs += fits.run(owners, starts, [max_shift] * len(owners))
+    kept = []
+    for i in psfs:
+        mine = [job for job in jobs if fits.owner[job] == i]
+        minima = [job for job in mine if fits.interior(job)]
+        if not minima:  # every fit ended on an edge: the lowest, reported as such
+            kept.append(min(mine, key=lambda job: (fits.objective[job], job)))
+            continue
+        prior = fits.priors[i]
+        minima.sort(key=lambda job: (distance(fits.d[job], prior), job))
+        best = minima[0]
+        for job in minima[1:]:
+            if fits.objective[job] < RELATIVE_MARGIN * fits.objective[best]:
+                best = job
+        kept.append(best)
+    return kept
 
 
 def fit_pair(

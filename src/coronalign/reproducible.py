@@ -40,6 +40,7 @@ __all__ = [
     "ExactLeft",
     "complex_multiply",
     "exact_matmul",
+    "exact_small_matmul",
     "expi_2pi",
     "sincos_2pi",
 ]
@@ -121,10 +122,12 @@ def complex_multiply(a, b, out=None):
     a = np.asarray(a)
     b = np.asarray(b)
     ar, ai, br, bi = a.real, a.imag, b.real, b.imag
-    real = ar * br
-    real -= ai * bi
-    imag = ar * bi
-    imag += ai * br
+    real = np.multiply(ar, br)
+    other = np.multiply(ai, bi)
+    real -= other
+    imag = np.multiply(ar, bi)
+    np.multiply(ai, br, out=other)
+    imag += other
     if out is None:
         out = np.empty(real.shape, dtype=np.result_type(a, b, np.complex64))
     out.real = real
@@ -150,24 +153,29 @@ def _slice_bits(length):
     return (53 - math.ceil(math.log2(max(2, length)))) // 2
 
 
-def _slices(matrix, bits, axis):
+def _slices(matrix, bits, axis, out=None):
     """Split a real matrix into ``SLICES`` parts with a common exponent along ``axis``.
 
     Every entry of slice ``j`` is an integer of at most ``bits`` bits times
     ``2**(e - (j + 1) * bits)``, where ``2**e`` bounds the largest magnitude along ``axis``
     (per row for ``axis=-1``, per column for ``axis=-2``). The remainder after the last
-    slice is dropped (below ``2**(-SLICES * bits)`` of that magnitude).
+    slice is dropped (below ``2**(-SLICES * bits)`` of that magnitude). ``out`` (a
+    sequence of arrays shaped like ``matrix``) receives the slices; new ones by default.
     """
-    largest = np.max(np.abs(matrix), axis=axis, keepdims=True)
+    largest = np.maximum(
+        np.max(matrix, axis=axis, keepdims=True), -np.min(matrix, axis=axis, keepdims=True)
+    )
     _, exponent = np.frexp(np.where(largest > 0, largest, 1.0))
-    parts = []
+    if out is None:
+        out = [np.empty_like(matrix) for _ in range(SLICES)]
     rest = matrix
-    for j in range(1, SLICES + 1):
-        scale = np.ldexp(1.0, bits * j - exponent)
-        part = np.rint(rest * scale) / scale  # exact: powers of two, rint
-        parts.append(part)
-        rest = rest - part  # exact: part is rest rounded at a coarser position
-    return parts
+    for j, part in enumerate(out, start=1):
+        if j > 1:  # exact: what the previous slices left
+            rest = np.subtract(rest, out[j - 2], out=None if j == 2 else rest)
+        np.multiply(rest, np.ldexp(1.0, bits * j - exponent), out=part)
+        np.rint(part, out=part)
+        part *= np.ldexp(1.0, exponent - bits * j)  # exact: powers of two, rint
+    return out
 
 
 def _real_blocks(matrix, side):
@@ -199,9 +207,10 @@ class ExactLeft:
         self.bits = _slice_bits(2 * matrix.shape[-1])
         blocks = _real_blocks(matrix, "left")
         # Slices stacked along the rows: one BLAS call multiplies all of them.
-        self.stacked = np.ascontiguousarray(
-            np.concatenate(_slices(blocks, self.bits, axis=-1), axis=-2)
-        )
+        m = matrix.shape[-2]
+        self.stacked = np.empty((*blocks.shape[:-2], SLICES * m, blocks.shape[-1]))
+        parts = [self.stacked[..., j * m : (j + 1) * m, :] for j in range(SLICES)]
+        _slices(blocks, self.bits, axis=-1, out=parts)
 
     def select(self, index):
         """The factors ``index`` of a batch (first dimension), still split.
@@ -253,4 +262,34 @@ def exact_matmul(left, right):
     out = np.empty((*total.shape[:-1], n), dtype=np.complex128)
     out.real = total[..., :n]
     out.imag = total[..., n:]
+    return out
+
+
+def exact_small_matmul(left, right):
+    """Complex ``left @ right`` for small outputs, without BLAS.
+
+    Every output is a sum of real products taken along the contraction axis by
+    :func:`numpy.sum` (pairwise, in an order fixed by numpy's code), so the bits do not
+    depend on the CPU. Cheaper than :func:`exact_matmul` when the result has only a few
+    entries per batch (e.g. 3 × 3).
+
+    Parameters
+    ----------
+    left : array_like of complex, shape (..., m, k)
+    right : array_like of complex, shape (..., k, n)
+
+    Returns
+    -------
+    ndarray of complex128, shape (..., m, n)
+    """
+    left = np.asarray(left, dtype=np.complex128)[..., :, None, :]
+    right = np.swapaxes(np.asarray(right, dtype=np.complex128), -1, -2)[..., None, :, :]
+    lr, li, rr, ri = left.real, left.imag, right.real, right.imag
+    real = lr * rr
+    real -= li * ri
+    imag = lr * ri
+    imag += li * rr
+    out = np.empty(real.shape[:-1], dtype=np.complex128)
+    out.real = np.sum(real, axis=-1)
+    out.imag = np.sum(imag, axis=-1)
     return out

@@ -24,9 +24,12 @@ rule align:
         mode=MODE,
         median_box_length=MEDIAN_BOX_LENGTH,
         bad_bits=BAD_BITS,
+        weighting=WEIGHTING,
+        max_shift=MAX_SHIFT,
     shell:
         "coronalign align {input.science:q} {input.psfstack:q} "
         "--psfmask-selection {input.selection:q} "
         "-o {output.product:q} --shifts {output.shifts:q} "
         "--mode {params.mode} --median-box-length {params.median_box_length} "
-        "--bad-bits {params.bad_bits:q} --threads {threads} 2> {log:q}"
+        "--bad-bits {params.bad_bits:q} --weighting {params.weighting} "
+        "--max-shift {params.max_shift} --threads {threads} 2> {log:q}"

@@ -83,6 +83,8 @@ validate_config(config)
 MODE = config["mode"]
 MEDIAN_BOX_LENGTH = config["median_box_length"]
 BAD_BITS = str(config["bad_bits"])
+WEIGHTING = config["weighting"]
+MAX_SHIFT = config["max_shift"]
 
 
 # ---------------------------------------------------------------------------------------
