@@ -189,7 +189,7 @@ def test_the_range_check_follows_max_shift_around_each_prior(aligned, tmp_path):
     assert validate_product(product, shifts, mode="quad")["status"] == "passed"
     table.meta["parameters"]["max_shift"] = 0.01
     table.write(shifts, overwrite=True)
-    with pytest.raises(ValidationError, match="farther than 0.01 px"):
+    with pytest.raises(ValidationError, match=r"farther than 0\.01 px"):
         validate_product(product, shifts, mode="quad")
 
 
