@@ -136,12 +136,20 @@ def test_manifest_records_the_run_and_verify_reproduces_it(environment, data, fi
     assert set(entry["inputs"]) == {"science", "psfstack", "psfmask"}
     assert entry["parameters"]["median_box_length"] == 3
     assert set(entry["data_sha256"]) == {"SCI", "ERR", "DQ"}
+    # The run's jobs had 2 threads (2 processes, BLAS variables set to 2 by Snakemake);
+    # verify runs with 1 process and another BLAS kernel and thread count.
+    other_machine = {
+        **environment,
+        "OPENBLAS_CORETYPE": "Prescott",
+        "OPENBLAS_NUM_THREADS": "3",
+        "OMP_NUM_THREADS": "3",
+    }
     verify = subprocess.run(
         [str(BIN / "coronalign"), "verify", "results/manifest.json"],
         cwd=finished_run,
         capture_output=True,
         text=True,
-        env=environment,
+        env=other_machine,
         timeout=300,
         check=False,
     )

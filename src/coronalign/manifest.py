@@ -142,7 +142,7 @@ def _rerun(entry, base, scratch):
     return output
 
 
-def verify_entry(entry, base, scratch):
+def verify_entry(entry, base, scratch, changed_versions=()):
     """Check one manifest entry: inputs unchanged, then re-run and compare the values.
 
     Parameters
@@ -153,6 +153,9 @@ def verify_entry(entry, base, scratch):
         Folder that relative paths in the manifest are relative to.
     scratch : path-like
         Where the re-run writes its product.
+    changed_versions : sequence of str, optional
+        ``"numpy 2.4.6 -> 2.5.0"`` for each package whose version differs from the recorded
+        run's: named as the likely cause when values differ.
 
     Returns
     -------
@@ -168,9 +171,16 @@ def verify_entry(entry, base, scratch):
     if problems:
         return Verification(entry["product"], False, tuple(problems))
     again = data_sha256(_rerun(entry, base, scratch))
+    cause = (
+        " (likely cause: other package versions than the recorded run's: "
+        + ", ".join(changed_versions)
+        + "; bit-for-bit reproduction needs the same versions)"
+        if changed_versions
+        else ""
+    )
     for name, digest in entry["data_sha256"].items():
         if again[name] != digest:
-            problems.append(f"{name} values differ from the recorded run")
+            problems.append(f"{name} values differ from the recorded run{cause}")
     return Verification(entry["product"], not problems, tuple(problems))
 
 
@@ -199,8 +209,10 @@ def verify_manifest(path, *, base=None):
     if manifest.get("format") != MANIFEST_FORMAT:
         raise InputFileError(path, f"is not a coronalign manifest (format {MANIFEST_FORMAT})")
     current = software_versions()
+    changed = []
     for name, version in manifest.get("software", {}).items():
         if current.get(name) != version:
+            changed.append(f"{name} {version} -> {current.get(name)}")
             log.warning(
                 "%s was %s for the recorded run and is %s now: results may differ",
                 name,
@@ -211,7 +223,7 @@ def verify_manifest(path, *, base=None):
     results = []
     with tempfile.TemporaryDirectory(prefix="coronalign-verify-") as scratch:
         for entry in manifest["products"]:
-            result = verify_entry(entry, base, scratch)
+            result = verify_entry(entry, base, scratch, changed)
             log.info(
                 "%s: %s",
                 entry["product"],
