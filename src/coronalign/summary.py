@@ -203,7 +203,9 @@ def _limits(*images):
 def plot_exposure(product, science, shifts, output):
     """Draw the report figure of one exposure (PNG, atomically).
 
-    Top row: fitted x and y shifts against integration, one line per PSF. Bottom row:
+    Top row: fitted x and y shifts against integration, one line per PSF, with their formal
+    errors; fits with status outlier, out_of_window or not_converged are circled in red.
+    Bottom row:
     science integration 0, PSF 0 aligned to it divided by its fitted beta, and the residual
     science - PSF/beta. For a skipped alignment the top row gives the reason and the PSF
     is the unaligned one (scaled by the ratio of total fluxes).
@@ -267,9 +269,33 @@ def plot_exposure(product, science, shifts, output):
         integration = np.asarray(table["integration"])
         psf_index = np.asarray(table["psf"])
         values = np.asarray(table[axis], dtype=float)
+        errors = (
+            np.asarray(table[f"{axis}_err"], dtype=float)
+            if f"{axis}_err" in table.colnames
+            else None
+        )
+        status = np.asarray(table["status"], dtype=str)
         for m in np.unique(psf_index):
             pick = psf_index == m
-            ax.plot(integration[pick], values[pick], marker="o", label=f"PSF {m}")
+            ax.errorbar(
+                integration[pick],
+                values[pick],
+                yerr=None if errors is None else errors[pick],
+                marker="o",
+                capsize=2,
+                label=f"PSF {m}",
+            )
+        flagged = np.isin(status, ["outlier", "out_of_window", "not_converged"])
+        if flagged.any():
+            ax.scatter(
+                integration[flagged],
+                values[flagged],
+                s=120,
+                facecolors="none",
+                edgecolors="red",
+                label="outlier / out of window",
+                zorder=5,
+            )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("science integration")
         ax.set_ylabel(f"{axis} (pix)")
