@@ -3,30 +3,55 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The hashed lock of the whole environment (Python 3.11+, Linux x86-64): `make env` installs
+# exactly these files; `make lock` refreshes it. LOCKED=0 make env resolves afresh instead.
+LOCK := requirements/lock.txt
+LOCKED ?= 1
+# Where `make lock` resolves: Python 3.11 on x86-64 Linux (the versions must also install on
+# newer Pythons: the lock keeps the hashes of every file of each version).
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
+UV := $(BIN)/uv
+LINTED := src tests workflow benchmarks requirements
 
-.PHONY: env test lint demo clean-demo
+.PHONY: env lock test lint demo clean-demo
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "coronalign needs Python >= 3.11 (found: $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		{ echo "could not create $(VENV): on Debian install python3-venv"; exit 1; }
+ifeq ($(LOCKED),1)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+else
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+endif
 	@touch $(STAMP)
 
+# Refresh the lock (needs PyPI): uv resolves the test extra and the build tools together,
+# with the hashes of every file of each version; the conda environment of the workflow's
+# rules pins the same versions (envs/coronalign.yaml, generated).
+lock: env
+	$(BIN)/python -m pip install --quiet uv
+	$(UV) pip compile pyproject.toml requirements/build.in --extra test $(LOCK_TARGET) \
+		--generate-hashes --no-header --quiet -o $(LOCK)
+	$(UV) pip compile pyproject.toml requirements/build.in --extra plots $(LOCK_TARGET) \
+		--constraint $(LOCK) --no-header --quiet -o $(VENV)/runtime-pins.txt
+	$(BIN)/python requirements/conda_pins.py $(VENV)/runtime-pins.txt envs/coronalign.yaml
+
 test: env
-	$(BIN)/ruff check src tests workflow benchmarks
-	$(BIN)/ruff format --check src tests workflow benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/python -m pytest
 
 lint: env
-	$(BIN)/ruff check src tests workflow benchmarks
-	$(BIN)/ruff format --check src tests workflow benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/snakefmt --check Snakefile workflow
 
 demo: env
