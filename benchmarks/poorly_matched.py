@@ -32,7 +32,7 @@ Usage (project environment; the official one from ``official/make-venvs.sh``)::
         [--work benchmarks/work/poorly_matched] [--out benchmarks/POORLY_MATCHED.md]
         [--json benchmarks/poorly_matched.json]
 
-Writes the markdown table ``--out`` and every pair's numbers to ``--json``. About 10 minutes for
+Writes the markdown table ``--out`` and every pair's numbers to ``--json``. About 8 minutes for
 10 seeds of each instrument on 2 cores.
 """
 
