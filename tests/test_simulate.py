@@ -405,9 +405,10 @@ def test_parameter_errors(kwargs, name):
 # New options (decorrelation, mask styles, configurations, dithers) must leave every output
 # made with their defaults bit-identical. Two independent pins:
 #
-# * the committed golden inputs under tests/data/official*/ (made by
-#   benchmarks/official/make_golden.py from the simulator before these options existed) must be
-#   reproduced exactly;
+# * the golden inputs that were committed under tests/data/official*/ until commit 4c6e228 (made
+#   by benchmarks/official/make_golden.py from the simulator before these options existed, with
+#   every option at its default) must be reproduced exactly; they were replaced by golden sets
+#   with CRDS-like masks, so their SHA-256 digests (computed from those files) are pinned here;
 # * SHA-256 digests of every array (and of the truth entries that existed then) of a few small
 #   simulations, computed with the unmodified simulator at commit 3674045 (before any of the new
 #   code was written) and pasted here. They are exact only for the same numpy / scipy FFT and
@@ -523,16 +524,69 @@ def test_association_defaults_reproduce_pinned_digests(tmp_path):
     assert _association_digests(again) == PINNED_ASSOCIATION
 
 
-@pytest.mark.parametrize(
-    ("folder", "inst"), [(f, i) for f in ("official", "official_clean") for i in SHAPES]
-)
-def test_defaults_reproduce_the_golden_inputs(folder, inst):
-    """The committed golden inputs (README there: seed 2024, 96 x 96, 2 x 3) are made again."""
+def _golden_inputs(folder, inst, **options):
+    """The golden inputs as make_golden.py makes them (seed 2024, 96 x 96, 2 x 3)."""
     sim = simulate.simulate_exposures(
-        inst, nints=2, npsfs=3, seed=2024, shape=(96, 96), garbage=folder == "official"
+        inst, nints=2, npsfs=3, seed=2024, shape=(96, 96), garbage=folder == "official", **options
     )
     for data, dq in ((sim.sci, sim.sci_dq), (sim.psf, sim.psf_dq)):
         data[np.isinf(data) & ((dq & DO_NOT_USE) == 0)] = np.nan  # as make_golden.py does
+    return sim
+
+
+def _nan_canonical(array):
+    """A copy with every NaN the same NaN (FITS files need not keep NaN payloads)."""
+    array = np.array(array, copy=True)
+    if array.dtype.kind == "f":
+        array[np.isnan(array)] = np.nan
+    return array
+
+
+#: (arrays, truth) digests of the golden inputs committed until 4c6e228 (default options):
+#: SCI, ERR, DQ, VAR_POISSON of the calints, SCI, ERR, DQ of the psfstack, the mask (NaNs made
+#: canonical), and the truth entries below; computed from those files.
+OLD_GOLDEN_DIGESTS = {
+    ("official", "nircam"): (
+        "2550896039cad3abf77a58d6938312adaa96ff266c74086e8eeffe73473e0358",
+        "208d3403fa1072c4c3d7c4ccb0ec1a4d863952258bacdfeb72b18affeee956ef",
+    ),
+    ("official", "miri"): (
+        "5a290a5daa09568f57c916d9559addf9bd75fa77b52c1d96723c58870647c57d",
+        "f662dc3a5b4c46336cb0a0f3c477882ce308d7400d03c282ce56f37ad76d0695",
+    ),
+    ("official_clean", "nircam"): (
+        "1389d29392b09870e17b3f98294baa4e778172c3d7585a9f0a9c34042bdc5926",
+        "208d3403fa1072c4c3d7c4ccb0ec1a4d863952258bacdfeb72b18affeee956ef",
+    ),
+    ("official_clean", "miri"): (
+        "abd5896578e90611f66301d4bdd2e1d53914019553f853a68503e375b4cf0712",
+        "f662dc3a5b4c46336cb0a0f3c477882ce308d7400d03c282ce56f37ad76d0695",
+    ),
+}
+GOLDEN_TRUTH_KEYS = ("xshift", "yshift", "beta", "xshift_geometric", "yshift_geometric")
+
+
+@pytest.mark.parametrize(("folder", "inst"), sorted(OLD_GOLDEN_DIGESTS))
+def test_defaults_reproduce_the_old_golden_inputs(folder, inst):
+    """The golden inputs made before the new options existed are made again, bit for bit."""
+    sim = _golden_inputs(folder, inst)
+    arrays = (
+        sim.sci, sim.sci_err, sim.sci_dq, sim.sci_var_poisson, sim.psf, sim.psf_err, sim.psf_dq,
+        sim.mask,
+    )  # fmt: skip
+    assert (
+        _digest(*map(_nan_canonical, arrays)),
+        _truth_digest(sim.truth, GOLDEN_TRUTH_KEYS),
+    ) == OLD_GOLDEN_DIGESTS[folder, inst]
+
+
+@pytest.mark.parametrize(
+    ("folder", "inst"), [(f, i) for f in ("official", "official_clean") for i in SHAPES]
+)
+def test_the_golden_inputs_are_made_again(folder, inst):
+    """The committed golden inputs (README there: seed 2024, 96 x 96, 2 x 3, CRDS-like masks,
+    decorrelation 0.3) are made again."""
+    sim = _golden_inputs(folder, inst, mask_style="crds", decorrelation=0.3)
     where = DATA / folder / inst
     with datamodels.open(where / "golden_calints.fits") as model:
         assert np.array_equal(model.data, sim.sci, equal_nan=True)
@@ -546,7 +600,7 @@ def test_defaults_reproduce_the_golden_inputs(folder, inst):
     with datamodels.open(where / "golden_psfmask.fits") as model:
         assert np.array_equal(model.data, sim.mask)
     truth = json.loads((where / "truth.json").read_text())
-    for key in ("xshift", "yshift", "beta", "xshift_geometric", "yshift_geometric"):
+    for key in GOLDEN_TRUTH_KEYS:
         assert truth[key] == sim.truth[key], key
 
 

@@ -1,35 +1,42 @@
-"""Does the OFFICIAL ``klip`` step accept a ``_psfalign`` product that carries its shift table?
+"""Does the OFFICIAL ``klip`` step accept the ``_psfalign`` product coronalign writes?
 
-Two ways of storing the fitted shift table (one row per (integration, PSF)) inside the
-product are checked:
+``coronalign align`` writes the fitted shift table (one row per (integration, PSF)) inside the
+product, as a ``PSFSHIFTS`` binary-table extension that stdatamodels lays out
+(``model.extra_fits``; the ASDF tree points at the HDU) and that is filled when the product is
+committed. This script checks that products made by the CURRENT code are read correctly and do
+not change what the official ``klip`` computes. Three files per mode:
 
-``a``
-    an extra FITS binary-table extension ``PSFSHIFTS`` appended with astropy AFTER
-    stdatamodels wrote the file (``fits.open(path, mode="append")``);
-``b_struct``
-    ``meta.coronalign.shifts`` = a structured numpy array, written by stdatamodels into its
-    ASDF extension (``model.save``);
-``b_dict``
-    ``meta.coronalign.shifts`` = a dict of lists (one list per column), likewise.
+``product``
+    the product exactly as ``coronalign align`` wrote it;
+``plain``
+    the same product without the table (re-opened with stdatamodels, ``extra_fits`` removed,
+    saved): the yardstick for ``klip``'s output;
+``resaved``
+    ``product`` re-opened with stdatamodels and written again with ``model.save()``.
 
 The script has two halves.
 
 * Run with the project's environment (the default, it imports coronalign)::
 
       PYTHONPATH=src .venv/bin/python benchmarks/official/check_klip.py \
-          [--work benchmarks/work/klip] [--venv-root /work/venvs] [--json OUT]
+          [--work benchmarks/work/klip] [--venv-root /work/venvs] [--json OUT] [--cross]
 
   It simulates one noise-only NIRCam data set (``simulate_exposures(..., garbage=False)``,
   so KLIP's output is finite and a comparison means something), aligns it with
-  ``coronalign align`` in both modes (``quad``: QuadModel (nints, npsfs, ny, nx); ``cube``:
-  CubeModel (npsfs, ny, nx)), writes the three variants of each product, checks them with
-  the project's own stdatamodels (open, ``validate()``, round trip of the table, what
-  ``save()`` of a re-opened product does), then runs the second half in every official
-  environment ``<venv-root>/jwst-<version>`` that exists and prints a summary.
+  ``coronalign align`` (default options) in both modes (``quad``: QuadModel (nints, npsfs,
+  ny, nx); ``cube``: CubeModel (npsfs, ny, nx)) with ``--shifts`` (the ECSV table, written by
+  astropy, is the expected content), makes ``plain`` and ``resaved``, checks every file with
+  the project's own stdatamodels (warnings while opening, ``validate()``, the FITS hash
+  stdatamodels stored, the table read back both with ``astropy.table.Table.read(path,
+  hdu="PSFSHIFTS")`` and as ``model.extra_fits.PSFSHIFTS.data``, data and metadata equal to
+  the product's), then runs the second half in every official environment
+  ``<venv-root>/jwst-<version>`` that exists and prints a summary. The 4D product goes to
+  jwst 1.15.1, the 3D one to >= 1.16; ``--cross`` also gives each the other one (it must fail).
 
 * ``--official`` (run by the first half, with an official environment's python; it never
-  imports coronalign): opens every product with that environment's stdatamodels, reads the
-  table back, and runs ``jwst.coron.KlipStep`` on (science, product) in two ways:
+  imports coronalign): opens every file with that environment's stdatamodels (warnings,
+  ``validate()``, the table via ``extra_fits`` and via astropy), and runs
+  ``jwst.coron.KlipStep`` on (science, file) in two ways:
 
   - ``pipeline``: as calwebb_coron3 calls it: an instance's ``run`` with open models,
     ``KlipStep().run(datamodels.open(sci), datamodels.open(product))`` (the pipeline calls
@@ -37,16 +44,13 @@ The script has two halves.
     (3.x) with the science model it opened and the in-memory align_refs product);
   - ``call``: ``KlipStep.call(sci_path, product_path)``, what ``strun klip`` does with files.
 
-  Each output (SCI, ERR, DQ) is compared exactly with the output for the plain product.
-  It runs offline like ``run_official.py`` (whose CRDS set-up it reuses).
-
-The table's columns are integration, psf, xshift, yshift, beta, rms, xshift_err, yshift_err,
-beta_err, iterations, status (string), xprior, yprior. Columns that ``--shifts`` does not
-write yet (the errors and priors) are filled with placeholders (errors 1e-3 * (row + 1),
-priors NaN) so that NaN and strings go through the round trip too.
+  Each output (SCI, ERR, DQ) is compared exactly with the output for ``plain``. It runs
+  offline like ``run_official.py`` (whose CRDS set-up it reuses).
 
 Standard output of ``--official`` is one JSON line; the first half prints a readable summary
-and, with ``--json``, writes everything it measured.
+and, with ``--json``, writes everything it measured. Earlier ways of carrying the table (an HDU
+appended with astropy after stdatamodels wrote the file, or ``meta.coronalign.shifts``) were
+checked by this script's first version (commit c779b02).
 """
 
 from __future__ import annotations
@@ -69,24 +73,9 @@ __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
 EXTNAME = "PSFSHIFTS"
-VARIANTS = ("plain", "a", "b_struct", "b_dict")
-#: Which product each official version is meant to read, and the cross checks.
-PRODUCT_FOR = {"1.15.1": "quad"}  # every other version (>= 1.16): "cube"
-COLUMNS = [
-    ("integration", "i8"),
-    ("psf", "i8"),
-    ("xshift", "f8"),
-    ("yshift", "f8"),
-    ("beta", "f8"),
-    ("rms", "f8"),
-    ("xshift_err", "f8"),
-    ("yshift_err", "f8"),
-    ("beta_err", "f8"),
-    ("iterations", "i8"),
-    ("status", "U16"),
-    ("xprior", "f8"),
-    ("yprior", "f8"),
-]
+FILES = ("plain", "product", "resaved")
+#: Which product each official version is meant to read (every other version, >= 1.16: cube).
+PRODUCT_FOR = {"1.15.1": "quad"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,9 +83,9 @@ COLUMNS = [
 
 
 def _table_equal(expected: dict, got) -> tuple[bool, str]:
-    """Compare the expected columns (dict of lists) with a structured array, FITS_rec or dict."""
+    """Compare the expected columns (dict of lists) with a structured array, FITS_rec or Table."""
     try:
-        names = list(got.dtype.names) if hasattr(got, "dtype") else list(got)
+        names = list(got.dtype.names) if hasattr(got, "dtype") else list(got.colnames)
     except Exception as error:
         return False, f"unreadable: {error}"
     if sorted(names) != sorted(expected):
@@ -115,14 +104,6 @@ def _table_equal(expected: dict, got) -> tuple[bool, str]:
     return True, "equal" if names == list(expected) else "equal (column order changed)"
 
 
-def _describe(value) -> str:
-    if value is None:
-        return "absent"
-    if hasattr(value, "dtype"):
-        return f"{type(value).__name__} {value.dtype.descr if value.dtype.names else value.dtype}"
-    return type(value).__name__
-
-
 def _warnings_summary(caught) -> list[str]:
     seen = []
     for w in caught:
@@ -130,6 +111,71 @@ def _warnings_summary(caught) -> list[str]:
         if text not in seen:
             seen.append(text)
     return seen
+
+
+class _LogRecords(logging.Handler):
+    """Collects the WARNING-or-worse log records emitted while it is installed."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record):
+        text = f"{record.name}: {record.getMessage()[:160]}"
+        if text not in self.records:
+            self.records.append(text)
+
+
+@contextlib.contextmanager
+def _recorded():
+    """Record Python warnings and WARNING log records; yields ``{"warnings", "log"}``."""
+    found = {"warnings": [], "log": []}
+    handler = _LogRecords()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield found
+    finally:
+        root.removeHandler(handler)
+        found["warnings"] = _warnings_summary(caught)
+        found["log"] = handler.records
+
+
+def _read_back(path: str, expected: dict) -> dict:
+    """Open ``path`` with stdatamodels (recording warnings) and read the table back two ways."""
+    from astropy.io import fits
+    from astropy.table import Table
+    from stdatamodels.jwst import datamodels
+
+    entry = {}
+    with _recorded() as found:
+        try:
+            with datamodels.open(path) as model:
+                entry["opened_as"] = type(model).__name__
+                entry["shape"] = list(model.data.shape)
+                try:
+                    model.validate()
+                    entry["validate"] = "passed"
+                except Exception as error:
+                    entry["validate"] = f"{type(error).__name__}: {error}"
+                extra = model.instance.get("extra_fits", {})
+                entry["extra_fits"] = sorted(extra)
+                if EXTNAME in extra and "data" in extra[EXTNAME]:
+                    entry["table_extra_fits"] = _table_equal(expected, extra[EXTNAME]["data"])[1]
+        except Exception as error:
+            entry["open_error"] = f"{type(error).__name__}: {error}"
+    entry["open_warnings"] = found["warnings"] + [f"log {r}" for r in found["log"]]
+    with fits.open(path) as hdulist:
+        present = EXTNAME in hdulist
+    try:
+        entry["table_astropy"] = (
+            _table_equal(expected, Table.read(path, hdu=EXTNAME))[1] if present else "absent"
+        )
+    except Exception as error:
+        entry["table_astropy"] = f"{type(error).__name__}: {str(error)[:160]}"
+    return entry
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,6 +193,7 @@ def _official(args) -> int:
     with tempfile.TemporaryDirectory(prefix="crds-offline-") as cache:
         run_official._offline_crds(Path(cache))
         with contextlib.redirect_stdout(sys.stderr):
+            import astropy
             import jwst
             import stdatamodels
             from jwst.coron import KlipStep
@@ -155,34 +202,13 @@ def _official(args) -> int:
             report.update(
                 jwst_version=jwst.__version__,
                 stdatamodels_version=stdatamodels.__version__,
+                astropy_version=astropy.__version__,
                 numpy_version=np.__version__,
             )
             outputs = {}
-            for variant, path in products.items():
-                entry = report["products"][variant] = {}
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    try:
-                        with datamodels.open(path) as model:
-                            entry["opened_as"] = type(model).__name__
-                            entry["shape"] = list(model.data.shape)
-                            try:
-                                model.validate()
-                                entry["validate"] = "passed"
-                            except Exception as error:
-                                entry["validate"] = f"{type(error).__name__}: {error}"
-                            extra = model.instance.get("extra_fits", {})
-                            entry["extra_fits"] = sorted(extra)
-                            if EXTNAME in extra and "data" in extra[EXTNAME]:
-                                entry["extension_table"] = _table_equal(
-                                    expected, extra[EXTNAME]["data"]
-                                )[1]
-                            shifts = model.meta.instance.get("coronalign", {}).get("shifts")
-                            entry["meta_shifts"] = _describe(shifts)
-                            if shifts is not None:
-                                entry["meta_shifts_table"] = _table_equal(expected, shifts)[1]
-                    except Exception as error:
-                        entry["open_error"] = f"{type(error).__name__}: {error}"
+            for name, path in products.items():
+                entry = report["products"][name] = _read_back(path, expected)
+                with _recorded() as found:
                     for style in ("pipeline", "call"):
                         try:
                             if style == "pipeline":
@@ -193,7 +219,7 @@ def _official(args) -> int:
                             arrays = {
                                 k: np.array(getattr(result, k)) for k in ("data", "err", "dq")
                             }
-                            outputs[(variant, style)] = arrays
+                            outputs[(name, style)] = arrays
                             entry[f"klip_{style}"] = {
                                 "status": "ran",
                                 "output": type(result).__name__,
@@ -207,13 +233,13 @@ def _official(args) -> int:
                                 "status": "failed",
                                 "error": f"{type(error).__name__}: {str(error)[:300]}",
                             }
-                entry["warnings"] = _warnings_summary(caught)
-            for variant in products:
+                entry["klip_warnings"] = found["warnings"] + [f"log {r}" for r in found["log"]]
+            for name in products:
                 for style in ("pipeline", "call"):
-                    mine, base = outputs.get((variant, style)), outputs.get(("plain", style))
+                    mine, base = outputs.get((name, style)), outputs.get(("plain", style))
                     if mine is None or base is None:
                         continue
-                    report["products"][variant][f"klip_{style}"]["same_as_plain"] = all(
+                    report["products"][name][f"klip_{style}"]["same_as_plain"] = all(
                         np.array_equal(mine[k], base[k], equal_nan=True) for k in mine
                     )
     print(json.dumps(report), file=real_stdout)
@@ -232,124 +258,60 @@ def _default_venv_root() -> Path:
     return Path.home() / ".cache" / "coronalign-official"
 
 
-def _shift_array(ecsv: Path) -> np.ndarray:
-    """The table in the requested layout, from coronalign's ECSV shift table."""
+def _expected(ecsv: Path) -> dict:
+    """The table ``--shifts`` wrote (astropy ECSV), as a dict of lists."""
     from astropy.table import Table
 
     table = Table.read(ecsv, format="ascii.ecsv")
-    out = np.zeros(len(table), dtype=COLUMNS)
-    for name, _ in COLUMNS:
-        if name in table.colnames:
-            out[name] = table[name]
-    rows = np.arange(len(table))
-    out["xshift_err"] = 1e-3 * (rows + 1)
-    out["yshift_err"] = 2e-3 * (rows + 1)
-    out["beta_err"] = 1e-4 * (rows + 1)
-    out["xprior"] = np.nan
-    out["yprior"] = np.nan
-    return out
+    return {name: table[name].tolist() for name in table.colnames}
 
 
-def _write_variants(plain: Path, shifts: np.ndarray) -> dict[str, Path]:
-    """Write the a / b_struct / b_dict products beside ``plain``."""
-    from astropy.io import fits
-    from astropy.table import Table
+def _derived_files(product: Path) -> dict[str, Path]:
+    """``plain`` (the table removed) and ``resaved`` (re-opened and saved), by stdatamodels."""
     from stdatamodels.jwst import datamodels
 
-    stem = plain.name.removesuffix("_psfalign.fits")
-    paths = {"plain": plain}
-    paths["a"] = plain.with_name(f"{stem}-a_psfalign.fits")
-    shutil.copyfile(plain, paths["a"])
-    table = Table(shifts)
-    for name in ("xshift", "yshift", "xshift_err", "yshift_err", "xprior", "yprior"):
-        table[name].unit = "pix"
-    hdu = fits.table_to_hdu(table)
-    hdu.name = EXTNAME
-    with fits.open(paths["a"], mode="append") as hdulist:
-        hdulist.append(hdu)
-    for variant, value in (
-        ("b_struct", shifts),
-        ("b_dict", {name: shifts[name].tolist() for name in shifts.dtype.names}),
-    ):
-        paths[variant] = plain.with_name(f"{stem}-{variant}_psfalign.fits")
-        with datamodels.open(plain) as model:
-            model.meta.coronalign.shifts = value
-            model.save(paths[variant])
+    stem = product.name.removesuffix("_psfalign.fits")
+    paths = {
+        "plain": product.with_name(f"{stem}-plain_psfalign.fits"),
+        "product": product,
+        "resaved": product.with_name(f"{stem}-resaved_psfalign.fits"),
+    }
+    with datamodels.open(product) as model:
+        model.save(paths["resaved"])
+    with datamodels.open(product) as model:
+        del model.instance["extra_fits"]
+        model.save(paths["plain"])
     return paths
 
 
-def _hdu_names(path: Path) -> list[str]:
-    from astropy.io import fits
-
-    with fits.open(path) as hdulist:
-        return [hdu.name for hdu in hdulist]
-
-
-def _own_checks(paths: dict[str, Path], expected: dict) -> dict:
-    """Open, validate, read back and re-save each variant with the project's stdatamodels."""
+def _hdus(path: Path) -> dict:
     from astropy.io import fits
     from stdatamodels import fits_support
+
+    with fits.open(path) as hdulist:
+        info = {"hdus": [hdu.name for hdu in hdulist]}
+        tree = bytes(hdulist["ASDF"].data[0][0]).decode("latin1")
+        stored = tree.split("_fits_hash: ", 1)[1].split()[0] if "_fits_hash: " in tree else None
+        info["fits_hash_matches"] = stored == fits_support.fits_hash(hdulist)
+        info["extra_fits_in_asdf_tree"] = "extra_fits:" in tree
+        if EXTNAME in hdulist:
+            cols = hdulist[EXTNAME].columns
+            info["columns"] = {c.name: c.format for c in cols}
+            info["units"] = {c.name: c.unit for c in cols if c.unit}
+    return info
+
+
+def _arrays_and_meta(path: Path):
     from stdatamodels.jwst import datamodels
 
-    def flat_meta(path):
-        with datamodels.open(path) as model:
-            return {k: v for k, v in model.to_flat_dict().items() if k.startswith("meta.")}
-
-    plain_meta = flat_meta(paths["plain"])
-    out = {}
-    for variant, path in paths.items():
-        entry = out[variant] = {"hdus": _hdu_names(path)}
-        with fits.open(path) as hdulist:
-            tree = bytes(hdulist["ASDF"].data[0][0]).decode("latin1")
-            stored = tree.split("_fits_hash: ", 1)[1].split()[0]
-            entry["fits_hash_matches"] = stored == fits_support.fits_hash(hdulist)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with datamodels.open(path) as model:
-                entry["opened_as"] = type(model).__name__
-                try:
-                    model.validate()
-                    entry["validate"] = "passed"
-                except Exception as error:
-                    entry["validate"] = f"{type(error).__name__}: {error}"
-                extra = model.instance.get("extra_fits", {})
-                entry["extra_fits"] = sorted(extra)
-                if EXTNAME in extra:
-                    entry["extension_table"] = _table_equal(expected, extra[EXTNAME]["data"])[1]
-                shifts = model.meta.instance.get("coronalign", {}).get("shifts")
-                entry["meta_shifts"] = _describe(shifts)
-                if shifts is not None:
-                    entry["meta_shifts_table"] = _table_equal(expected, shifts)[1]
-                resaved = path.with_name(path.name.replace("_psfalign", "-resaved_psfalign"))
-                model.save(resaved)
-            meta = flat_meta(path)
-            entry["meta_differs_from_plain"] = sorted(
-                k
-                for k in set(meta) | set(plain_meta)
-                if not k.startswith(("meta.coronalign.shifts", "meta.filename"))
-                and not _same(meta.get(k), plain_meta.get(k))
-            )
-        entry["warnings"] = _warnings_summary(caught)
-        # What save() of the re-opened product wrote.
-        saved = entry["resave"] = {"hdus": _hdu_names(resaved)}
-        with fits.open(resaved) as hdulist:
-            tree = bytes(hdulist["ASDF"].data[0][0]).decode("latin1")
-            saved["extra_fits_in_asdf_tree"] = "extra_fits:" in tree
-            saved[f"{EXTNAME}_in_asdf_tree"] = EXTNAME in tree
-            if EXTNAME in hdulist:
-                cols = hdulist[EXTNAME].columns
-                saved["extension_units"] = {c.name: c.unit for c in cols if c.unit}
-                saved["extension_formats"] = {c.name: c.format for c in cols}
-        with datamodels.open(resaved) as model:
-            extra = model.instance.get("extra_fits", {})
-            if EXTNAME in extra:
-                saved["extension_table"] = _table_equal(expected, extra[EXTNAME]["data"])[1]
-            shifts = model.meta.instance.get("coronalign", {}).get("shifts")
-            saved["meta_shifts"] = _describe(shifts)
-            if shifts is not None:
-                saved["meta_shifts_table"] = _table_equal(expected, shifts)[1]
-        resaved.unlink()
-    return out
+    with datamodels.open(path) as model:
+        arrays = {k: np.array(getattr(model, k)) for k in ("data", "err", "dq")}
+        meta = {
+            k: v
+            for k, v in model.to_flat_dict().items()
+            if k.startswith("meta.") and k != "meta.filename"
+        }
+    return arrays, meta
 
 
 def _same(a, b) -> bool:
@@ -359,10 +321,28 @@ def _same(a, b) -> bool:
         return False
 
 
+def _own_checks(paths: dict[str, Path], expected: dict) -> dict:
+    """Open, validate and read back every file with the project's stdatamodels."""
+    base_arrays, base_meta = _arrays_and_meta(paths["product"])
+    base_columns = _hdus(paths["product"]).get("columns")
+    out = {}
+    for name, path in paths.items():
+        entry = out[name] = {**_hdus(path), **_read_back(str(path), expected)}
+        arrays, meta = _arrays_and_meta(path)
+        entry["columns_as_product"] = entry.get("columns") == base_columns
+        entry["arrays_equal_product"] = all(
+            np.array_equal(arrays[k], base_arrays[k], equal_nan=True) for k in arrays
+        )
+        entry["meta_differs_from_product"] = sorted(
+            k for k in set(meta) | set(base_meta) if not _same(meta.get(k), base_meta.get(k))
+        )
+    return out
+
+
 def _run_in_venv(python: Path, sci: Path, paths: dict, expected_json: Path) -> dict:
     cmd = [str(python), str(Path(__file__).resolve()), "--official", "--sci", str(sci)]
     cmd += ["--expected", str(expected_json), "--products"]
-    cmd += [f"{variant}={path}" for variant, path in paths.items()]
+    cmd += [f"{name}={path}" for name, path in paths.items()]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-5000:])
@@ -384,6 +364,7 @@ def _prepare(work: Path, seed: int) -> dict:
         ecsv = work / f"{mode}_shifts.ecsv"
         status = cli.main(
             [
+                "-q",
                 "align",
                 str(inputs["science"]),
                 str(inputs["psfstack"]),
@@ -399,12 +380,11 @@ def _prepare(work: Path, seed: int) -> dict:
         )
         if status != 0:
             raise RuntimeError(f"coronalign align --mode {mode} failed ({status})")
-        shifts = _shift_array(ecsv)
-        expected = {name: shifts[name].tolist() for name in shifts.dtype.names}
+        expected = _expected(ecsv)
         expected_json = work / f"{mode}_expected_shifts.json"
         expected_json.write_text(json.dumps(expected))
         prepared[mode] = {
-            "paths": _write_variants(product, shifts),
+            "paths": _derived_files(product),
             "expected": expected,
             "expected_json": expected_json,
         }
@@ -412,17 +392,24 @@ def _prepare(work: Path, seed: int) -> dict:
 
 
 def _summary(results: dict) -> str:
-    lines = [f"## project environment (stdatamodels {results['own_stdatamodels']})", ""]
+    lines = [
+        f"## project environment (coronalign {results['coronalign']}, stdatamodels "
+        f"{results['own_stdatamodels']}, astropy {results['own_astropy']})",
+        "",
+    ]
     for mode in ("quad", "cube"):
-        for variant, e in results["own"][mode].items():
+        for name, e in results["own"][mode].items():
             lines.append(
-                f"- {mode} {variant}: hdus={e['hdus']} hash_ok={e['fits_hash_matches']} "
-                f"validate={e['validate']} extra_fits={e['extra_fits']} "
-                f"table(ext)={e.get('extension_table', '-')} "
-                f"meta.shifts={e['meta_shifts']} ({e.get('meta_shifts_table', '-')}) "
-                f"meta differs={e['meta_differs_from_plain']} warnings={e['warnings']}"
+                f"- {mode} {name}: opened_as={e.get('opened_as', e.get('open_error'))} "
+                f"hdus={e['hdus']} hash_ok={e['fits_hash_matches']} "
+                f"validate={e.get('validate')} extra_fits={e.get('extra_fits')} "
+                f"table(extra_fits)={e.get('table_extra_fits', '-')} "
+                f"table(astropy)={e['table_astropy']} units={e.get('units', '-')} "
+                f"column formats as product's={e['columns_as_product']} "
+                f"arrays_equal_product={e['arrays_equal_product']} "
+                f"meta differs={e['meta_differs_from_product']} "
+                f"open warnings={e['open_warnings']}"
             )
-            lines.append(f"    resave: {json.dumps(e['resave'])}")
     for version, runs in results["official"].items():
         for mode, rep in runs.items():
             lines += ["", f"## jwst {version} with the {mode} product"]
@@ -430,11 +417,16 @@ def _summary(results: dict) -> str:
                 lines.append(f"- {rep['error']}")
                 continue
             lines.append(
-                f"(stdatamodels {rep['stdatamodels_version']}, numpy {rep['numpy_version']})"
+                f"(stdatamodels {rep['stdatamodels_version']}, astropy {rep['astropy_version']},"
+                f" numpy {rep['numpy_version']})"
             )
-            plain_warnings = rep["products"].get("plain", {}).get("warnings", [])
-            for variant, e in rep["products"].items():
-                new_warnings = [w for w in e.get("warnings", []) if w not in plain_warnings]
+            plain = rep["products"].get("plain", {})
+            for name, e in rep["products"].items():
+                new_warnings = [
+                    w
+                    for w in e.get("open_warnings", []) + e.get("klip_warnings", [])
+                    if w not in plain.get("open_warnings", []) + plain.get("klip_warnings", [])
+                ]
                 klip = {
                     s: (
                         f"{e[f'klip_{s}']['status']}"
@@ -448,12 +440,12 @@ def _summary(results: dict) -> str:
                     for s in ("pipeline", "call")
                 }
                 lines.append(
-                    f"- {variant}: opened_as={e.get('opened_as', e.get('open_error'))} "
+                    f"- {name}: opened_as={e.get('opened_as', e.get('open_error'))} "
                     f"validate={e.get('validate')} extra_fits={e.get('extra_fits')} "
-                    f"table(ext)={e.get('extension_table', '-')} "
-                    f"meta.shifts={e.get('meta_shifts')} ({e.get('meta_shifts_table', '-')}) "
+                    f"table(extra_fits)={e.get('table_extra_fits', '-')} "
+                    f"table(astropy)={e.get('table_astropy')} "
                     f"klip pipeline: {klip['pipeline']}; call: {klip['call']}; "
-                    f"warnings beyond the plain product's: {new_warnings}"
+                    f"warnings beyond plain's: {new_warnings}"
                 )
     return "\n".join(lines)
 
@@ -479,10 +471,19 @@ def main(argv: list[str] | None = None) -> int:
         return _official(args)
 
     logging.basicConfig(level=logging.WARNING)
+    import astropy
     import stdatamodels
 
+    import coronalign
+
     prepared = _prepare(args.work, args.seed)
-    results = {"own_stdatamodels": stdatamodels.__version__, "own": {}, "official": {}}
+    results = {
+        "coronalign": coronalign.__version__,
+        "own_stdatamodels": stdatamodels.__version__,
+        "own_astropy": astropy.__version__,
+        "own": {},
+        "official": {},
+    }
     for mode in ("quad", "cube"):
         results["own"][mode] = _own_checks(prepared[mode]["paths"], prepared[mode]["expected"])
     venvs = sorted(
