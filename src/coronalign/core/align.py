@@ -3,7 +3,7 @@
 This is the step's loop: clean both stacks, fit every (integration, PSF) pair, shift
 each PSF by minus its fitted shift, and hand the aligned planes of one integration at a
 time to a *sink* (a callable), so a 4D product never has to be held in memory. No file
-names and no I/O here; see :mod:`coronalign.products` for that.
+names and no I/O here; see :mod:`coronalign.io.product` for that.
 
 Output DQ of plane ``[k, m]``: the PSF's DQ moved with the data (for a fractional shift
 the union of the two neighbouring integer shifts), plus
@@ -18,8 +18,9 @@ An integration whose cleaned data carry no weighted signal (for example an all-N
 integration) cannot be fitted: its shifts are NaN, its fit status is ``no_data``, and
 its planes are the unshifted PSFs with every pixel flagged ``DO_NOT_USE``.
 
-Fit statuses: ``converged``, ``not_converged``, ``no_data``, ``out_of_window`` (see
-:mod:`coronalign.register`) and ``outlier``: a converged fit farther from the median
+Fit statuses (:class:`coronalign.dq.FitStatus`): ``converged``, ``not_converged``,
+``no_data``, ``out_of_window`` (see :mod:`coronalign.core.register`) and ``outlier``: a
+converged fit farther from the median
 position of the same PSF's fits (over the exposure's integrations) than
 ``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), and than
 ``OUTLIER_FLOOR`` pixels.
@@ -33,15 +34,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import register
-from .badpix import clean_plane_stack
-from .fourier import pair_spectrum, shift_pair_spectrum
-from .parallel import can_fork, map_in_processes
+from coronalign import dq
+from coronalign.core import register
+from coronalign.core.badpix import clean_plane_stack
+from coronalign.core.fourier import pair_spectrum, shift_pair_spectrum
+from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
+from coronalign.core.pool import can_fork, map_in_processes
+from coronalign.dq import FitStatus
 
 __all__ = [
     "DQ_DO_NOT_USE",
     "DQ_REPLACED",
     "DQ_WRAPPED",
+    "RESULT_COLUMNS",
+    "STATUS_DTYPE",
     "AlignmentResult",
     "Stack",
     "align_stacks",
@@ -49,13 +55,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DQ_DO_NOT_USE = np.uint32(1)
+DQ_DO_NOT_USE = np.uint32(dq.DO_NOT_USE)
 #: Output pixels whose value comes from median-replaced input pixels.
-DQ_REPLACED = np.uint32(2**28)  # FLUX_ESTIMATED
+DQ_REPLACED = np.uint32(dq.FLUX_ESTIMATED)
 #: Output pixels whose value comes from data wrapped around the frame edge.
-DQ_WRAPPED = np.uint32(1 | 2**30)  # DO_NOT_USE | OTHER_BAD_PIXEL
+DQ_WRAPPED = np.uint32(dq.DO_NOT_USE | dq.OTHER_BAD_PIXEL)
 
-FIT_STATUS = (*register.STATUSES, "outlier")
+#: The numpy type of a status array: room for the longest status.
+STATUS_DTYPE = f"<U{max(len(status) for status in FitStatus)}"
 #: A fit is an outlier beyond this many robust standard deviations of its PSF's fits...
 OUTLIER_SIGMAS = 5.0
 #: ...and this many pixels (integrations of one exposure share the pointing to a few
@@ -104,7 +111,8 @@ class AlignmentResult:
     """Fitted parameters, one row per fitted integration and one column per PSF.
 
     ``xshift_err``, ``yshift_err``, ``beta_err`` are the formal 1σ errors; ``xprior``,
-    ``yprior`` the centre of each fit's search window; ``status`` one of ``FIT_STATUS``.
+    ``yprior`` the centre of each fit's search window; ``status`` the
+    :class:`~coronalign.dq.FitStatus` of each fit (as strings).
     """
 
     integrations: list
@@ -128,7 +136,7 @@ class AlignmentResult:
     @property
     def converged(self):
         """True where the fit converged (``outlier`` fits converged too)."""
-        return (self.status == "converged") | (self.status == "outlier")
+        return (self.status == FitStatus.CONVERGED) | (self.status == FitStatus.OUTLIER)
 
 
 def _median_or_nan(values):
@@ -177,7 +185,7 @@ class _Aligner:
         self.zero_flags = options["zero_flags"]
         self.max_shift = options["max_shift"]
         self.priors = options["priors"]
-        self.weight_terms = register.prepare_weight(mask, options["weighting"])
+        self.weight_terms = prepare_weight(mask, options["weighting"])
         data, err, replaced = clean_plane_stack(
             psfs.data,
             psfs.err,
@@ -189,7 +197,7 @@ class _Aligner:
         self.npsfs = psfs.nplanes
         self.shape = data.shape[-2:]
         self.spectra = pair_spectrum(data, err, workers)  # SCI and ERR shifted together
-        self.terms = [register.prepare_reference(plane, self.weight_terms) for plane in data]
+        self.terms = [prepare_reference(plane, self.weight_terms) for plane in data]
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
         self.unshifted = (data, err)
@@ -205,7 +213,7 @@ class _Aligner:
             self.box_length,
             zero_flags=self.zero_flags,
         )
-        science_terms = register.prepare_science(clean[0], self.weight_terms)
+        science_terms = prepare_science(clean[0], self.weight_terms)
         fits = []
         for first in range(0, self.npsfs, PSF_CHUNK):
             chunk = range(first, min(first + PSF_CHUNK, self.npsfs))
@@ -266,11 +274,12 @@ def align_stacks(
     priors=None,
     integrations=None,
     threads=1,
+    processes=1,
 ):
     """Fit and align every PSF of a stack to every science integration.
 
     The first integration's fits make a cold start (the prior and the cross-correlation
-    peaks in the window, see :mod:`coronalign.register`); every other
+    peaks in the window, see :mod:`coronalign.core.register`); every other
     integration's start from the first one's (see ``register.WARM_START_RADIUS``), so each
     integration's result depends on the data alone, never on which process computed it.
     Each worker process fits the first integration for itself (identically) rather than
@@ -287,12 +296,13 @@ def align_stacks(
     sink : callable
         Called once per fitted integration as ``sink(row, sci, err, dq)`` with float64
         ``sci``/``err`` and uint32 ``dq`` blocks of shape (npsfs, ny, nx): the PSFs
-        aligned to that integration. Rows come in order unless the sink has a true
-        ``fork_safe`` attribute: such a sink may also be called from forked worker
-        processes (it must deliver what it is given from there, as
-        :class:`coronalign.products.ProductWriter` does by writing to its file).
+        aligned to that integration. Rows come in order when ``processes`` is 1; with
+        more, the sink is also called from forked worker processes and must deliver what
+        it is given from there (as :class:`coronalign.io.product.ProductWriter` does, by
+        writing to its file).
     bad_bits : int, optional
-        DQ bits marking pixels to replace (see :func:`coronalign.badpix.parse_bad_bits`).
+        DQ bits marking pixels to replace (see
+        :func:`coronalign.steps.parameters.parse_bad_bits`).
     median_box_length : int, optional
         Median box length for bad-pixel replacement.
     zero_flags : int, optional
@@ -308,11 +318,13 @@ def align_stacks(
         Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
         3D product.
     threads : int, optional
-        Cores to use. With 2 or more and a ``fork_safe`` sink, the integrations are
-        shared among that many processes (forked, Linux only; see
-        :mod:`coronalign.parallel`), and the PSF stack's transforms use that many threads.
-        Results do not depend on it. Keep BLAS single-threaded (``OPENBLAS_NUM_THREADS=1``,
-        as the command line does), or the processes' BLAS threads oversubscribe the cores.
+        Threads of the PSF stack's Fourier transforms. Results do not depend on it.
+    processes : int, optional
+        Processes to share the integrations among, this one included (forked, Linux only;
+        see :mod:`coronalign.core.pool`); the caller decides, knowing whether its ``sink``
+        can be called from forked processes. Results do not depend on it. Keep BLAS
+        single-threaded (``OPENBLAS_NUM_THREADS=1``, as the command line does), or the
+        processes' BLAS threads oversubscribe the cores.
 
     Returns
     -------
@@ -330,13 +342,12 @@ def align_stacks(
         "priors": np.zeros((npsfs, 2)) if priors is None else np.asarray(priors, dtype=float),
     }
     aligner = _Aligner(science, psfs, mask, options, threads)
-    processes = threads if getattr(sink, "fork_safe", False) and can_fork() else 1
     log.info(
         "aligning %d PSF(s) to %d integration(s) of %dx%d pixels (%d process(es))",
         npsfs,
         len(integrations),
         *aligner.shape,
-        min(processes, max(1, len(integrations))),
+        min(processes if can_fork() else 1, max(1, len(integrations))),
     )
 
     @functools.cache
@@ -349,7 +360,8 @@ def align_stacks(
     def anchors():
         """Warm starts for the other rows: the first row's converged shifts."""
         return [
-            (fit.xshift, fit.yshift) if fit.status == "converged" else None for fit in first_fits()
+            (fit.xshift, fit.yshift) if fit.status == FitStatus.CONVERGED else None
+            for fit in first_fits()
         ]
 
     def fits_for(row):
@@ -386,7 +398,7 @@ def _result_table(integrations, rows, npsfs):
     fields = dict.fromkeys(("xprior", "yprior"), "prior")
     table = {name: np.full((len(integrations), npsfs), np.nan) for name in RESULT_COLUMNS}
     iterations = np.zeros((len(integrations), npsfs), dtype=np.int64)
-    status = np.empty((len(integrations), npsfs), dtype="<U13")
+    status = np.empty((len(integrations), npsfs), dtype=STATUS_DTYPE)
     for row, fits in enumerate(rows):
         for m, fit in enumerate(fits):
             for name in RESULT_COLUMNS:
@@ -403,11 +415,11 @@ def _result_table(integrations, rows, npsfs):
 def _mark_outliers(xshift, yshift, status):
     """Set status ``outlier`` on converged fits far from their PSF's other fits (in place)."""
     for m in range(xshift.shape[1]):
-        rows = np.flatnonzero(status[:, m] == "converged")
+        rows = np.flatnonzero(status[:, m] == FitStatus.CONVERGED)
         if rows.size < 3:
             continue
         x, y = xshift[rows, m], yshift[rows, m]
         dx, dy = x - np.median(x), y - np.median(y)
         distance = np.sqrt(dx * dx + dy * dy)
         limit = max(OUTLIER_SIGMAS * 1.4826 * np.median(distance), OUTLIER_FLOOR)
-        status[rows[distance > limit], m] = "outlier"
+        status[rows[distance > limit], m] = FitStatus.OUTLIER

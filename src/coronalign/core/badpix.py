@@ -1,4 +1,4 @@
-"""Bad-pixel handling: ``bad_bits`` parsing and vectorised median replacement.
+"""Bad-pixel handling: vectorised median replacement of bad pixels.
 
 A pixel is *bad* when its DQ value has any of the ``bad_bits`` set or when its
 value is not finite (NaN, +inf or -inf). Every bad pixel is replaced by the
@@ -19,20 +19,14 @@ Everything here is a pure function on arrays; nothing reads or writes files.
 """
 
 import logging
-import re
 from functools import cached_property
-from numbers import Integral
 
 import numpy as np
-
-from coronalign.errors import ParameterError
 
 __all__ = [
     "bad_pixel_mask",
     "box_half_width",
     "clean_plane_stack",
-    "parse_bad_bits",
-    "parse_box_length",
     "replace_bad_pixels",
 ]
 
@@ -52,149 +46,6 @@ _RANK_MIN_WORK = 20_000_000
 
 #: Largest first-round window gathered before knowing whether it holds a good pixel.
 _FIRST_ROUND_WINDOW = 49
-
-_SEPARATORS = re.compile(r"[,+|]")
-_DECIMAL = re.compile(r"[0-9]+")
-_SIGNED_DECIMAL = re.compile(r"-?[0-9]+")
-
-
-def _dq_flag_names():
-    """Return the JWST pixel DQ flag table ``{name: value}`` (imported lazily)."""
-    from stdatamodels.jwst.datamodels.dqflags import pixel
-
-    return dict(pixel)
-
-
-def _accepted_bad_bits_text():
-    names = ", ".join(_dq_flag_names())
-    return (
-        "use a non-negative integer below 2**32, a JWST DQ flag name (any case) or a "
-        "combination joined by ',', '+' or '|' (e.g. 'OUTLIER, SATURATED' or '16+2'), "
-        f"or '' / 'none' for no DQ-based replacement. Accepted flag names: {names}"
-    )
-
-
-def _check_bits_range(number, shown):
-    if number < 0:
-        raise ParameterError(
-            "bad_bits", f"negative value {shown!r} is not a bit mask; {_accepted_bad_bits_text()}"
-        )
-    if number > _MAX_BITS:
-        raise ParameterError(
-            "bad_bits",
-            f"value {shown!r} sets bits above bit 31 (DQ words are 32 bits); "
-            f"{_accepted_bad_bits_text()}",
-        )
-    return int(number)
-
-
-def parse_bad_bits(value):
-    """Turn a ``bad_bits`` parameter into an integer bit mask.
-
-    Parameters
-    ----------
-    value : str, int, numpy integer or None
-        JWST DQ flag names (case-insensitive, from
-        ``stdatamodels.jwst.datamodels.dqflags.pixel``), non-negative integers
-        (or decimal strings of them), or a combination of these separated by
-        ``,``, ``+`` or ``|`` with optional spaces. ``None``, ``""`` and
-        ``"none"`` (any case) mean no DQ-based replacement.
-
-    Returns
-    -------
-    int
-        The bitwise OR of all the parts, between 0 and ``2**32 - 1``. For
-        example ``"OUTLIER, SATURATED"``, ``"16, 2"``, ``"18"`` and ``18`` all
-        give 18, and ``"DO_NOT_USE+SATURATED"`` gives 3.
-
-    Raises
-    ------
-    coronalign.errors.ParameterError
-        For a bool, a negative number, a number above ``2**32 - 1``, an empty
-        part (``"16,,2"``), an unknown flag name or any other token. The
-        message names the offending token and lists the accepted flag names.
-    """
-    if value is None:
-        return 0
-    if isinstance(value, (bool, np.bool_)):
-        raise ParameterError(
-            "bad_bits", f"a boolean ({value!r}) is not a bit mask; {_accepted_bad_bits_text()}"
-        )
-    if isinstance(value, (Integral, np.integer)):
-        return _check_bits_range(int(value), value)
-    if not isinstance(value, str):
-        raise ParameterError(
-            "bad_bits",
-            f"unsupported value {value!r} of type {type(value).__name__}; "
-            f"{_accepted_bad_bits_text()}",
-        )
-    text = value.strip()
-    if text == "" or text.lower() == "none":
-        return 0
-    names = None
-    mask = 0
-    for raw in _SEPARATORS.split(text):
-        token = raw.strip()
-        if token == "":
-            raise ParameterError(
-                "bad_bits",
-                f"empty part in {value!r} (doubled or trailing separator); "
-                f"{_accepted_bad_bits_text()}",
-            )
-        if _DECIMAL.fullmatch(token):
-            mask |= _check_bits_range(int(token), token)
-            continue
-        if token.startswith("-") and _DECIMAL.fullmatch(token[1:]):
-            _check_bits_range(int(token), token)  # always raises (negative)
-        if names is None:
-            names = _dq_flag_names()
-        flag = names.get(token.upper())
-        if flag is None:
-            raise ParameterError(
-                "bad_bits",
-                f"unknown DQ flag name or malformed token {token!r} in {value!r}; "
-                f"{_accepted_bad_bits_text()}",
-            )
-        mask |= int(flag)
-    return mask
-
-
-def parse_box_length(value):
-    """Validate the ``median_box_length`` parameter.
-
-    Parameters
-    ----------
-    value : int, numpy integer or str
-        An integer ``>= 0`` or a decimal string of one. Floats (even ``3.0``)
-        and booleans are refused.
-
-    Returns
-    -------
-    int
-        The validated box length ``L``; the box is ``2 * (L // 2) + 1`` wide.
-
-    Raises
-    ------
-    coronalign.errors.ParameterError
-        If the value is not a non-negative integer.
-    """
-    accepted = "use an integer >= 0 (the box is 2*(L//2)+1 pixels wide, default 3)"
-    if isinstance(value, (bool, np.bool_)):
-        raise ParameterError(
-            "median_box_length", f"a boolean ({value!r}) is not allowed; {accepted}"
-        )
-    if isinstance(value, (Integral, np.integer)):
-        number = int(value)
-    elif isinstance(value, str) and _SIGNED_DECIMAL.fullmatch(value.strip()):
-        number = int(value.strip())
-    else:
-        raise ParameterError(
-            "median_box_length",
-            f"{value!r} (type {type(value).__name__}) is not an integer; {accepted}",
-        )
-    if number < 0:
-        raise ParameterError("median_box_length", f"{value!r} is negative; {accepted}")
-    return number
 
 
 def box_half_width(box_length):
@@ -227,8 +78,8 @@ def bad_pixel_mask(data, dq, bad_bits):
     dq : numpy.ndarray
         Integer DQ words with the same shape as ``data``.
     bad_bits : int
-        Bit mask from :func:`parse_bad_bits`; 0 means only non-finite values
-        are bad.
+        DQ bits of bad pixels (see :func:`coronalign.steps.parameters.parse_bad_bits`);
+        0 means only non-finite values are bad.
 
     Returns
     -------
@@ -620,12 +471,12 @@ def clean_plane_stack(data, err, dq, bad_bits, box_length, *, zero_flags=0):
     dq : numpy.ndarray
         Integer DQ words, same shape.
     bad_bits : int
-        Bit mask from :func:`parse_bad_bits`.
+        Bit mask (see :func:`coronalign.steps.parameters.parse_bad_bits`).
     box_length : int
         The ``median_box_length`` (see :func:`replace_bad_pixels`).
     zero_flags : int, optional
         Bad data pixels whose DQ has any of these bits become 0.0 instead of a
-        median (pass ``NON_SCIENCE`` = 512 for MIRI, 0 otherwise).
+        median (pass :data:`coronalign.dq.NON_SCIENCE` for MIRI, 0 otherwise).
 
     Returns
     -------

@@ -14,7 +14,7 @@ Conventions: images are ``(..., ny, nx)``; a shift ``(dx, dy)`` moves the conten
 import numpy as np
 import scipy.fft
 
-from .reproducible import complex_multiply, sincos_2pi
+from coronalign.core.reproducible import complex_multiply, sincos_2pi
 
 __all__ = [
     "axis_phase",
@@ -118,7 +118,7 @@ def axis_phases(freqs, n, shift, orders):
     Returns
     -------
     ndarray of complex128, shape ``shift.shape + (orders,) + freqs.shape``
-        Computed with :mod:`coronalign.reproducible`, so the bits do not depend on the CPU.
+        Computed with :mod:`coronalign.core.reproducible`, so the bits do not depend on the CPU.
     """
     shift = np.asarray(shift, dtype=np.float64)
     phases = phase_derivatives(freqs, shift, orders)

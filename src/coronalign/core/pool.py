@@ -12,6 +12,18 @@ slowed down by other work on the machine simply takes fewer items. Each worker r
 its results to the caller through a pipe. Which process computes an item must never
 change its result: every item must be computed from the shared state alone, not from
 another item's result.
+
+Why not :mod:`concurrent.futures` or :mod:`multiprocessing`
+-----------------------------------------------------------
+Both were tried with a ``fork`` context against the guarantees this module gives (a
+worker's exception re-raised here with its type, a killed worker reported, identical
+results, nothing left running). ``multiprocessing.Pool`` fails *a killed worker is
+reported*: the task a killed worker held never returns, and the caller waits forever.
+``ProcessPoolExecutor`` reports a killed worker only as ``BrokenProcessPool`` (the signal
+is in a private attribute), and when the caller's own share fails it cannot stop a
+worker that is still running (``shutdown(cancel_futures=True)`` leaves it running; a
+public ``terminate_workers`` exists only from Python 3.14): a worker would go on writing
+into a product that will never be committed. That last guarantee decided it.
 """
 
 import contextlib
@@ -23,7 +35,7 @@ import signal
 import sys
 import traceback
 
-from .errors import CoronalignError
+from coronalign.errors import CoronalignError
 
 __all__ = ["can_fork", "map_in_processes"]
 
@@ -31,7 +43,14 @@ log = logging.getLogger(__name__)
 
 
 def can_fork():
-    """True where worker processes are forked (Linux; macOS frameworks are not fork-safe)."""
+    """Whether worker processes can be forked here.
+
+    Returns
+    -------
+    bool
+        True on Linux; elsewhere (macOS frameworks are not fork-safe) the work runs in the
+        calling process.
+    """
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
