@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputFileError
+from coronalign.errors import InputFileError
 
 __all__ = ["Association", "exposure_root", "read_association"]
 

@@ -1,198 +1,46 @@
-"""Reading the step's inputs and writing its products (the stdatamodels layer).
+"""The ``_psfalign`` product: streamed to disk one integration at a time, or the unaligned stack.
 
-Every reader turns a problem with a file into an :class:`~coronalign.errors.InputFileError`
-that names the file and says what is wrong. Every writer writes to a temporary name in the
-destination folder and renames it when complete, so an interrupted run never leaves a
-partial product behind.
+:class:`ProductWriter` writes the aligned product in bounded memory, under a temporary
+name renamed when complete (:mod:`coronalign.io.atomic`). :func:`write_unaligned_product`
+writes the product of a skipped alignment: the PSF stack itself, with the step's metadata.
+
+stdatamodels lays the product out
+---------------------------------
+The headers and the ASDF metadata extension are what stdatamodels itself would write:
+:meth:`ProductWriter._layout` calls ``stdatamodels.fits_support.to_fits(model.instance,
+model.schema)``, as ``DataModel.to_fits`` does, on a model whose arrays are placeholders.
+``model.instance`` and ``model.schema`` are public properties (of ``stdatamodels.properties
+.Node`` and ``DataModel``), and ``fits_support.to_fits`` is in its module's ``__all__`` but
+not in stdatamodels' documented API. The function and both properties are the same in
+every release from 2.0.0 to 6.0.0 (read in each release's source); ``pyproject.toml``
+pins ``stdatamodels>=2.0,<7`` and ``tests/io/test_product.py`` checks that a streamed
+product has the headers, data and metadata stdatamodels' own ``save`` gives. There is no
+public way to write only the headers: ``DataModel.save`` writes every array, and converts
+the whole DQ array to signed integers in memory, which a 4D product cannot afford.
 """
 
-import contextlib
-import gc
 import io
 import logging
 import os
 import tempfile
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
-from . import _asdf_startup
-from .align import RESULT_COLUMNS, Stack
-from .errors import InputFileError
+from coronalign.core.align import STATUS_DTYPE, AlignmentResult
+from coronalign.errors import InputFileError
+from coronalign.io import _asdf_startup
+from coronalign.io.atomic import AtomicOutput, atomic_output
+from coronalign.io.models import set_meta
+from coronalign.io.tables import SHIFT_EXTENSION, shift_records
 
-__all__ = [
-    "AtomicOutput",
-    "ProductWriter",
-    "atomic_output",
-    "open_model",
-    "read_shift_table",
-    "read_stack",
-    "shift_table",
-    "write_shift_table",
-]
+__all__ = ["ProductWriter", "write_unaligned_product"]
 
 log = logging.getLogger(__name__)
 
 _asdf_startup.install()
-
-
-def open_model(path, role):
-    """Open a JWST data model, turning every failure into a clear :class:`InputFileError`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        File to open.
-    role : str
-        What the file is for, used in messages (e.g. ``"science exposure"``).
-
-    Returns
-    -------
-    stdatamodels.DataModel
-    """
-    from stdatamodels.jwst import datamodels
-
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, f"{role} file not found")
-    if path.is_dir():
-        raise InputFileError(path, f"{role} is a folder, not a FITS file")
-    try:
-        with path.open("rb") as stream:
-            magic = stream.read(30)
-    except OSError as error:
-        raise InputFileError(path, f"{role} cannot be read: {error.strerror}") from None
-    if not magic.startswith(b"SIMPLE  ="):
-        raise InputFileError(path, f"{role} is not a FITS file")
-    failure = None
-    # A failed open leaves its file handle to be closed when the exception is freed (or
-    # by the garbage collector): close it here, quietly, since the error is reported.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            model = datamodels.open(path)
-            _ = model.data  # forces reading the data, so a truncated file fails here
-        except Exception as error:  # stdatamodels/astropy raise many kinds
-            failure = str(error)
-        if failure is not None:
-            gc.collect()
-    if failure is not None:
-        raise InputFileError(
-            path, f"{role} cannot be read as a JWST data model (truncated or corrupt?): {failure}"
-        )
-    return model
-
-
-def read_stack(path, role):
-    """Read a 3D CubeModel (``_calints`` or ``_psfstack``) as a :class:`~coronalign.align.Stack`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-    role : str
-        ``"science exposure"`` or ``"PSF stack"``; used in messages.
-
-    Returns
-    -------
-    stack : Stack
-        Data, ERR and DQ arrays (as stored).
-    model : stdatamodels.DataModel
-        The open model, for its metadata.
-    """
-    model = open_model(path, role)
-    data = np.asarray(model.data)
-    if data.ndim != 3:
-        kind = type(model).__name__
-        raise InputFileError(
-            path,
-            f"{role} must be a 3D CubeModel (planes, ny, nx), but it is a {data.ndim}D {kind} "
-            f"of shape {data.shape}",
-        )
-    if data.shape[0] < 1:
-        raise InputFileError(path, f"{role} has no planes")
-    err = np.asarray(model.err) if model.hasattr("err") and model.err.shape == data.shape else None
-    dq = np.asarray(model.dq) if model.hasattr("dq") and model.dq.shape == data.shape else None
-    if err is None:
-        err = np.zeros(data.shape, dtype=np.float32)
-    if dq is None:
-        dq = np.zeros(data.shape, dtype=np.uint32)
-    return Stack(data=data, err=err, dq=dq), model
-
-
-class AtomicOutput:
-    """A temporary file beside ``path`` that becomes ``path`` only when committed.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Final destination. Its folder must exist and be writable.
-
-    Attributes
-    ----------
-    temporary : pathlib.Path
-        Where to write (a hidden name in the same folder, same extension).
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-        folder = self.path.parent
-        if not folder.is_dir():
-            raise InputFileError(folder, "output folder does not exist")
-        if not os.access(folder, os.W_OK):
-            raise InputFileError(folder, "output folder is not writable")
-        # A run killed before it could clean up (SIGKILL, power loss) leaves its temporary
-        # file behind; a new attempt at the same output removes it.
-        for stale in folder.glob(f".{self.path.stem}.*.partial{self.path.suffix}"):
-            log.info("removing %s, left by an interrupted run", stale)
-            stale.unlink(missing_ok=True)
-        # Keep the extension: writers choose the format from it.
-        try:
-            handle, temporary = tempfile.mkstemp(
-                prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}", dir=folder
-            )
-        except OSError as error:
-            raise InputFileError(
-                folder, f"cannot create a file in the output folder: {error.strerror}"
-            ) from None
-        os.close(handle)
-        self.temporary = Path(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        self.temporary.chmod(0o666 & ~umask)  # mkstemp creates 0600; products are ordinary
-
-    def commit(self):
-        """Rename the temporary file to the final path."""
-        os.replace(self.temporary, self.path)
-
-    def discard(self):
-        """Remove the temporary file (harmless after :meth:`commit`)."""
-        self.temporary.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Final destination.
-
-    Yields
-    ------
-    pathlib.Path
-        Where to write. Removed if the block raises.
-    """
-    output = AtomicOutput(path)
-    try:
-        yield output.temporary
-        output.commit()
-    finally:
-        output.discard()
 
 
 class ProductWriter:
@@ -205,7 +53,9 @@ class ProductWriter:
     integration straight to their place in the file, so the memory used does not grow
     with the product size. The file has a temporary name until :meth:`commit` renames it.
 
-    Use as a context manager and as the ``sink`` of :func:`coronalign.align.align_stacks`::
+    Use as a context manager and as the ``sink`` of
+    :func:`coronalign.core.align.align_stacks`; rows may be written from forked worker
+    processes too (``processes`` > 1), which write straight to the file::
 
         with ProductWriter(path, "quad", nints, npsfs, (ny, nx), psfstack_model, meta) as w:
             align_stacks(..., sink=w)
@@ -268,12 +118,13 @@ class ProductWriter:
             model = model_type(**arrays)
             model.update(template)
             for key, value in meta.items():
-                _set_meta(model.meta, key, value)
+                set_meta(model.meta, key, value)
             # The shift table's extension, laid out now (its size is known) and filled at
             # commit, so the headers stdatamodels checksums are the final ones.
             model.extra_fits = {SHIFT_EXTENSION: {"data": self._placeholder_records()}}
             model.on_save(str(self.path))
-            hdulist = fits_support.to_fits(model._instance, model._schema)
+            # What DataModel.to_fits does, without writing the arrays (see the module).
+            hdulist = fits_support.to_fits(model.instance, model.schema)
             headers = {hdu.name: hdu.header.copy() for hdu in hdulist}
             asdf_bytes = _hdu_bytes(hdulist["ASDF"])
             del arrays, model, hdulist
@@ -281,8 +132,6 @@ class ProductWriter:
 
     def _placeholder_records(self):
         """Shift-table records of the right size, to lay the extension out."""
-        from .align import AlignmentResult
-
         empty = np.zeros((self.table_rows, 1))
         return shift_records(
             AlignmentResult(
@@ -292,7 +141,7 @@ class ProductWriter:
                 beta=empty,
                 rms=empty,
                 iterations=np.zeros((self.table_rows, 1), dtype=np.int64),
-                status=np.full((self.table_rows, 1), "", dtype="<U13"),
+                status=np.full((self.table_rows, 1), "", dtype=STATUS_DTYPE),
             )
         )
 
@@ -321,8 +170,6 @@ class ProductWriter:
 
     #: Integrations queued for writing at most (bounds the memory held by the queue).
     QUEUE = 2
-    #: Rows may also be written from forked worker processes (see ``align_stacks``).
-    fork_safe = True
 
     def __call__(self, row, sci, err, dq):
         """Queue the planes aligned to one integration for writing (the ``sink`` interface).
@@ -427,129 +274,24 @@ def _hdu_bytes(hdu):
     return buffer.getvalue()[len(primary.header.tostring()) :]
 
 
-def _set_meta(node, dotted, value):
-    """Set ``node.a.b.c = value`` from ``"a.b.c"``."""
-    *parents, last = dotted.split(".")
-    for name in parents:
-        node = getattr(node, name)
-    setattr(node, last, value)
+def write_unaligned_product(psf_model, path, meta):
+    """Write the PSF stack itself as the product, with the step's metadata (atomically).
 
-
-def read_shift_table(path):
-    """Read a shift table written by :func:`write_shift_table`.
+    What the official step writes when no PSFMASK applies: the PSF stack, data unchanged.
 
     Parameters
     ----------
+    psf_model : stdatamodels.DataModel
+        The open PSF stack (copied; not modified).
     path : str or os.PathLike
-        The ``.ecsv`` file.
-
-    Returns
-    -------
-    astropy.table.Table
-    """
-    from astropy.table import Table
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "shift table not found")
-    try:
-        return Table.read(path, format="ascii.ecsv")
-    except Exception as error:  # astropy raises many kinds for a bad table
-        raise InputFileError(path, f"is not a readable ECSV shift table ({error})") from None
-
-
-#: Column descriptions of the shift table (also the FITS TCOMM of the in-product table).
-SHIFT_COLUMNS = {
-    "integration": "science integration",
-    "psf": "PSF plane of the stack",
-    "xshift": "x_psf - x_sci along columns",
-    "yshift": "y_psf - y_sci along rows",
-    "beta": "PSF flux / science flux",
-    "rms": "weighted residual rms sqrt(sum w (psf - beta shift(sci))^2 / sum w)",
-    "xshift_err": "formal 1-sigma error of xshift",
-    "yshift_err": "formal 1-sigma error of yshift",
-    "beta_err": "formal 1-sigma error of beta",
-    "xprior": "x of the search window centre (pointing metadata, else 0)",
-    "yprior": "y of the search window centre (pointing metadata, else 0)",
-    "iterations": "Newton iterations",
-    "converged": "the fit converged",
-    "status": "converged, not_converged, no_data, out_of_window or outlier",
-}
-
-
-#: Name of the product's binary-table extension holding the shift table.
-SHIFT_EXTENSION = "PSFSHIFTS"
-#: Width of the status column in the product's table (the longest status is 13).
-_STATUS_WIDTH = 16
-
-
-def shift_records(result):
-    """The fitted parameters as a structured array, one record per (integration, PSF).
-
-    Parameters
-    ----------
-    result : coronalign.align.AlignmentResult
-        The fit results.
-
-    Returns
-    -------
-    numpy.ndarray
-        Fields as in ``SHIFT_COLUMNS`` (``status`` as ASCII bytes).
-    """
-    rows, npsfs = result.xshift.shape
-    dtype = [("integration", "<i8"), ("psf", "<i8")]
-    dtype += [(name, "<f8") for name in RESULT_COLUMNS]
-    dtype += [("iterations", "<i8"), ("converged", "?"), ("status", f"S{_STATUS_WIDTH}")]
-    records = np.zeros(rows * npsfs, dtype=dtype)
-    records["integration"] = np.repeat(np.asarray(result.integrations, dtype=np.int64), npsfs)
-    records["psf"] = np.tile(np.arange(npsfs, dtype=np.int64), rows)
-    for name in RESULT_COLUMNS:
-        records[name] = getattr(result, name).ravel()
-    records["iterations"] = result.iterations.ravel()
-    records["converged"] = result.converged.ravel()
-    records["status"] = np.char.encode(result.status.ravel().astype(str), "ascii")
-    return records
-
-
-def shift_table(result, meta=None):
-    """The fitted parameters as an astropy table, one row per (integration, PSF).
-
-    Parameters
-    ----------
-    result : coronalign.align.AlignmentResult
-        The fit results.
-    meta : dict, optional
-        Table metadata (inputs, parameters, provenance).
-
-    Returns
-    -------
-    astropy.table.Table
-    """
-    from astropy.table import Table
-
-    records = shift_records(result)
-    table = Table(records, meta=meta or {})
-    table["status"] = np.char.decode(records["status"], "ascii")
-    for name in ("xshift", "yshift", "xshift_err", "yshift_err", "xprior", "yprior"):
-        table[name].unit = "pix"
-    for name, description in SHIFT_COLUMNS.items():
-        table[name].description = description
-    return table
-
-
-def write_shift_table(path, result, meta):
-    """Write the fitted shifts as an astropy ECSV table, one row per (integration, PSF).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Output ``.ecsv`` file.
-    result : coronalign.align.AlignmentResult
-        The fit results.
+        The product to write.
     meta : dict
-        Table metadata (inputs, parameters, provenance).
+        Dotted metadata keys (``"cal_step.align_psfs"``) and their values.
     """
-    table = shift_table(result, meta)
+    product = psf_model.copy()
+    for key, value in meta.items():
+        set_meta(product.meta, key, value)
+    product.meta.filename = Path(path).name
     with atomic_output(path) as temporary:
-        table.write(temporary, format="ascii.ecsv", overwrite=True)
-    log.info("wrote shift table %s", path)
+        product.save(temporary, overwrite=True)
+    product.close()

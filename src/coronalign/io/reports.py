@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
-from .products import atomic_output
+from coronalign.errors import InputFileError
+from coronalign.io.atomic import atomic_output
 
 __all__ = ["read_json_report", "write_json_report"]
 
