@@ -13,11 +13,22 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .errors import InputFileError
-from .provenance import data_sha256, file_sha256, software_versions
+from coronalign import __version__
+from coronalign.errors import InputFileError
+from coronalign.io.models import open_model
+from coronalign.io.provenance import data_sha256, file_sha256, software_versions
+from coronalign.io.reports import write_json_report
+from coronalign.steps.align_refs import align_files, skip_alignment
+from coronalign.steps.parameters import StepParameters
 
-__all__ = ["Verification", "build_manifest", "verify_manifest", "write_manifest"]
+__all__ = [
+    "MANIFEST_FORMAT",
+    "Verification",
+    "build_manifest",
+    "verify_entry",
+    "verify_manifest",
+    "write_manifest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +37,6 @@ MANIFEST_FORMAT = "coronalign-manifest-1"
 
 def _product_record(path):
     """The provenance stored in one product (``meta.coronalign``) plus its data digest."""
-    from .products import open_model
-
     model = open_model(path, "product")
     try:
         if not model.meta.hasattr("coronalign"):
@@ -86,8 +95,6 @@ def write_manifest(products, output):
     dict
         The manifest.
     """
-    from .reports import write_json_report
-
     manifest = build_manifest(products)
     write_json_report(output, manifest)
     log.info("wrote manifest of %d product(s) to %s", len(manifest["products"]), output)
@@ -110,11 +117,8 @@ def _resolve(path, base):
 
 def _rerun(entry, base, scratch):
     """Make the product of ``entry`` again in ``scratch``; return the new file."""
-    from .register import DEFAULT_MAX_SHIFT
-    from .step import align_files, skip_alignment
-
     inputs = {role: _resolve(item["path"], base) for role, item in entry["inputs"].items()}
-    parameters = entry["parameters"]
+    parameters = StepParameters.from_record(entry["parameters"])
     output = Path(scratch) / Path(entry["product"]).name
     if entry["status"] == "SKIPPED":
         skip_alignment(
@@ -122,8 +126,8 @@ def _rerun(entry, base, scratch):
             inputs["psfstack"],
             output,
             entry.get("skipped") or "re-run of a skipped product",
+            parameters,
             crds=entry.get("crds"),
-            parameters=parameters,
         )
     else:
         align_files(
@@ -131,13 +135,7 @@ def _rerun(entry, base, scratch):
             inputs["psfstack"],
             inputs["psfmask"],
             output,
-            mode=parameters["mode"],
-            median_box_length=parameters["median_box_length"],
-            bad_bits=parameters["bad_bits"],
-            # Records made before these parameters existed: the objective was linear.
-            weighting=parameters.get("weighting", "linear"),
-            max_shift=parameters.get("max_shift", DEFAULT_MAX_SHIFT),
-            threads=parameters.get("threads", 1),
+            parameters,
         )
     return output
 

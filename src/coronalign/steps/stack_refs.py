@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
-from .pointing import members_record
-from .products import atomic_output, open_model, read_stack
-from .reports import write_json_report
+from coronalign.core.align import Stack
+from coronalign.errors import InputFileError
+from coronalign.io.models import open_model, read_stack, write_cube
+from coronalign.io.pointing import members_record
+from coronalign.io.reports import write_json_report
 
 __all__ = ["AGREEING_KEYWORDS", "check_psfstack", "stack_refs"]
 
@@ -56,8 +57,6 @@ def stack_refs(psf_paths, output):
         A member cannot be read or is not 3D, or the members do not all share one frame
         size (the message lists every file and its shape).
     """
-    from stdatamodels.jwst import datamodels
-
     paths = [Path(p) for p in psf_paths]
     if not paths:
         raise InputFileError(output, "no PSF exposures given to stack")
@@ -85,16 +84,13 @@ def stack_refs(psf_paths, output):
     data = np.concatenate([np.asarray(s.data, dtype=np.float32) for s in stacks])
     err = np.concatenate([np.asarray(s.err, dtype=np.float32) for s in stacks])
     dq = np.concatenate([np.asarray(s.dq, dtype=np.uint32) for s in stacks])
-    model = datamodels.CubeModel(data=data, err=err, dq=dq)
-    model.update(first_model)
+    meta = {
+        "cal_step.stack_psfs": "COMPLETE",
+        # Each member's pointing: the stack's own metadata are the first member's only.
+        "coronalign": {"psf_members": members},
+    }
+    write_cube(output, Stack(data=data, err=err, dq=dq), first_model, meta)
     first_model.close()
-    model.meta.filename = Path(output).name
-    model.meta.cal_step.stack_psfs = "COMPLETE"
-    # Each member's pointing: the stack's own metadata are the first member's only.
-    model.meta.coronalign = {"psf_members": members}
-    with atomic_output(output) as temporary:
-        model.save(temporary, overwrite=True)
-    model.close()
     log.info(
         "stacked %d PSF exposures (%s planes) into %s, %d x %s",
         len(paths),

@@ -35,23 +35,26 @@ Checks
 """
 
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CoronalignError, InputFileError, ParameterError
-from .products import read_shift_table
-from .reports import write_json_report
+from coronalign import dq
+from coronalign.dq import FitStatus
+from coronalign.errors import CoronalignError, InputFileError, ParameterError
+from coronalign.io.models import open_validated_model, read_sci_shape
+from coronalign.io.reports import write_json_report
+from coronalign.io.tables import read_shift_table
+from coronalign.steps.parameters import MODES, parse_max_shift
 
-__all__ = ["ValidationError", "expected_shape", "validate_product"]
+__all__ = ["ValidationError", "expected_shape", "validate_files", "validate_product"]
 
 log = logging.getLogger(__name__)
 
 #: Fits named in a message, at most.
 _NAMED = 10
 
-_DO_NOT_USE = np.uint32(1)
+_DO_NOT_USE = np.uint32(dq.DO_NOT_USE)
 
 
 class ValidationError(CoronalignError):
@@ -71,21 +74,6 @@ class ValidationError(CoronalignError):
         super().__init__(f"{self.product}: validation failed: " + "; ".join(self.reasons))
 
 
-def _sci_shape(path, role):
-    """Shape of a file's SCI array from its header, without reading the data."""
-    from astropy.io import fits
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, f"{role} file not found")
-    try:
-        header = fits.getheader(path, "SCI")
-    except (OSError, KeyError, IndexError, ValueError) as error:
-        raise InputFileError(path, f"{role} has no readable SCI extension ({error})") from None
-    naxis = int(header.get("NAXIS", 0))
-    return tuple(int(header[f"NAXIS{axis}"]) for axis in range(naxis, 0, -1))
-
-
 def expected_shape(science, psfstack, mode):
     """The product shape the inputs call for.
 
@@ -103,8 +91,8 @@ def expected_shape(science, psfstack, mode):
     tuple of int
         (nints, npsfs, ny, nx) for ``quad``, (npsfs, ny, nx) for ``cube``.
     """
-    sci = _sci_shape(science, "science exposure")
-    psf = _sci_shape(psfstack, "PSF stack")
+    sci = read_sci_shape(science, "science exposure")
+    psf = read_sci_shape(psfstack, "PSF stack")
     if len(sci) != 3 or len(psf) != 3:
         raise InputFileError(science if len(sci) != 3 else psfstack, "expected a 3D SCI array")
     if mode == "quad":
@@ -135,13 +123,8 @@ class _Checks:
 
 def _open_product(path, checks, model_type):
     """Open with strict schema validation; None if it cannot be opened."""
-    from stdatamodels.jwst import datamodels
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # strict validation raises instead
-            model = datamodels.open(path, strict_validation=True)
-            model.validate()
+        model = open_validated_model(path)
     except Exception as error:  # asdf/jsonschema/stdatamodels raise many kinds
         checks.add("schema", False, f"does not open/validate as a JWST data model: {error}")
         return None
@@ -198,8 +181,8 @@ def validate_product(
     ParameterError
         ``mode`` is not ``quad`` or ``cube``.
     """
-    if mode not in ("quad", "cube"):
-        raise ParameterError("mode", f"{mode!r} is not one of quad, cube")
+    if mode not in MODES:
+        raise ParameterError("mode", f"{mode!r} is not one of {', '.join(MODES)}")
     product = Path(product)
     if not product.is_file():
         raise InputFileError(product, "product not found")
@@ -242,6 +225,41 @@ def validate_product(
         raise ValidationError(product, checks.reasons)
     log.info("%s passed validation%s", product.name, " (alignment skipped)" if skipped else "")
     return result
+
+
+def validate_files(
+    product, shifts, report, *, mode="quad", science=None, psfstack=None, max_shift=None
+):
+    """``coronalign validate``: the expected shape from the inputs, then :func:`validate_product`.
+
+    Parameters
+    ----------
+    product, shifts, report : path-like
+        As for :func:`validate_product`.
+    mode : {"quad", "cube"}, optional
+        The product kind that was asked for.
+    science, psfstack : path-like, optional
+        The inputs, both or neither: they give the expected shape.
+    max_shift : float or str, optional
+        Largest distance of a fit from its prior (default: the recorded one).
+
+    Returns
+    -------
+    dict
+        The report.
+
+    Raises
+    ------
+    ParameterError
+        Only one of ``science`` and ``psfstack`` is given, or ``max_shift`` is invalid.
+    """
+    if (science is None) != (psfstack is None):
+        raise ParameterError("--science/--psfstack", "give both or neither")
+    max_shift = None if max_shift is None else parse_max_shift(max_shift)
+    shape = None if science is None else expected_shape(science, psfstack, mode)
+    return validate_product(
+        product, shifts, mode=mode, expected_shape=shape, report=report, max_shift=max_shift
+    )
 
 
 def _recorded_max_shift(table):
@@ -362,9 +380,9 @@ def _check_table(table, checks, shape, mode, skipped, max_shift):
         )
     else:
         checks.add("shift_table", True, f"{len(table)} fits")
-    fitted = status != "no_data"
+    fitted = status != FitStatus.NO_DATA
     _check_range(table, checks, fitted, max_shift)
-    outside = status == "out_of_window"
+    outside = status == FitStatus.OUT_OF_WINDOW
     checks.add(
         "window",
         not outside.any(),
@@ -374,26 +392,26 @@ def _check_table(table, checks, shape, mode, skipped, max_shift):
         f"(the best match lies farther than max_shift from the prior; is the reference the "
         f"right star, or the pointing metadata wrong?): {_named(table, outside)}",
     )
-    outliers = status == "outlier"
+    outliers = status == FitStatus.OUTLIER
     if outliers.any():
         checks.warn(
             f"{int(outliers.sum())} fits lie far from the other fits of the same PSF (status "
             f"outlier): {_named(table, outliers)}"
         )
-    no_data = int((status == "no_data").sum())
+    no_data = int((status == FitStatus.NO_DATA).sum())
     if no_data:
         rows = sorted({int(i) for i in np.asarray(table["integration"])[~fitted]})
         checks.warn(
             f"{no_data} fits have no usable data (integrations {rows}); their planes are the "
             "unshifted PSFs flagged DO_NOT_USE"
         )
-    not_converged = status == "not_converged"
-    known = {"converged", "not_converged", "no_data", "out_of_window", "outlier"}
+    not_converged = status == FitStatus.NOT_CONVERGED
+    known = {str(member) for member in FitStatus}
     other = sorted(set(status.tolist()) - known)
     if fitted.sum() == 0 and len(table):
         checks.add("convergence", False, "no fit has usable data")
     else:
-        good = int(np.isin(status, ["converged", "outlier"]).sum())
+        good = int(np.isin(status, [FitStatus.CONVERGED, FitStatus.OUTLIER]).sum())
         checks.add(
             "convergence",
             not not_converged.any() and not other,
