@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from coronalign.simulate import DO_NOT_USE, simulate_exposures, write_simulation
+from coronalign.dq import DO_NOT_USE
+from coronalign.simulation import simulate_exposures, write_simulation
 
 __all__ = ["main", "make_instrument"]
 
