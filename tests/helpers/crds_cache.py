@@ -380,7 +380,7 @@ def build_crds_cache(
 
 
 # ----------------------------------------------------------------------------------------------
-# A cache for the simulator's data (coronalign.simulate), used by the end-to-end tests
+# A cache for the simulator's data (coronalign.simulation), used by the end-to-end tests
 
 #: The cache's operational context: subarray-sized masks equal to the simulator's own.
 SIM_CONTEXT = "jwst_0001.pmap"
@@ -415,7 +415,7 @@ def _sim_nircam_rmap(reference: str, newer: str | None = None) -> str:
 def build_simulator_cache(root, shape=(64, 64), *, server_config: bool = True) -> dict:
     """Write an offline CRDS cache whose rules select for the simulator's real parameter values.
 
-    The rules match ``coronalign.simulate`` data: NIRCam ``NRC_CORON`` / ``F335M`` /
+    The rules match ``coronalign.simulation`` data: NIRCam ``NRC_CORON`` / ``F335M`` /
     ``MASKA335R`` / ``SUB320A335R`` (subarray at x=1729, y=1 of the 2048 x 2048 detector) and
     MIRI ``MIR_4QPM`` / ``F1550C`` / ``4QPM_1550`` / ``MASK1550``; the exposure types
     ``NRC_TACQ`` and ``MIR_TACQ`` (:data:`SIM_NOT_APPLICABLE`) are N/A.
@@ -428,7 +428,7 @@ def build_simulator_cache(root, shape=(64, 64), *, server_config: bool = True) -
     jwst_0003.pmap       jwst_nircam_psfmask_0003 (1024 x 1024 at 1,1: misplaced)     _miri_0001
     ===================  ===========================================================  ==========
 
-    The subarray-sized masks hold exactly ``simulate.psfmask_array(instrument, shape)``, the
+    The subarray-sized masks hold exactly ``simulation.psfmask_array(instrument, shape)``, the
     mask the simulator writes next to its data, and the full-frame one holds
     ``psfmask_array("nircam", shape, full_frame=True)``: a correct cut-out gives the same
     weights, hence the same fitted shifts, as the simulator's own mask.
@@ -438,7 +438,7 @@ def build_simulator_cache(root, shape=(64, 64), *, server_config: bool = True) -
     root : path-like
         Directory to create (the future ``CRDS_PATH``).
     shape : tuple of int
-        ``(ny, nx)`` of the simulated frames (``simulate.write_association(shape=...)``).
+        ``(ny, nx)`` of the simulated frames (``simulation.write_association(shape=...)``).
     server_config : bool
         Write ``config/jwst/server_config``; False reproduces a half-made cache.
 
@@ -449,7 +449,7 @@ def build_simulator_cache(root, shape=(64, 64), *, server_config: bool = True) -
         ``mappings`` and ``references`` (basename -> Path), ``missing`` (the reference the
         rules name but the cache lacks), ``shape``.
     """
-    from coronalign import simulate
+    from coronalign import simulation
 
     root = Path(root)
     mapdir = root / "mappings" / "jwst"
@@ -495,13 +495,13 @@ def build_simulator_cache(root, shape=(64, 64), *, server_config: bool = True) -
     miri_optics = {"filter": "F1550C", "coronagraph": "4QPM_1550", "detector": "MIRIMAGE"}
     specs = {
         "jwst_nircam_psfmask_0001.fits": (
-            simulate.psfmask_array("nircam", shape),
+            simulation.psfmask_array("nircam", shape),
             "SUB320A335R",
             (1729, 1),
             nircam_optics,
         ),
         "jwst_nircam_psfmask_0002.fits": (
-            simulate.psfmask_array("nircam", shape, full_frame=True),
+            simulation.psfmask_array("nircam", shape, full_frame=True),
             "FULL",
             (1, 1),
             nircam_optics,
@@ -513,7 +513,7 @@ def build_simulator_cache(root, shape=(64, 64), *, server_config: bool = True) -
             nircam_optics,
         ),
         "jwst_miri_psfmask_0001.fits": (
-            simulate.psfmask_array("miri", shape),
+            simulation.psfmask_array("miri", shape),
             "MASK1550",
             (1, 467),
             miri_optics,

@@ -8,6 +8,8 @@ with tight tolerances.
 import numpy as np
 from scipy import ndimage, optimize
 
+__all__ = ["scipy_fit", "truth_of"]
+
 
 def scipy_fit(sci, psf, mask, start=(0.0, 0.0, 1.0)):
     """Fit ``psf ~ beta * shift(sci, dx, dy)`` by brute-force least squares.
