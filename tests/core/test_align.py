@@ -4,9 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from coronalign import align, parallel
-from coronalign.align import DQ_DO_NOT_USE, DQ_REPLACED, DQ_WRAPPED, Stack, align_stacks
-from tests.helpers import blob_image, border_weight, shifted
+from coronalign.core import align, pool
+from coronalign.core.align import DQ_DO_NOT_USE, DQ_REPLACED, DQ_WRAPPED, Stack, align_stacks
+from tests.helpers.images import blob_image, border_weight, shifted
 
 
 def _stack(planes, dq=None):
@@ -29,9 +29,7 @@ class Collect:
 
 
 class SharedCollect:
-    """A fork-safe sink: the rows land in memory shared with forked worker processes."""
-
-    fork_safe = True
+    """A sink for worker processes: the rows land in memory shared with forked processes."""
 
     def __init__(self, nrows, npsfs, shape):
         full = (nrows, npsfs, *shape)
@@ -96,14 +94,14 @@ def test_results_do_not_depend_on_thread_count():
             assert np.array_equal(a, b)
 
 
-@pytest.mark.skipif(not parallel.can_fork(), reason="worker processes need Linux")
+@pytest.mark.skipif(not pool.can_fork(), reason="worker processes need Linux")
 def test_worker_processes_give_the_same_rows_as_one_process():
     science, psfs, truth = _problem(nints=5, npsfs=3)
     weight = border_weight((64, 64))
     one = Collect()
     r1 = align_stacks(science, psfs, weight, one, threads=1)
     shared = SharedCollect(5, 3, (64, 64))
-    r2 = align_stacks(science, psfs, weight, shared, threads=2)
+    r2 = align_stacks(science, psfs, weight, shared, threads=2, processes=2)
     assert len(set(shared.pids)) == 2  # rows were written by two processes
     assert os.getpid() in set(shared.pids)  # this process takes rows too
     for name in ("xshift", "yshift", "beta", "rms", "iterations", "status"):

@@ -1,20 +1,18 @@
-"""Tests for coronalign.badpix: parameter parsing and median replacement of bad pixels."""
+"""Tests for coronalign.core.badpix: median replacement of bad pixels."""
 
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from coronalign import badpix
-from coronalign.badpix import (
+from coronalign.core import badpix
+from coronalign.core.badpix import (
     bad_pixel_mask,
     box_half_width,
     clean_plane_stack,
-    parse_bad_bits,
-    parse_box_length,
     replace_bad_pixels,
 )
-from coronalign.errors import ParameterError
+from coronalign.steps.parameters import parse_bad_bits
 
 # --------------------------------------------------------------------------- reference
 
@@ -69,103 +67,7 @@ def random_case(rng, shape=(37, 43), fraction=0.1, clusters=3):
     return data, bad
 
 
-# --------------------------------------------------------------------------- bad_bits
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("DO_NOT_USE", 1),
-        ("do_not_use", 1),
-        ("Do_Not_Use", 1),
-        ("SATURATED", 2),
-        ("OUTLIER, SATURATED", 18),
-        ("outlier,saturated", 18),
-        ("16, 2", 18),
-        ("18", 18),
-        (18, 18),
-        ("DO_NOT_USE+SATURATED", 3),
-        ("DO_NOT_USE + SATURATED", 3),
-        ("DO_NOT_USE|SATURATED", 3),
-        (" 1 | 2 , 16 + OUTLIER ", 19),
-        ("2, 2", 2),
-        ("NON_SCIENCE", 512),
-        ("REFERENCE_PIXEL", 2**31),
-        ("GOOD", 0),
-        ("4294967295", 2**32 - 1),
-        ("0", 0),
-        ("", 0),
-        ("   ", 0),
-        ("none", 0),
-        ("None", 0),
-        ("NONE", 0),
-        (None, 0),
-        (0, 0),
-        (np.int64(18), 18),
-        (np.uint32(3), 3),
-        (np.int16(16), 16),
-        (np.str_("OUTLIER"), 16),
-    ],
-)
-def test_parse_bad_bits(value, expected):
-    result = parse_bad_bits(value)
-    assert result == expected
-    assert type(result) is int
-
-
-@pytest.mark.parametrize(
-    ("value", "token"),
-    [
-        ("NOT_A_FLAG", "NOT_A_FLAG"),
-        ("OUTLIER, BOGUS", "BOGUS"),
-        ("DO NOT USE", "DO NOT USE"),
-        ("-1", "-1"),
-        (-1, "-1"),
-        (np.int64(-4), "-4"),
-        (2**32, "4294967296"),
-        ("4294967296", "4294967296"),
-        ("0x10", "0x10"),
-        ("1.5", "1.5"),
-        ("~4", "~4"),
-        ("16,,2", "16,,2"),
-        ("16,", "16,"),
-        (True, "True"),
-        (False, "False"),
-        (3.0, "3.0"),
-        ([1, 2], "[1, 2]"),
-    ],
-)
-def test_parse_bad_bits_errors_name_token_and_list_flags(value, token):
-    with pytest.raises(ParameterError) as info:
-        parse_bad_bits(value)
-    message = str(info.value)
-    assert info.value.name == "bad_bits"
-    assert message.startswith("bad_bits: ")
-    assert token in message
-    for name in ("DO_NOT_USE", "SATURATED", "OUTLIER", "NON_SCIENCE", "REFERENCE_PIXEL"):
-        assert name in message
-
-
-# --------------------------------------------------------------------------- box length
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [(0, 0), (1, 1), (3, 3), (8, 8), ("5", 5), (" 7 ", 7), ("0", 0), (np.int64(3), 3)],
-)
-def test_parse_box_length(value, expected):
-    result = parse_box_length(value)
-    assert result == expected
-    assert type(result) is int
-
-
-@pytest.mark.parametrize("value", [3.0, 2.5, -1, "-1", "3.0", "abc", "", None, True, [3]])
-def test_parse_box_length_errors(value):
-    with pytest.raises(ParameterError) as info:
-        parse_box_length(value)
-    assert info.value.name == "median_box_length"
-    assert repr(value) in str(info.value)
-    assert ">= 0" in str(info.value)
+# --------------------------------------------------------------------------- box
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from coronalign.fourier import fourier_shift, fourier_shift_pair
-from tests.helpers import blob_image
+from coronalign.core.fourier import fourier_shift, fourier_shift_pair
+from tests.helpers.images import blob_image
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (63, 70), (32, 45)])

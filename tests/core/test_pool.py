@@ -1,4 +1,4 @@
-"""Work spread over forked worker processes (coronalign.parallel)."""
+"""Work spread over forked worker processes (coronalign.core.pool)."""
 
 import os
 import signal
@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from coronalign import parallel
+from coronalign.core import pool
 from coronalign.errors import CoronalignError, InputFileError
 
-pytestmark = pytest.mark.skipif(not parallel.can_fork(), reason="worker processes need Linux")
+pytestmark = pytest.mark.skipif(not pool.can_fork(), reason="worker processes need Linux")
 
 
 def test_results_come_back_in_order_from_several_processes():
     parent = os.getpid()
-    results = parallel.map_in_processes(lambda item: (item * item, os.getpid()), range(7), 3)
+    results = pool.map_in_processes(lambda item: (item * item, os.getpid()), range(7), 3)
     assert [value for value, _ in results] == [item * item for item in range(7)]
     pids = [pid for _, pid in results]
     assert len(set(pids[:3])) == 3  # process j starts with item j, the caller last
@@ -29,15 +29,15 @@ def test_a_slow_process_takes_fewer_items():
             time.sleep(0.3)
         return os.getpid()
 
-    pids = parallel.map_in_processes(work, range(12), 2)
+    pids = pool.map_in_processes(work, range(12), 2)
     assert pids.count(parent) < 6
 
 
 def test_one_process_or_one_item_runs_here():
     here = os.getpid()
-    assert parallel.map_in_processes(lambda item: os.getpid(), range(3), 1) == [here] * 3
-    assert parallel.map_in_processes(lambda item: os.getpid(), [5], 4) == [here]
-    assert parallel.map_in_processes(lambda item: item, [], 4) == []
+    assert pool.map_in_processes(lambda item: os.getpid(), range(3), 1) == [here] * 3
+    assert pool.map_in_processes(lambda item: os.getpid(), [5], 4) == [here]
+    assert pool.map_in_processes(lambda item: item, [], 4) == []
 
 
 def test_a_worker_error_is_raised_here_with_its_type_and_message():
@@ -47,7 +47,7 @@ def test_a_worker_error_is_raised_here_with_its_type_and_message():
         return item
 
     with pytest.raises(InputFileError, match=r"x\.fits: cannot write the product") as error:
-        parallel.map_in_processes(work, range(6), 2)
+        pool.map_in_processes(work, range(6), 2)
     assert error.value.path == "/data/x.fits"
 
 
@@ -61,7 +61,7 @@ def test_an_unpicklable_worker_error_arrives_as_text():
         return item
 
     with pytest.raises(RuntimeError, match="unpicklable, defined in a function"):
-        parallel.map_in_processes(work, range(4), 2)
+        pool.map_in_processes(work, range(4), 2)
 
 
 def test_a_killed_worker_is_reported_and_the_others_are_reaped():
@@ -72,7 +72,7 @@ def test_a_killed_worker_is_reported_and_the_others_are_reaped():
         return item
 
     with pytest.raises(CoronalignError, match="killed by SIGKILL"):
-        parallel.map_in_processes(work, range(4), 2)
+        pool.map_in_processes(work, range(4), 2)
     with pytest.raises(ChildProcessError):  # no worker is left behind
         os.waitpid(-1, os.WNOHANG)
 
@@ -85,6 +85,6 @@ def test_an_error_here_stops_the_workers():
 
     parent = os.getpid()
     with pytest.raises(ValueError, match="parent's share"):
-        parallel.map_in_processes(work, range(4), 2)
+        pool.map_in_processes(work, range(4), 2)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from coronalign import register
+from coronalign.core import objective, register
+from coronalign.core.fourier import fourier_shift
 from coronalign.errors import ParameterError
-from coronalign.fourier import fourier_shift
-from tests.helpers import blob_image, border_weight, shifted
+from tests.helpers.images import blob_image, border_weight, shifted
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (63, 70)])
@@ -44,9 +44,9 @@ def test_large_offset_found_from_cross_correlation_start():
 
 def test_integer_start_is_the_nearest_integer():
     science = blob_image((64, 64), seed=5)
-    weight = register.prepare_weight(border_weight((64, 64)))
-    terms = register.prepare_science(science, weight)
-    reference = register.prepare_reference(shifted(science, -3.2, 4.4), weight)
+    weight = objective.prepare_weight(border_weight((64, 64)))
+    terms = objective.prepare_science(science, weight)
+    reference = objective.prepare_reference(shifted(science, -3.2, 4.4), weight)
     assert register.integer_start(terms, reference) == (-3.0, 4.0)
 
 
@@ -99,7 +99,7 @@ def test_fractional_mask_weighs_the_residual_as_asked(weighting, power):
 
 def test_unknown_weighting_is_a_parameter_error():
     with pytest.raises(ParameterError, match="weighting"):
-        register.prepare_weight(np.ones((8, 8)), "squared")
+        objective.prepare_weight(np.ones((8, 8)), "squared")
 
 
 def test_float32_input_gives_the_float64_fit():

@@ -3,7 +3,7 @@
 The unit tests check the reproducible arithmetic against numpy's own (accuracy); the
 subprocess test aligns realistic 10 x 9 data sets under settings that change what BLAS,
 numpy and libm do on this machine, as another machine would, and requires identical
-products. On the code before coronalign.reproducible existed, OPENBLAS_CORETYPE and
+products. On the code before coronalign.core.reproducible existed, OPENBLAS_CORETYPE and
 OPENBLAS_NUM_THREADS alone changed the SCI values (and disabling numpy's FMA dispatch
 changed SCI and ERR).
 """
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from coronalign.reproducible import (
+from coronalign.core.reproducible import (
     ExactLeft,
     complex_multiply,
     exact_matmul,
@@ -99,7 +99,7 @@ SETTINGS = {
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     """NIRCam and MIRI, 10 integrations x 9 PSFs, with noise and garbage."""
-    from coronalign.simulate import simulate_exposures, write_simulation
+    from coronalign.simulation import simulate_exposures, write_simulation
 
     folder = tmp_path_factory.mktemp("reproducible")
     return {

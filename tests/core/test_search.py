@@ -8,11 +8,11 @@ prior) and whole-stack cases on the simulator's poorly matched references
 import numpy as np
 import pytest
 
-from coronalign import register
-from coronalign.align import Stack, align_stacks
-from coronalign.simulate import simulate_exposures
-from tests.helpers import blob_image, border_weight, shifted
-from tests.helpers_sim import scipy_fit
+from coronalign.core import register
+from coronalign.core.align import Stack, align_stacks
+from coronalign.simulation import simulate_exposures
+from tests.helpers.images import blob_image, border_weight, shifted
+from tests.helpers.reference_fit import scipy_fit
 
 
 def compact_image(shape=(96, 96), seed=0):

@@ -7,7 +7,7 @@ import sys
 
 PROBE = """
 import json, sys
-from coronalign import _asdf_startup
+from coronalign.io import _asdf_startup
 installed = _asdf_startup.install()
 import asdf
 extensions = sorted(

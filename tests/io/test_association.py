@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from coronalign.association import exposure_root, read_association
 from coronalign.errors import InputFileError
+from coronalign.io.association import exposure_root, read_association
 
 SCIENCE = ["jw01_03106_00001_nrcalong_calints.fits", "jw01_03106_00002_nrcalong_calints.fits"]
 PSF = ["jw02_03106_00002_nrcalong_calints.fits", "jw02_03106_00001_nrcalong_calints.fits"]

@@ -8,7 +8,7 @@ from stdatamodels.jwst import datamodels
 
 from coronalign.cli import main
 from coronalign.errors import InputFileError
-from coronalign.stack import check_psfstack, stack_refs
+from coronalign.steps.stack_refs import check_psfstack, stack_refs
 
 META = {"name": "NIRCAM", "filter": "F335M", "coronagraph": "MASKA335R", "subarray": "SUB320A335R"}
 

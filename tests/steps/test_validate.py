@@ -1,4 +1,4 @@
-"""PSFMASK selection files, the N/A skip, product validation, summary table and figure."""
+"""Validation of a product and its shift table (coronalign validate)."""
 
 import json
 import shutil
@@ -9,27 +9,7 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels
 
 from coronalign.cli import main
-from coronalign.errors import InputFileError
-from coronalign.references import PsfmaskSelection
-from coronalign.step import read_psfmask_selection, write_psfmask_selection
-from coronalign.summary import SUMMARY_COLUMNS, plot_exposure, summarize
-from coronalign.validate import ValidationError, expected_shape, validate_product
-from tests.helpers import write_small_dataset
-
-
-@pytest.fixture(scope="module")
-def aligned(tmp_path_factory):
-    """A small data set aligned through a PSFMASK selection file (override)."""
-    folder = tmp_path_factory.mktemp("validate")
-    paths, _ = write_small_dataset(folder)
-    selection = folder / "selection.json"
-    science = str(paths["science"])
-    args = ["-q", "psfmask", science, "--override", str(paths["psfmask"]), "-o", str(selection)]
-    assert main(args) == 0
-    product, shifts = folder / "x_psfalign.fits", folder / "x_psfshifts.ecsv"
-    args = ["-q", "align", science, str(paths["psfstack"]), "--psfmask-selection", str(selection)]
-    assert main([*args, "-o", str(product), "--shifts", str(shifts)]) == 0
-    return {**paths, "selection": selection, "product": product, "shifts": shifts}
+from coronalign.steps.validate import ValidationError, expected_shape, validate_product
 
 
 def _copy(aligned, folder):
@@ -37,54 +17,6 @@ def _copy(aligned, folder):
     shutil.copy(aligned["product"], product)
     shutil.copy(aligned["shifts"], shifts)
     return product, shifts
-
-
-def test_selection_file_round_trip(tmp_path):
-    selection = PsfmaskSelection(
-        "selected", tmp_path / "m.fits", "crds://m.fits", "jwst_0001.pmap", "14.0", "chosen"
-    )
-    write_psfmask_selection(selection, tmp_path / "s.json", science="sci.fits")
-    assert read_psfmask_selection(tmp_path / "s.json") == selection
-    (tmp_path / "bad.json").write_text(json.dumps({"status": "maybe"}))
-    with pytest.raises(InputFileError, match="'maybe' is not one of"):
-        read_psfmask_selection(tmp_path / "bad.json")
-
-
-def test_override_selection_is_recorded_in_the_product(aligned):
-    content = json.loads(aligned["selection"].read_text())
-    assert content["status"] == "override"
-    assert content["context"] is None
-    with datamodels.open(aligned["product"]) as model:
-        assert model.meta.cal_step.align_psfs == "COMPLETE"
-        assert model.meta.ref_file.psfmask.name == str(aligned["psfmask"])
-
-
-def test_not_applicable_writes_the_unaligned_stack(aligned, tmp_path):
-    selection = PsfmaskSelection(
-        "not_applicable", None, "N/A", "jwst_0042.pmap", "14.0.3", "CRDS says N/A for TA"
-    )
-    write_psfmask_selection(selection, tmp_path / "na.json")
-    product, shifts = tmp_path / "na_psfalign.fits", tmp_path / "na_psfshifts.ecsv"
-    args = ["-q", "align", str(aligned["science"]), str(aligned["psfstack"])]
-    args += ["--psfmask-selection", str(tmp_path / "na.json"), "-o", str(product)]
-    assert main([*args, "--shifts", str(shifts)]) == 0
-    with datamodels.open(product) as model, datamodels.open(aligned["psfstack"]) as stack:
-        assert isinstance(model, datamodels.CubeModel)
-        np.testing.assert_array_equal(model.data, stack.data)
-        assert model.meta.cal_step.align_psfs == "SKIPPED"
-        assert model.meta.ref_file.psfmask.name == "N/A"
-        assert model.meta.ref_file.crds.context_used == "jwst_0042.pmap"
-    table = Table.read(shifts)
-    assert len(table) == 0
-    assert table.meta["skipped"] is True
-    assert table.meta["reason"] == "CRDS says N/A for TA"
-    report = validate_product(product, shifts, mode="quad", report=tmp_path / "v.json")
-    assert report["status"] == "passed"
-    assert report["skipped"] is True
-    assert report["reason"] == "CRDS says N/A for TA"
-    assert any("skipped" in warning for warning in report["warnings"])
-    plot_exposure(product, aligned["science"], shifts, tmp_path / "na.png")
-    assert (tmp_path / "na.png").stat().st_size > 1000
 
 
 def test_good_product_passes_with_expected_shape(aligned, tmp_path):
@@ -218,26 +150,3 @@ def test_validate_command_exit_status_and_report(aligned, tmp_path, capsys):
     assert "validation failed: finite: SCI" in capsys.readouterr().err
     assert json.loads(report.read_text())["status"] == "failed"
     assert main([*args, "--science", str(aligned["science"])]) == 2
-
-
-def test_summary_table_and_figure(aligned, tmp_path):
-    report = tmp_path / "v.json"
-    validate_product(aligned["product"], aligned["shifts"], mode="quad", report=report)
-    out = tmp_path / "summary.tsv"
-    args = ["-q", "summarize", str(report), "--shifts", str(aligned["shifts"]), "-o", str(out)]
-    assert main(args) == 0
-    lines = out.read_text().splitlines()
-    assert lines[0].split("\t") == list(SUMMARY_COLUMNS)
-    row = dict(zip(SUMMARY_COLUMNS, lines[1].split("\t"), strict=True))
-    table = Table.read(aligned["shifts"])
-    assert row["product"] == "x_psfalign.fits"
-    assert row["validation"] == "passed"
-    assert int(row["n_fits"]) == len(table) == 6
-    assert float(row["xshift_max"]) == pytest.approx(float(np.max(table["xshift"])), rel=1e-4)
-    assert float(row["beta_median"]) == pytest.approx(float(np.median(table["beta"])), rel=1e-4)
-    with pytest.raises(InputFileError, match="1 validation reports but 2 shift tables"):
-        summarize([report], [aligned["shifts"], aligned["shifts"]], out)
-    figure = tmp_path / "x.png"
-    args = ["-q", "plot", str(aligned["product"]), "--science", str(aligned["science"])]
-    assert main([*args, "--shifts", str(aligned["shifts"]), "-o", str(figure)]) == 0
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

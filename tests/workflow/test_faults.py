@@ -1,46 +1,27 @@
-"""Faults: a run killed during alignment resumes to identical products; unwritable outputs."""
+"""Faults: a run killed during alignment resumes to identical products."""
 
 import os
 import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from coronalign import simulate
-from coronalign.cli import main
-from coronalign.provenance import data_sha256
-from tests.helpers import align_command
-from tests.workflow_helpers import BIN, REPOSITORY
+from coronalign import simulation
+from coronalign.io.provenance import data_sha256
+from tests.helpers.workflow import start_snakemake
 
 
 @pytest.fixture(scope="module")
 def association(tmp_path_factory):
     # Enough integrations that the alignment lasts long enough to be interrupted.
     folder = tmp_path_factory.mktemp("data")
-    return simulate.write_association(folder, n_science=1, n_psf=2, nints=24, psf_nints=4)
+    return simulation.write_association(folder, n_science=1, n_psf=2, nints=24, psf_nints=4)
 
 
 def _start(environment, workdir, association, *extra):
-    workdir.mkdir(parents=True, exist_ok=True)
+    """Start the workflow on the association in the background (see start_snakemake)."""
     config = {"asn": str(association["asn"]), "psfmask": str(association["psfmask"])}
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [str(BIN / "snakemake"), "--snakefile", str(REPOSITORY / "Snakefile")]
-    command += ["--directory", str(workdir), "--configfile", str(workdir / "config.yaml")]
-    command += ["--cores", "2", *extra]
-    with (workdir / "snakemake-output.txt").open("a") as log:  # the child keeps its own copy
-        process = subprocess.Popen(
-            command,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group, so it can be killed whole
-        )
-    process.output_file = workdir / "snakemake-output.txt"
-    return process
+    return start_snakemake(environment, workdir, config, "--cores", "2", *extra)
 
 
 def _wait(process, timeout):
@@ -84,23 +65,3 @@ def test_sigkill_during_alignment_then_rerun_incomplete_gives_identical_products
     for mine, theirs in zip(_products(killed), _products(reference), strict=True):
         assert data_sha256(mine) == data_sha256(theirs)
     assert not list((killed / "results").rglob(".*partial*"))
-
-
-def test_unwritable_output_folder_is_a_clear_error(tmp_path, capsys):
-    sim = simulate.simulate_exposures("nircam", nints=1, npsfs=1, seed=5)
-    paths = simulate.write_simulation(sim, tmp_path)
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):  # root ignores permissions: use a read-only path
-            target = Path("/proc/coronalign_psfalign.fits")
-        else:
-            target = locked / "out_psfalign.fits"
-        status = main(align_command(paths["science"], paths["psfstack"], paths["psfmask"], target))
-    finally:
-        locked.chmod(0o700)
-    assert status == 2
-    message = capsys.readouterr().err
-    assert "output folder is not writable" in message or "cannot" in message
-    assert str(target.parent) in message

@@ -4,7 +4,7 @@ Runs only with ``CORONALIGN_SLURM=1`` and a running cluster whose default partit
 profile's (``debug``), e.g. the one-node cluster of the CI::
 
     sudo .ci/slurm/start-cluster.sh
-    CORONALIGN_SLURM=1 .venv/bin/python -m pytest tests/test_slurm.py
+    CORONALIGN_SLURM=1 .venv/bin/python -m pytest tests/workflow/test_slurm.py
     sudo .ci/slurm/stop-cluster.sh
 
 With ``CORONALIGN_SLURM=1`` a missing or broken cluster FAILS the test (CI must not pass
@@ -30,8 +30,9 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 
-from coronalign import simulate
-from tests.workflow_helpers import BIN, REPOSITORY
+from coronalign import simulation
+from tests.helpers.paths import BIN, REPOSITORY
+from tests.helpers.workflow import snakemake_command
 
 pytestmark = pytest.mark.slurm
 
@@ -45,7 +46,7 @@ SLURM_RULES = {"stack_refs", "check_psfstack", "align", "validate", "plot", "sum
 N_SCIENCE = 2
 HOW_TO = (
     "start a cluster (sudo .ci/slurm/start-cluster.sh) and run "
-    "CORONALIGN_SLURM=1 .venv/bin/python -m pytest tests/test_slurm.py"
+    "CORONALIGN_SLURM=1 .venv/bin/python -m pytest tests/workflow/test_slurm.py"
 )
 
 
@@ -96,21 +97,14 @@ def cluster():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
-    return simulate.write_association(
+    return simulation.write_association(
         folder, n_science=N_SCIENCE, n_psf=2, nints=2, psf_nints=2, shape=(64, 64)
     )
 
 
 def _start(workdir, config, *args):
     """Start snakemake on `config` in `workdir` (under timeout); return (Popen, output path)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    configfile = workdir / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    executable = BIN / "snakemake"
-    assert executable.exists(), f"{executable} missing: run `make env`"
-    command = ["timeout", "-k", "30", str(RUN_TIMEOUT), str(executable)]
-    command += ["--snakefile", str(REPOSITORY / "Snakefile"), "--directory", str(workdir)]
-    command += ["--configfile", str(configfile), *map(str, args)]
+    command = ["timeout", "-k", "30", str(RUN_TIMEOUT), *snakemake_command(workdir, config, *args)]
     # The jobs inherit this environment (sbatch --export=ALL): `coronalign` from this .venv.
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     log = workdir / "snakemake.out"

@@ -1,25 +1,23 @@
-"""The Snakemake workflow, run as users run it (see tests/workflow_helpers.py)."""
+"""The Snakemake workflow, run as users run it (see tests/helpers/workflow.py)."""
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from stdatamodels.jwst import datamodels
 
-from coronalign import simulate
-from tests.workflow_helpers import BIN, run_snakemake
+from coronalign import simulation
+from tests.helpers.workflow import run_coronalign, run_snakemake
 
 NINTS, PSF_NINTS, NPSF_EXPOSURES, SHAPE = 2, 2, 2, (128, 128)
-snakemake = run_snakemake
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
-    return simulate.write_association(
+    return simulation.write_association(
         folder,
         n_science=3,
         n_psf=NPSF_EXPOSURES,
@@ -44,7 +42,7 @@ def _job_counts(output):
 
 
 def test_dry_run_plans_one_align_job_per_science_exposure(environment, data, tmp_path):
-    run = snakemake(environment, tmp_path, _asn_config(data), "--dry-run", "--quiet", "rules")
+    run = run_snakemake(environment, tmp_path, _asn_config(data), "--dry-run", "--quiet", "rules")
     assert run.returncode == 0, run.stderr
     counts = _job_counts(run.stdout + run.stderr)
     assert counts["align"] == len(data["science"]) == 3
@@ -59,7 +57,7 @@ def test_products_without_association_are_named_by_exposure_root(environment, da
         "psf": [str(p) for p in data["psf"]],
         "psfmask": str(data["psfmask"]),
     }
-    run = snakemake(environment, tmp_path, config, "--dry-run", "--printshellcmds")
+    run = run_snakemake(environment, tmp_path, config, "--dry-run", "--printshellcmds")
     assert run.returncode == 0, run.stderr
     planned = set(re.findall(r"results/psfalign/\S+_psfalign\.fits", run.stdout))
     assert planned == {f"results/psfalign/{root}_psfalign.fits" for root in _roots(data["science"])}
@@ -79,7 +77,7 @@ def test_products_without_association_are_named_by_exposure_root(environment, da
     ],
 )
 def test_config_errors_name_the_key(environment, data, tmp_path, change, message):
-    run = snakemake(environment, tmp_path, _asn_config(data, **change), "--dry-run")
+    run = run_snakemake(environment, tmp_path, _asn_config(data, **change), "--dry-run")
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
 
@@ -87,7 +85,7 @@ def test_config_errors_name_the_key(environment, data, tmp_path, change, message
 @pytest.fixture(scope="module")
 def finished_run(environment, data, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
-    run = snakemake(environment, workdir, _asn_config(data))
+    run = run_snakemake(environment, workdir, _asn_config(data))
     assert run.returncode == 0, run.stderr[-3000:]
     return workdir
 
@@ -121,7 +119,7 @@ def test_real_run_gives_named_shaped_validated_products(data, finished_run):
 @pytest.mark.slow
 def test_report_builds(environment, data, finished_run):
     report = finished_run / "report.html"
-    run = snakemake(environment, finished_run, _asn_config(data), "--report", report)
+    run = run_snakemake(environment, finished_run, _asn_config(data), "--report", report)
     assert run.returncode == 0, run.stderr
     text = report.read_text(errors="replace")
     assert "summary.tsv" in text
@@ -144,14 +142,8 @@ def test_manifest_records_the_run_and_verify_reproduces_it(environment, data, fi
         "OPENBLAS_NUM_THREADS": "3",
         "OMP_NUM_THREADS": "3",
     }
-    verify = subprocess.run(
-        [str(BIN / "coronalign"), "verify", "results/manifest.json"],
-        cwd=finished_run,
-        capture_output=True,
-        text=True,
-        env=other_machine,
-        timeout=300,
-        check=False,
+    verify = run_coronalign(
+        other_machine, "verify", "results/manifest.json", cwd=finished_run, timeout=300
     )
     assert verify.returncode == 0, verify.stderr[-2000:]
     count = len(data["science"])
@@ -165,7 +157,7 @@ def test_a_product_that_fails_validation_fails_the_run(environment, data, finish
     with datamodels.open(product) as model:
         model.data[0, 0, 10, 10] = np.nan
         model.save(product)
-    run = snakemake(environment, finished_run, _asn_config(data))
+    run = run_snakemake(environment, finished_run, _asn_config(data))
     assert run.returncode != 0
     log = (finished_run / "logs" / "validate" / f"{stem}.log").read_text()
     assert "validation failed: finite: SCI has 1 NaN/inf pixels not flagged DO_NOT_USE" in log
@@ -175,14 +167,14 @@ def test_a_product_that_fails_validation_fails_the_run(environment, data, finish
 
 @pytest.fixture(scope="module")
 def crds_cache(tmp_path_factory):
-    from tests.crds_cache import build_crds_cache
+    from tests.helpers.crds_cache import build_crds_cache
 
     return build_crds_cache(tmp_path_factory.mktemp("crds") / "cache", frame_shape=(64, 64))
 
 
 def _crds_run(environment, workdir, instrument, crds_cache, exp_type=None):
     """One science and one PSF exposure (64x64), PSFMASK from the offline CRDS cache."""
-    files = simulate.write_association(
+    files = simulation.write_association(
         workdir / "data", instrument, n_science=1, n_psf=1, nints=2, psf_nints=2, shape=(64, 64)
     )
     if exp_type is not None:
@@ -194,7 +186,7 @@ def _crds_run(environment, workdir, instrument, crds_cache, exp_type=None):
         "psfmask": None,
         "crds": {"path": str(crds_cache["crds_path"]), "context": crds_cache["context"]},
     }
-    run = snakemake(environment, workdir, config)
+    run = run_snakemake(environment, workdir, config)
     assert run.returncode == 0, run.stderr[-3000:]
     return next((workdir / "results" / "psfalign").glob("*_psfalign.fits"))
 

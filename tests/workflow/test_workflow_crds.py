@@ -1,12 +1,13 @@
 """PSFMASK from an offline CRDS cache, end to end: the workflow and the command line.
 
-A real CRDS cache (``crds_cache.build_simulator_cache``: pmap -> imap -> rmap with correct
-sha1sums, server_config, masks) is built at test time; its rules select for the simulator's
+A real CRDS cache (``tests.helpers.crds_cache.build_simulator_cache``: pmap -> imap -> rmap with
+correct sha1sums, server_config, masks) is built at test time; its rules select for the simulator's
 real parameter values (NIRCam NRC_CORON/F335M/MASKA335R/SUB320A335R, MIRI
 MIR_4QPM/F1550C/4QPM_1550/MASK1550; NRC_TACQ and MIR_TACQ are N/A). Snakemake and
-``coronalign`` run in subprocesses, as users run them, with no CRDS variable inherited (the
-workflow must set them all) and with a ``sitecustomize`` that refuses and records every
-non-local connection or name lookup, so "no network" is checked, not assumed.
+``coronalign`` run in subprocesses, as users run them (tests/helpers/workflow.py), with no CRDS
+variable inherited (the workflow must set them all) and with a ``sitecustomize`` that refuses
+and records every non-local connection or name lookup, so "no network" is checked, not
+assumed.
 
 Time: one simulated NIRCam and one MIRI association (64 x 64, 2 integrations, 2 PSFs) serve
 the whole module; two complete workflow runs, three that stop early, two dry runs and a few
@@ -16,19 +17,20 @@ command-line calls (about 55 s on two shared cores).
 import hashlib
 import importlib.metadata
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from astropy.table import Table
-from crds_cache import (
+from stdatamodels.jwst import datamodels
+
+from coronalign import simulation
+from coronalign.references.mask import load_psfmask
+from tests.helpers.crds_cache import (
     SIM_CONTEXT,
     SIM_CONTEXT_FULL_FRAME,
     SIM_CONTEXT_MISPLACED,
@@ -37,128 +39,15 @@ from crds_cache import (
     SIM_NOT_APPLICABLE,
     build_simulator_cache,
 )
-from stdatamodels.jwst import datamodels
-
-from coronalign import simulate
-from coronalign.references import load_psfmask
+from tests.helpers.paths import BIN
+from tests.helpers.workflow import assert_offline, run_coronalign, run_snakemake
 
 pytestmark = pytest.mark.slow
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SHAPE = (64, 64)
 NINTS, NPSF, PSF_NINTS = 2, 1, 2
 NIRCAM_START = (1729, 1)  # 1-based (xstart, ystart) of the simulated NIRCam subarray
 CRDS_VERSION = importlib.metadata.version("crds")
-
-# Loaded by every Python subprocess (PYTHONPATH): refuse and record non-local network use.
-_GUARD = textwrap.dedent(
-    """
-    import ipaddress
-    import os
-    import socket
-    import sys
-
-    _LOG = os.environ.get("CORONALIGN_TEST_NETWORK_LOG")
-    _LOCAL_NAMES = {None, "", "localhost", socket.gethostname()}
-
-    def _local(host):
-        if isinstance(host, bytes):
-            host = host.decode()
-        if host in _LOCAL_NAMES:
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
-    def _refuse(what):
-        if _LOG:
-            with open(_LOG, "a") as record:
-                record.write(f"pid {os.getpid()} ({' '.join(sys.argv[:3])}): {what}\\n")
-        raise OSError(f"network use in a test: {what}")
-
-    def _checked(real):
-        def connect(self, address):
-            if not isinstance(address, (str, bytes)) and not _local(address[0]):
-                _refuse(f"connect to {address!r}")
-            return real(self, address)
-        return connect
-
-    _getaddrinfo = socket.getaddrinfo
-
-    def _guarded_getaddrinfo(host, *args, **kwargs):
-        if not _local(host):
-            _refuse(f"name lookup of {host!r}")
-        return _getaddrinfo(host, *args, **kwargs)
-
-    socket.socket.connect = _checked(socket.socket.connect)
-    socket.socket.connect_ex = _checked(socket.socket.connect_ex)
-    socket.getaddrinfo = _guarded_getaddrinfo
-    """
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# Running snakemake and coronalign
-
-
-@pytest.fixture(scope="module")
-def environment(tmp_path_factory):
-    """Subprocess environment: no CRDS_* variable, network guard, .venv/bin first on PATH.
-
-    The Slurm executor plugin runs ``scontrol`` when Snakemake starts; a stand-in that fails at
-    once avoids its 10 s wait (see tests/test_workflow.py).
-    """
-    folder = tmp_path_factory.mktemp("subprocess")
-    (folder / "sitecustomize.py").write_text(_GUARD)
-    scontrol = folder / "scontrol"
-    scontrol.write_text("#!/bin/sh\nexit 1\n")
-    scontrol.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
-    env["PATH"] = os.pathsep.join([str(folder), str(BIN), env["PATH"]])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH")) if p)
-    env["CORONALIGN_TEST_NETWORK_LOG"] = str(folder / "network.log")
-    return env
-
-
-def _assert_offline(env):
-    record = Path(env["CORONALIGN_TEST_NETWORK_LOG"])
-    attempts = record.read_text() if record.exists() else ""
-    assert not attempts, f"a subprocess tried to use the network:\n{attempts}"
-
-
-def snakemake(env, workdir, config, *args):
-    """Run the workflow on ``config`` (a dict) in ``workdir``; returns the CompletedProcess."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    configfile = workdir / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    command = [str(BIN / "snakemake"), "--snakefile", str(REPOSITORY / "Snakefile")]
-    command += ["--directory", str(workdir), "--configfile", str(configfile), "--cores", "2"]
-    done = subprocess.run(
-        [*command, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    _assert_offline(env)
-    return done
-
-
-def coronalign(env, *args):
-    """Run the ``coronalign`` command; returns the CompletedProcess."""
-    done = subprocess.run(
-        [str(BIN / "coronalign"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    _assert_offline(env)
-    return done
 
 
 def test_the_network_guard_refuses_and_records_in_subprocesses(environment, tmp_path):
@@ -204,7 +93,7 @@ def cache(tmp_path_factory):
 
 
 def _association(folder, instrument):
-    files = simulate.write_association(
+    files = simulation.write_association(
         folder, instrument, n_science=2, n_psf=NPSF, nints=NINTS, psf_nints=PSF_NINTS, shape=SHAPE
     )
     asn_id = _json(files["asn"])["asn_id"]
@@ -261,7 +150,7 @@ def nircam_run(environment, cache, nircam, tmp_path_factory):
     """Two NIRCam exposures, context pinned; their psfmask jobs share the cache."""
     workdir = tmp_path_factory.mktemp("nircam_run")
     config = {"asn": str(nircam["asn"]), **_crds(cache, SIM_CONTEXT)}
-    run = snakemake(environment, workdir, config)
+    run = run_snakemake(environment, workdir, config)
     assert run.returncode == 0, run.stderr[-4000:]
     return workdir
 
@@ -290,11 +179,11 @@ def test_workflow_selects_the_nircam_mask_from_the_cache_and_records_it(nircam, 
 
 def test_changing_the_pinned_context_reruns_the_selection(environment, cache, nircam, nircam_run):
     config = {"asn": str(nircam["asn"]), **_crds(cache, SIM_CONTEXT)}
-    same = snakemake(environment, nircam_run, config, "--dry-run")
+    same = run_snakemake(environment, nircam_run, config, "--dry-run")
     assert same.returncode == 0, same.stderr
     assert "Nothing to be done" in same.stdout + same.stderr
     config = {"asn": str(nircam["asn"]), **_crds(cache, SIM_CONTEXT_FULL_FRAME)}
-    other = snakemake(environment, nircam_run, config, "--dry-run", "--quiet", "rules")
+    other = run_snakemake(environment, nircam_run, config, "--dry-run", "--quiet", "rules")
     assert other.returncode == 0, other.stderr
     table = (other.stdout + other.stderr).split("Job stats:", 1)[1]
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
@@ -321,7 +210,7 @@ def test_the_crds_mask_gives_the_simulators_true_shifts(nircam, nircam_run):
 def miri_run(environment, cache, miri, tmp_path_factory):
     """MIRI, context from the cache's configuration: one selected, one N/A exposure."""
     workdir = tmp_path_factory.mktemp("miri_run")
-    run = snakemake(environment, workdir, {"asn": str(miri["asn"]), **_crds(cache)})
+    run = run_snakemake(environment, workdir, {"asn": str(miri["asn"]), **_crds(cache)})
     assert run.returncode == 0, run.stderr[-4000:]
     return workdir
 
@@ -382,7 +271,7 @@ def test_override_does_not_consult_a_broken_cache(
     }
     stem = nircam["stems"][0]
     out = _results(workdir, stem)
-    run = snakemake(environment, workdir, config, out["validation"].relative_to(workdir))
+    run = run_snakemake(environment, workdir, config, out["validation"].relative_to(workdir))
     assert run.returncode == 0, run.stderr[-4000:]
     selection = _json(out["selection"])
     assert selection["status"] == "override"
@@ -428,7 +317,7 @@ def test_no_rule_and_missing_reference_fail_with_clear_messages(
         {0: {"exposure.type": "NRC_IMAGE"}, 1: {"observation.date": "2024-06-01"}},
     )
     config = {"asn": str(files["asn"]), **_crds(cache, SIM_CONTEXT)}
-    run = snakemake(environment, workdir, config, "--keep-going")
+    run = run_snakemake(environment, workdir, config, "--keep-going")
     no_rule, missing = nircam["stems"]
     log = _assert_failed_cleanly(run, workdir, no_rule, "EXP_TYPE", "'NRC_IMAGE'", SIM_CONTEXT)
     assert "NRC_CORON" in log  # what the rules do know
@@ -446,7 +335,7 @@ def test_cache_without_server_config_fails_with_a_clear_message(
     config = {"asn": str(nircam["asn"]), **_crds({"crds_path": half_made}, SIM_CONTEXT)}
     stem = nircam["stems"][0]
     product = _results(workdir, stem)["product"].relative_to(workdir)
-    run = snakemake(environment, workdir, config, product)
+    run = run_snakemake(environment, workdir, config, product)
     _assert_failed_cleanly(
         run, workdir, stem, "config/jwst/server_config", "not a complete CRDS cache", "crds sync"
     )
@@ -458,7 +347,7 @@ def test_cache_without_server_config_fails_with_a_clear_message(
 
 
 def _select(environment, cache, science, context, output):
-    run = coronalign(
+    run = run_coronalign(
         environment,
         "psfmask",
         science,
@@ -485,13 +374,13 @@ def test_cli_cuts_a_full_frame_crds_mask_to_the_science_subarray(
     # The values: the cut-out is the simulator's subarray mask, pixel for pixel.
     position = dict(zip(("xstart", "ystart"), NIRCAM_START, strict=True))
     weights = load_psfmask(full, SHAPE, position)
-    np.testing.assert_array_equal(weights, simulate.psfmask_array("nircam", SHAPE))
+    np.testing.assert_array_equal(weights, simulation.psfmask_array("nircam", SHAPE))
     with datamodels.open(full) as mask:
         assert mask.data.shape == (2048, 2048)
 
     stack = next((nircam_run / "results" / "stack").glob("*_psfstack.fits"))
     product, shifts = tmp_path / "p_psfalign.fits", tmp_path / "p_psfshifts.ecsv"
-    run = coronalign(
+    run = run_coronalign(
         environment,
         "align",
         science,
@@ -523,7 +412,7 @@ def test_cli_refuses_a_crds_mask_that_does_not_cover_the_subarray(
     assert selection["reference"] == "crds://jwst_nircam_psfmask_0003.fits"
     stack = next((nircam_run / "results" / "stack").glob("*_psfstack.fits"))
     product = tmp_path / "p_psfalign.fits"
-    run = coronalign(
+    run = run_coronalign(
         environment,
         "align",
         science,
@@ -546,7 +435,7 @@ def test_cli_refuses_a_crds_mask_that_does_not_cover_the_subarray(
 
 def test_cli_no_matching_rule_is_one_line_without_traceback(environment, cache, nircam, tmp_path):
     files = _variant(nircam, tmp_path / "data", {0: {"exposure.type": "NRC_IMAGE"}})
-    run = coronalign(
+    run = run_coronalign(
         environment,
         "psfmask",
         files["science"][0],
@@ -589,7 +478,7 @@ def test_parallel_lookups_and_workflow_runs_leave_the_shared_cache_untouched(
     for job in jobs:
         _, stderr = job.communicate(timeout=120)
         assert job.returncode == 0, stderr
-    _assert_offline(environment)
+    assert_offline(environment)
     statuses = [_json(tmp_path / f"{i}")["status"] for i in range(4)]
     assert statuses == ["selected", "selected", "selected", "not_applicable"]
     assert _snapshot(cache["crds_path"]) == cache["snapshot"]
