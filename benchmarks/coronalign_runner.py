@@ -3,7 +3,8 @@
 Runs in the project's environment. Prints ONE JSON line on stdout:
 
 * ``import_s``: time to import the step (stdatamodels included);
-* ``step_wall_s``: wall time of ``coronalign.step.align_files`` (reading, fitting, writing);
+* ``step_wall_s``: wall time of ``coronalign.steps.align_refs.align_files`` (reading, fitting,
+  writing);
 * ``peak_rss_mib``: the process's peak resident set (``ru_maxrss``; it counts the pages of the
   memory-mapped product too);
 * ``peak_anon_mib``: the highest anonymous resident memory seen (``RssAnon`` sampled every 2 ms),
@@ -61,8 +62,9 @@ def _floor(science, psfstack, psfmask, output, mode):
     """Read the inputs and write a product of the right shape, without fitting."""
     import numpy as np
 
-    from coronalign.products import ProductWriter, read_stack
-    from coronalign.references import load_psfmask
+    from coronalign.io.models import read_stack
+    from coronalign.io.product import ProductWriter
+    from coronalign.references.mask import load_psfmask
 
     sci, _ = read_stack(science, "science exposure")
     psfs, psf_model = read_stack(psfstack, "PSF stack")
@@ -92,7 +94,8 @@ def main(argv=None):
     sampler = AnonSampler()
     sampler.start()
     started = time.perf_counter()
-    from coronalign.step import align_files
+    from coronalign.steps.align_refs import align_files
+    from coronalign.steps.parameters import StepParameters
 
     imported = time.perf_counter()
     if args.floor:
@@ -103,9 +106,8 @@ def main(argv=None):
             args.psfstack,
             args.psfmask,
             args.output,
-            mode=args.mode,
+            StepParameters(mode=args.mode, threads=args.threads),
             shifts_path=args.shifts,
-            threads=args.threads,
         )
     finished = time.perf_counter()
     report = {

@@ -70,7 +70,8 @@ def _default_venv_root() -> Path:
 
 
 def _simulate(instrument: str, seed: int, decorrelation: float, folder: Path) -> tuple[dict, dict]:
-    from coronalign.simulate import DO_NOT_USE, simulate_exposures, write_simulation
+    from coronalign.dq import DO_NOT_USE
+    from coronalign.simulation import simulate_exposures, write_simulation
 
     shape, nints, npsfs = CONFIGS[instrument]
     sim = simulate_exposures(

@@ -56,7 +56,7 @@ def run_process(command, env=None):
 
 def simulate(name, instrument, nints, npsfs, shape=None, seed=0, garbage=True, comparable=False):
     """Simulate a data set once; return its paths (see ``make_cleaning_comparable``)."""
-    from coronalign import simulate as sim
+    from coronalign import simulation as sim
 
     folder = WORK / "data" / name
     marker = folder / "paths.json"
@@ -390,7 +390,7 @@ def memory_limit(limit_mib=600, threads=1):
 
 
 def versions(venvs):
-    from coronalign.provenance import software_versions
+    from coronalign.io.provenance import software_versions
 
     found = {"coronalign side": software_versions()}
     for version in OFFICIAL_VERSIONS:

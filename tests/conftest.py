@@ -56,7 +56,8 @@ def rng():
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
-    """Environment for Snakemake subprocesses (see tests/workflow_helpers.py)."""
-    from tests.workflow_helpers import workflow_environment
+    """Environment for Snakemake and coronalign subprocesses: offline, no CRDS_* variable
+    (see tests/helpers/workflow.py)."""
+    from tests.helpers.workflow import workflow_environment
 
     return workflow_environment(tmp_path_factory.mktemp("bin"))

@@ -1,4 +1,4 @@
-"""The coronalign command on simulated data: accuracy, products, and bad input."""
+"""The coronalign command: align on simulated data (accuracy, products, bad input), simulate."""
 
 import json
 import subprocess
@@ -9,17 +9,18 @@ import pytest
 from astropy.table import Table
 from stdatamodels.jwst import datamodels
 
-from coronalign import simulate
+from coronalign import simulation
 from coronalign.cli import main
-from coronalign.provenance import file_sha256
-from tests.helpers import align_command
+from coronalign.io.provenance import file_sha256
+from coronalign.simulation import instruments
+from tests.helpers.commands import align_command
 
 
 @pytest.fixture(scope="module", params=["nircam", "miri"])
 def dataset(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
-    sim = simulate.simulate_exposures(request.param, nints=4, npsfs=3, seed=1)
-    paths = simulate.write_simulation(sim, folder)
+    sim = simulation.simulate_exposures(request.param, nints=4, npsfs=3, seed=1)
+    paths = simulation.write_simulation(sim, folder)
     return request.param, folder, paths
 
 
@@ -119,8 +120,8 @@ def _run_cli(*args):
     ],
 )
 def test_bad_input_one_clear_message_no_traceback_no_output(tmp_path, change, expected):
-    sim = simulate.simulate_exposures("nircam", nints=2, npsfs=2, seed=3)
-    paths = simulate.write_simulation(sim, tmp_path)
+    sim = simulation.simulate_exposures("nircam", nints=2, npsfs=2, seed=3)
+    paths = simulation.write_simulation(sim, tmp_path)
     values = {
         "science": str(paths["science"]),
         "psfstack": str(paths["psfstack"]),
@@ -133,8 +134,8 @@ def test_bad_input_one_clear_message_no_traceback_no_output(tmp_path, change, ex
         if value in values:
             values[key] = values[value]
     if "psfstack" in change:  # a science cube of another frame size as the PSF stack
-        other = simulate.write_simulation(
-            simulate.simulate_exposures("miri", nints=1, npsfs=1, seed=1), tmp_path / "miri"
+        other = simulation.write_simulation(
+            simulation.simulate_exposures("miri", nints=1, npsfs=1, seed=1), tmp_path / "miri"
         )
         values["psfstack"] = str(other["psfstack"])
     out = tmp_path / "out_psfalign.fits"
@@ -189,3 +190,59 @@ def test_simulate_command_writes_a_dataset(tmp_path):
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert np.shape(truth["xshift"]) == (2, 2)
     assert len(list(tmp_path.glob("*_calints.fits"))) == 1
+
+
+# ---------------------------------------------------------------- simulate: the new options
+
+
+def test_cli_choices_match_the_simulator():
+    from coronalign import cli
+
+    assert tuple(instruments.SETUPS) == cli._SIMULATE_INSTRUMENTS
+    assert cli._SIMULATE_MASK_STYLES == simulation.MASK_STYLES
+    assert cli._SIMULATE_DITHERS == simulation.DITHER_PATTERNS
+
+
+def test_cli_simulate_new_options(tmp_path, capsys):
+    from coronalign.cli import main
+
+    args = [
+        "simulate", "--instrument", "nircam-sw", "--nints", "1", "--npsfs", "2",
+        "--shape", "96", "96", "--decorrelation", "1", "--mask-style", "crds",
+        "--psf-dither", "5-point-diamond", "--large-offset", "3", "2", "--record-large-offset",
+        "--offset-scale", "0.05", "--seed", "4", "-o", str(tmp_path),
+    ]  # fmt: skip
+    assert main(["-q", *args]) == 0
+    assert "psfstack:" in capsys.readouterr().out
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["instrument"] == "nircam-sw"
+    assert truth["shape"] == [96, 96]
+    assert truth["decorrelation"] == 1.0
+    assert truth["mask_style"] == "crds"
+    assert truth["pointing"]["psf_dither"] == "5-point-diamond"
+    assert truth["pointing"]["large_offset_recorded"] is True
+    with datamodels.open(tmp_path / truth["psfmask"]) as model:
+        assert not model.data[-1].any()
+        assert 0 < model.data.min(where=model.data > 0, initial=1) < 2e-5
+    stack = next(tmp_path.glob("*_psfstack.fits"))
+    with datamodels.open(stack) as model:
+        members = model.meta.coronalign.instance["psf_members"]
+    assert members[1]["x_offset"] == pytest.approx(0.020 + 3 * 0.031)  # dither + large offset
+    expected = simulation.simulate_exposures(
+        "nircam-sw", 1, 2, seed=4, shape=(96, 96), decorrelation=1.0, mask_style="crds",
+        psf_dither="5-point-diamond", large_offset=(3, 2), record_large_offset=True,
+        offset_scale=0.05,
+    )  # fmt: skip
+    assert truth["xshift"] == expected.truth["xshift"]
+
+
+def test_cli_simulate_rejects_bad_values(tmp_path, capsys):
+    from coronalign.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--decorrelation", "2", "-o", str(tmp_path)])
+    assert info.value.code == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+    status = main(["simulate", "--mask-style", "crds", "--taper", "2", "-o", str(tmp_path)])
+    assert status == 2
+    assert "taper" in capsys.readouterr().err

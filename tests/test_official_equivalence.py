@@ -27,7 +27,7 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels
 
 from coronalign.cli import main
-from tests.helpers import align_command
+from tests.helpers.commands import align_command
 
 DATA = Path(__file__).parent / "data"
 INSTRUMENTS = ("nircam", "miri")

@@ -352,7 +352,7 @@ def _run_in_venv(python: Path, sci: Path, paths: dict, expected_json: Path) -> d
 
 def _prepare(work: Path, seed: int) -> dict:
     from coronalign import cli
-    from coronalign.simulate import simulate_exposures, write_simulation
+    from coronalign.simulation import simulate_exposures, write_simulation
 
     if work.exists():
         shutil.rmtree(work)

@@ -5,7 +5,7 @@ environment (``make-venvs.sh``) through ``run_official.py``, so ``jwst`` is neve
 
 For each instrument (NIRCam, MIRI) it
 
-1. simulates a small data set with :func:`coronalign.simulate.simulate_exposures` (default 2
+1. simulates a small data set with :func:`coronalign.simulation.simulate_exposures` (default 2
    science integrations x 3 PSFs, 96 x 96 frames, noise and bad pixels on, PSFMASK
    ``mask_style="crds"``: shaped like the released CRDS files, i.e. fractional for NIRCam, about
    1e-5 at the occulter centre rising smoothly to 0.99, last row and last column exactly 0, and
@@ -14,7 +14,7 @@ For each instrument (NIRCam, MIRI) it
 2. makes the inputs safe for the official step: a ``+/-inf`` pixel WITHOUT the DO_NOT_USE flag
    is set to NaN (the official step treats NaN as bad but not inf, and one inf turns its whole
    Fourier transform into NaN); DQ-flagged inf pixels are kept;
-3. writes them with :func:`coronalign.simulate.write_simulation` (root ``golden``) to
+3. writes them with :func:`coronalign.simulation.write_simulation` (root ``golden``) to
    ``OUT/<instrument>/``;
 4. runs ``run_official.py`` in the jwst 1.15.1 environment and keeps its shift table
    (``official_shifts_jwst-1.15.1.json``, indexed ``[k][m]``), its timing line
@@ -62,7 +62,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from coronalign.simulate import DO_NOT_USE, simulate_exposures, write_simulation
+from coronalign.dq import DO_NOT_USE
+from coronalign.simulation import simulate_exposures, write_simulation
 
 __all__ = ["main", "make_instrument"]
 
@@ -250,7 +251,7 @@ def _simulator_revision() -> str:
             capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         dirty = subprocess.run(
-            ["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--", "src/coronalign/simulate.py"],
+            ["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--", "src/coronalign/simulation"],
             check=False,
         ).returncode  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
@@ -269,7 +270,7 @@ def _readme(args, summaries: list[dict], venvs: dict[str, Path]) -> str:
         f" numpy {np.__version__}, coronalign at commit {_simulator_revision()})."
         " Do not edit by hand; re-run the command instead.",
         "",
-        "Inputs: `coronalign.simulate.simulate_exposures(instrument, nints="
+        "Inputs: `coronalign.simulation.simulate_exposures(instrument, nints="
         f"{args.nints}, npsfs={args.npsfs}, seed={args.seed}, shape=({args.size}, {args.size})"
         f"{', garbage=False' if args.clean else ''}, mask_style={args.mask_style!r},"
         f" decorrelation={args.decorrelation:g})`"

@@ -1,9 +1,17 @@
 """coronalign: the JWST coronagraphic ``align_refs`` step, fast and reproducible.
 
-The numerical core (:mod:`coronalign.badpix`, :mod:`coronalign.fourier`,
-:mod:`coronalign.register`, :mod:`coronalign.align`) works on arrays only. File
-input and output live in :mod:`coronalign.products`, the PSFMASK lookup in
-:mod:`coronalign.references`, and the command line in :mod:`coronalign.cli`.
+Layers, each importing only those below it (``tests/test_layers.py`` checks):
+
+* :mod:`coronalign.errors` and :mod:`coronalign.dq`: the errors and the quality vocabulary
+  (DQ bits, fit statuses) every layer shares;
+* :mod:`coronalign.core`: the numerical core, arrays in and arrays out;
+* :mod:`coronalign.io`: files (data models, products, tables, reports, provenance);
+* :mod:`coronalign.references`: the PSFMASK (CRDS lookup, loading, the selection record);
+* :mod:`coronalign.steps`: one module per command, and the step parameters;
+* :mod:`coronalign.cli`: the command line.
+
+:mod:`coronalign.simulation` (synthetic data with an exact truth) stands apart: it never
+imports the core, so its truth stays independent.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -12,7 +12,6 @@ import sys
 
 __all__ = ["build_parser", "main"]
 
-log = logging.getLogger("coronalign")
 
 # Our own worker processes (--threads) parallelise the fits; keep BLAS/OpenMP
 # single-threaded so the machine is not oversubscribed (the matrix products here are small:
@@ -110,39 +109,44 @@ def _add_align(subparsers):
 
 
 def _run_align(args):
-    from .errors import ParameterError
-    from .step import align_files, align_with_selection
+    from coronalign.errors import ParameterError
+    from coronalign.steps.align_refs import align_files, align_with_selection
+    from coronalign.steps.parameters import StepParameters
 
-    options = {
-        "mode": args.mode,
-        "median_box_length": args.median_box_length,
-        "bad_bits": args.bad_bits,
-        "weighting": args.weighting,
-        "max_shift": args.max_shift,
-        "shifts_path": args.shifts,
-        "threads": args.threads,
-    }
-    if args.psfmask_selection is not None:
-        if args.psfmask_reference is not None:
-            raise ParameterError(
-                "--psfmask-reference",
-                "is taken from the selection file; give it only with --psfmask",
-            )
-        align_with_selection(
-            args.science, args.psfstack, args.psfmask_selection, args.output, **options
+    if args.psfmask_selection is not None and args.psfmask_reference is not None:
+        raise ParameterError(
+            "--psfmask-reference", "is taken from the selection file; give it only with --psfmask"
         )
-        return
-    align_files(
-        args.science,
-        args.psfstack,
-        args.psfmask,
-        args.output,
-        psfmask_reference=args.psfmask_reference,
-        **options,
+    parameters = StepParameters(
+        mode=args.mode,
+        median_box_length=args.median_box_length,
+        bad_bits=args.bad_bits,
+        weighting=args.weighting,
+        max_shift=args.max_shift,
+        threads=args.threads,
     )
+    if args.psfmask_selection is not None:
+        align_with_selection(
+            args.science,
+            args.psfstack,
+            args.psfmask_selection,
+            args.output,
+            parameters,
+            shifts_path=args.shifts,
+        )
+    else:
+        align_files(
+            args.science,
+            args.psfstack,
+            args.psfmask,
+            args.output,
+            parameters,
+            shifts_path=args.shifts,
+            psfmask_reference=args.psfmask_reference,
+        )
 
 
-#: Choices of ``coronalign simulate`` (the same as coronalign.simulate's; kept here so that
+#: Choices of ``coronalign simulate`` (the same as coronalign.simulation's; kept here so that
 #: building the parser does not import numpy).
 _SIMULATE_INSTRUMENTS = ("nircam", "miri", "nircam-sw", "miri-lyot")
 _SIMULATE_MASK_STYLES = ("geometric", "crds")
@@ -264,9 +268,7 @@ def _add_simulate(subparsers):
 
 
 def _run_simulate(args):
-    from pathlib import Path
-
-    from . import simulate
+    from coronalign import simulation
 
     options = {
         "decorrelation": args.decorrelation,
@@ -278,11 +280,9 @@ def _run_simulate(args):
         "record_large_offset": args.record_large_offset,
         "shape": args.shape,
     }
-    outdir = Path(args.output)
-    outdir.mkdir(parents=True, exist_ok=True)
     if args.association:
-        paths = simulate.write_association(
-            outdir,
+        paths = simulation.write_association(
+            args.output,
             instrument=args.instrument,
             n_science=args.nscience,
             n_psf=args.npsf_exposures,
@@ -292,10 +292,10 @@ def _run_simulate(args):
             **options,
         )
     else:
-        sim = simulate.simulate_exposures(
+        sim = simulation.simulate_exposures(
             args.instrument, args.nints, args.npsfs, args.seed, **options
         )
-        paths = simulate.write_simulation(sim, outdir)
+        paths = simulation.write_simulation(sim, args.output)
     for role, path in paths.items():
         shown = ", ".join(map(str, path)) if isinstance(path, list) else path
         print(f"{role}: {shown}")
@@ -317,7 +317,7 @@ def _add_stack(subparsers):
 
 
 def _run_stack(args):
-    from .stack import stack_refs
+    from coronalign.steps.stack_refs import stack_refs
 
     stack_refs(args.psf, args.output)
 
@@ -339,7 +339,7 @@ def _add_check_psfstack(subparsers):
 
 
 def _run_check_psfstack(args):
-    from .stack import check_psfstack
+    from coronalign.steps.stack_refs import check_psfstack
 
     check_psfstack(args.psfstack, args.science, args.report)
 
@@ -368,31 +368,16 @@ def _add_psfmask(subparsers):
 
 
 def _run_psfmask(args):
-    from .products import open_model
-    from .references import select_psfmask
-    from .step import write_psfmask_selection
+    from coronalign.steps.psfmask import choose_psfmask
 
-    if args.override is not None and any(
-        value is not None for value in (args.crds_path, args.crds_context, args.crds_server_url)
-    ):
-        log.info("--override given: the CRDS options are not used")
-    crds_parameters = None
-    if args.override is None:
-        model = open_model(args.science, "science exposure")
-        crds_parameters = model.get_crds_parameters()
-        model.close()
-    selection = select_psfmask(
-        crds_parameters or {},
+    choose_psfmask(
+        args.science,
+        args.output,
         override=args.override,
         crds_path=args.crds_path,
         context=args.crds_context,
         server_url=args.crds_server_url,
     )
-    if selection.status == "not_applicable":
-        log.warning("%s", selection.reason)
-    else:
-        log.info("%s", selection.reason)
-    write_psfmask_selection(selection, args.output, science=args.science)
 
 
 def _add_validate(subparsers):
@@ -423,23 +408,16 @@ def _add_validate(subparsers):
 
 
 def _run_validate(args):
-    from .errors import ParameterError
-    from .step import parse_max_shift
-    from .validate import expected_shape, validate_product
+    from coronalign.steps.validate import validate_files
 
-    if (args.science is None) != (args.psfstack is None):
-        raise ParameterError("--science/--psfstack", "give both or neither")
-    max_shift = None if args.max_shift is None else parse_max_shift(args.max_shift)
-    shape = None
-    if args.science is not None:
-        shape = expected_shape(args.science, args.psfstack, args.mode)
-    validate_product(
+    validate_files(
         args.product,
         args.shifts,
+        args.report,
         mode=args.mode,
-        expected_shape=shape,
-        report=args.report,
-        max_shift=max_shift,
+        science=args.science,
+        psfstack=args.psfstack,
+        max_shift=args.max_shift,
     )
 
 
@@ -461,7 +439,7 @@ def _add_summarize(subparsers):
 
 
 def _run_summarize(args):
-    from .summary import summarize
+    from coronalign.steps.summary import summarize
 
     summarize(args.validation, args.shifts, args.output)
 
@@ -483,7 +461,7 @@ def _add_plot(subparsers):
 
 
 def _run_plot(args):
-    from .summary import plot_exposure
+    from coronalign.steps.plots import plot_exposure
 
     plot_exposure(args.product, args.science, args.shifts, args.output)
 
@@ -504,7 +482,7 @@ def _add_manifest(subparsers):
 
 
 def _run_manifest(args):
-    from .manifest import write_manifest
+    from coronalign.steps.manifest import write_manifest
 
     write_manifest(args.products, args.output)
 
@@ -527,7 +505,7 @@ def _add_verify(subparsers):
 
 
 def _run_verify(args):
-    from .manifest import verify_manifest
+    from coronalign.steps.manifest import verify_manifest
 
     results = verify_manifest(args.manifest, base=args.base)
     for result in results:
@@ -545,7 +523,7 @@ def build_parser():
     -------
     argparse.ArgumentParser
     """
-    from . import __version__
+    from coronalign import __version__
 
     parser = argparse.ArgumentParser(
         prog="coronalign",
@@ -586,7 +564,7 @@ def main(argv=None):
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from .errors import CoronalignError
+    from coronalign.errors import CoronalignError
 
     try:
         status = args.handler(args)

@@ -5,7 +5,13 @@ reference) is raised as a :class:`CoronalignError`; the command line prints its
 message and exits with status 2. Anything else is a bug and keeps its traceback.
 """
 
-__all__ = ["CoronalignError", "InputFileError", "ParameterError", "ReferenceFileError"]
+__all__ = [
+    "ConfigurationError",
+    "CoronalignError",
+    "InputFileError",
+    "ParameterError",
+    "ReferenceFileError",
+]
 
 
 class CoronalignError(Exception):
@@ -54,3 +60,7 @@ class ParameterError(CoronalignError):
 
 class ReferenceFileError(CoronalignError):
     """The PSFMASK reference could not be found, selected or used."""
+
+
+class ConfigurationError(CoronalignError):
+    """The workflow's configuration names no inputs, or inputs that cannot be used."""

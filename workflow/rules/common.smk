@@ -12,18 +12,18 @@ import shlex
 import sys
 from functools import cache
 from pathlib import Path
-from types import SimpleNamespace
 
 import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The association reader is pure standard library. Import it from this repository's
-# src/ so the workflow reads associations the same way in any Snakemake installation,
-# also one without the coronalign package (with --use-conda the rules run in envs/).
+# The input resolution (and the association reader it uses) is pure standard library.
+# Import it from this repository's src/ so the workflow resolves its inputs the same way in
+# any Snakemake installation, also one without the coronalign package (with --use-conda
+# the rules run in envs/).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from coronalign.association import exposure_root, read_association  # noqa: E402
 from coronalign.errors import CoronalignError  # noqa: E402
+from coronalign.steps.plan import resolve_inputs  # noqa: E402
 
 CONDA_ENV = "../../envs/coronalign.yaml"
 # envs/coronalign.post-deploy.sh installs coronalign from here into the conda environment.
@@ -90,83 +90,17 @@ MAX_SHIFT = config["max_shift"]
 # ---------------------------------------------------------------------------------------
 # Inputs
 
-_NO_INPUTS = (
-    "no inputs configured: set `asn:` (a calwebb_coron3 association), or `science:` with "
-    "`psfstack:` or with `psf:`, in config/config.yaml or in a file given with "
-    "--configfile (see config/README.md; `make demo` writes demo data and demo/config.yaml)"
-)
-
-
-def _existing(key, paths):
-    """Fail with the config key and the file when a configured file is missing."""
-    for path in paths:
-        if not Path(path).is_file():
-            raise WorkflowError(
-                f"config {key}: file {path} not found (relative paths are relative to "
-                f"{Path.cwd()})"
-            )
-    return [str(path) for path in paths]
-
 
 @cache
 def inputs():
-    """The resolved inputs: exposure names, science and PSF files, the PSF stack.
-
-    Returns
-    -------
-    types.SimpleNamespace
-        ``science`` (dict: product stem -> science file, in member order), ``psf`` (PSF
-        exposures to stack, may be empty), ``psfstack`` (the stack to align to: given or
-        made by the stack_refs rule), ``asn_id`` (or None).
-    """
-    asn, science = config.get("asn"), config.get("science")
-    psfstack, psf = config.get("psfstack"), config.get("psf")
-    if asn:
-        others = [key for key in ("science", "psf", "psfstack") if config.get(key)]
-        if others:
-            raise WorkflowError(
-                f"config: `asn` and `{'`, `'.join(others)}` are both set; give either an "
-                "association or the files (config files given with --configfile are merged "
-                "with config/config.yaml: set the unused keys to null)"
-            )
-        try:
-            association = read_association(asn)
-        except CoronalignError as error:
-            raise WorkflowError(f"config asn: {error}") from None
-        science_files = [str(p) for p in association.science]
-        psf_files = [str(p) for p in association.psf]
-        asn_id = association.asn_id
-        stack = f"results/stack/{association.product}_psfstack.fits"
-    elif science:
-        if bool(psfstack) == bool(psf):
-            raise WorkflowError(
-                "config: with `science`, give exactly one of `psfstack` (an existing "
-                "_psfstack) and `psf` (PSF _calints files to stack)"
-                + (", not both" if psfstack else "")
-            )
-        science_files = _existing("science", science)
-        psf_files = _existing("psf", psf or [])
-        asn_id = None
-        stack = _existing("psfstack", [psfstack])[0] if psfstack else PSF_ONLY_STACK
-    else:
-        raise WorkflowError(_NO_INPUTS)
-    if config.get("psfmask"):
-        _existing("psfmask", [config["psfmask"]])
-    stems = {}
-    for path in science_files:
-        root = exposure_root(path)
-        stem = f"{root}_{asn_id}" if asn_id else root
-        if stem in stems:
-            raise WorkflowError(
-                f"config: science exposures {stems[stem]} and {path} have the same name "
-                f"root {root}; products would overwrite each other"
-            )
-        stems[stem] = path
-    return SimpleNamespace(science=stems, psf=psf_files, psfstack=stack, asn_id=asn_id)
+    """The resolved inputs (coronalign.steps.plan.resolve_inputs): exposure names, science
+    and PSF files, the PSF stack; a configuration problem is one clear WorkflowError."""
+    try:
+        return resolve_inputs(config)
+    except CoronalignError as error:
+        raise WorkflowError(str(error)) from None
 
 
-#: The PSF stack made from `psf:` files when there is no association.
-PSF_ONLY_STACK = "results/stack/psf_psfstack.fits"
 CHECK_REPORT = "results/check/psfstack_check.json"
 SUMMARY = "results/summary/summary.tsv"
 MANIFEST = "results/manifest.json"

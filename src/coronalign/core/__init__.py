@@ -1,0 +1,9 @@
+"""The numerical core: arrays in, arrays out.
+
+Bad-pixel replacement (:mod:`~coronalign.core.badpix`), the Fourier shift
+(:mod:`~coronalign.core.fourier`), the registration (:mod:`~coronalign.core.objective`,
+:mod:`~coronalign.core.newton`, :mod:`~coronalign.core.register`), the loop over
+integrations and PSFs (:mod:`~coronalign.core.align`) and the worker processes
+(:mod:`~coronalign.core.pool`). It imports numpy, scipy, the standard library,
+:mod:`coronalign.errors` and :mod:`coronalign.dq` only: no file, no data model, no CRDS.
+"""

@@ -1,0 +1,425 @@
+"""Align every reference PSF to every science integration (arrays in, planes out).
+
+This is the step's loop: clean both stacks, fit every (integration, PSF) pair, shift
+each PSF by minus its fitted shift, and hand the aligned planes of one integration at a
+time to a *sink* (a callable), so a 4D product never has to be held in memory. No file
+names and no I/O here; see :mod:`coronalign.io.product` for that.
+
+Output DQ of plane ``[k, m]``: the PSF's DQ moved with the data (for a fractional shift
+the union of the two neighbouring integer shifts), plus
+
+* ``FLUX_ESTIMATED`` (2**28) where the value comes from a pixel that was replaced by
+  the median filter (a neighbour of the source position was replaced), and
+* ``DO_NOT_USE | OTHER_BAD_PIXEL`` where the value comes from data that wrapped around
+  the frame edge (the source position ``x + xshift`` lies outside the frame): the
+  Fourier shift is circular.
+
+An integration whose cleaned data carry no weighted signal (for example an all-NaN
+integration) cannot be fitted: its shifts are NaN, its fit status is ``no_data``, and
+its planes are the unshifted PSFs with every pixel flagged ``DO_NOT_USE``.
+
+Fit statuses (:class:`coronalign.dq.FitStatus`): ``converged``, ``not_converged``,
+``no_data``, ``out_of_window`` (see :mod:`coronalign.core.register`) and ``outlier``: a
+converged fit farther from the median
+position of the same PSF's fits (over the exposure's integrations) than
+``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), and than
+``OUTLIER_FLOOR`` pixels.
+"""
+
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coronalign import dq
+from coronalign.core import register
+from coronalign.core.badpix import clean_plane_stack
+from coronalign.core.fourier import pair_spectrum, shift_pair_spectrum
+from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
+from coronalign.core.pool import can_fork, map_in_processes
+from coronalign.dq import FitStatus
+
+__all__ = [
+    "DQ_DO_NOT_USE",
+    "DQ_REPLACED",
+    "DQ_WRAPPED",
+    "RESULT_COLUMNS",
+    "STATUS_DTYPE",
+    "AlignmentResult",
+    "Stack",
+    "align_stacks",
+]
+
+log = logging.getLogger(__name__)
+
+DQ_DO_NOT_USE = np.uint32(dq.DO_NOT_USE)
+#: Output pixels whose value comes from median-replaced input pixels.
+DQ_REPLACED = np.uint32(dq.FLUX_ESTIMATED)
+#: Output pixels whose value comes from data wrapped around the frame edge.
+DQ_WRAPPED = np.uint32(dq.DO_NOT_USE | dq.OTHER_BAD_PIXEL)
+
+#: The numpy type of a status array: room for the longest status.
+STATUS_DTYPE = f"<U{max(len(status) for status in FitStatus)}"
+#: A fit is an outlier beyond this many robust standard deviations of its PSF's fits...
+OUTLIER_SIGMAS = 5.0
+#: ...and this many pixels (integrations of one exposure share the pointing to a few
+#: hundredths of a pixel; a fit in another minimum lies a pixel or more away).
+OUTLIER_FLOOR = 0.5
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A stack of images with their uncertainties and data-quality flags.
+
+    Attributes
+    ----------
+    data, err : ndarray, shape (nplanes, ny, nx)
+        Values and 1-sigma uncertainties (any float dtype).
+    dq : ndarray of unsigned int, shape (nplanes, ny, nx)
+        JWST DQ flags.
+    """
+
+    data: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+
+    @property
+    def nplanes(self):
+        """Number of planes (integrations or PSFs)."""
+        return self.data.shape[0]
+
+
+#: The per-fit columns of an :class:`AlignmentResult` (float arrays), in table order.
+RESULT_COLUMNS = (
+    "xshift",
+    "yshift",
+    "beta",
+    "rms",
+    "xshift_err",
+    "yshift_err",
+    "beta_err",
+    "xprior",
+    "yprior",
+)
+
+
+@dataclass
+class AlignmentResult:
+    """Fitted parameters, one row per fitted integration and one column per PSF.
+
+    ``xshift_err``, ``yshift_err``, ``beta_err`` are the formal 1σ errors; ``xprior``,
+    ``yprior`` the centre of each fit's search window; ``status`` the
+    :class:`~coronalign.dq.FitStatus` of each fit (as strings).
+    """
+
+    integrations: list
+    xshift: np.ndarray
+    yshift: np.ndarray
+    beta: np.ndarray
+    rms: np.ndarray
+    iterations: np.ndarray
+    status: np.ndarray = field(repr=False)
+    xshift_err: np.ndarray = None
+    yshift_err: np.ndarray = None
+    beta_err: np.ndarray = None
+    xprior: np.ndarray = None
+    yprior: np.ndarray = None
+
+    def __post_init__(self):
+        for name in RESULT_COLUMNS:
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(self.xshift.shape, np.nan))
+
+    @property
+    def converged(self):
+        """True where the fit converged (``outlier`` fits converged too)."""
+        return (self.status == FitStatus.CONVERGED) | (self.status == FitStatus.OUTLIER)
+
+
+def _median_or_nan(values):
+    """Median of the finite values (NaN if there are none), without a warning."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
+def _moved(mask, dx, dy):
+    """Where a per-pixel property ends up after shifting the image by ``-(dx, dy)``.
+
+    Output pixel ``x`` takes its value from around ``x + d``; its neighbours there are
+    at ``x + floor(d)`` and ``x + ceil(d)``, so the property is the union of the two
+    integer shifts along each axis.
+    """
+    out = np.zeros_like(mask)
+    for sy in {math.floor(dy), math.ceil(dy)}:
+        for sx in {math.floor(dx), math.ceil(dx)}:
+            out |= np.roll(mask, (-sy, -sx), axis=(0, 1))
+    return out
+
+
+def _wrapped(shape, dx, dy):
+    """Output pixels whose source position ``x + d`` lies outside the frame."""
+    ny, nx = shape
+    x = np.arange(nx)
+    y = np.arange(ny)
+    out_x = (x + math.floor(dx) < 0) | (x + math.ceil(dx) > nx - 1)
+    out_y = (y + math.floor(dy) < 0) | (y + math.ceil(dy) > ny - 1)
+    return out_y[:, None] | out_x[None, :]
+
+
+#: PSFs fitted and shifted together; bounds the memory of the stacked transforms.
+PSF_CHUNK = 16
+#: Output DQ planes kept per PSF stack: one per PSF and integer-shift neighbourhood seen.
+DQ_CACHE_SIZE = 256
+
+
+class _Aligner:
+    """What every integration's fits and shifts share: the cleaned PSFs and the weight."""
+
+    def __init__(self, science, psfs, mask, options, workers):
+        self.science = science
+        self.bad_bits = options["bad_bits"]
+        self.box_length = options["median_box_length"]
+        self.zero_flags = options["zero_flags"]
+        self.max_shift = options["max_shift"]
+        self.priors = options["priors"]
+        self.weight_terms = prepare_weight(mask, options["weighting"])
+        data, err, replaced = clean_plane_stack(
+            psfs.data,
+            psfs.err,
+            psfs.dq,
+            self.bad_bits,
+            self.box_length,
+            zero_flags=self.zero_flags,
+        )
+        self.npsfs = psfs.nplanes
+        self.shape = data.shape[-2:]
+        self.spectra = pair_spectrum(data, err, workers)  # SCI and ERR shifted together
+        self.terms = [prepare_reference(plane, self.weight_terms) for plane in data]
+        self.dq = np.asarray(psfs.dq, dtype=np.uint32)
+        self.replaced = replaced
+        self.unshifted = (data, err)
+        self._dq_cache = {}
+
+    def fit(self, k, starts):
+        """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
+        clean, _, _ = clean_plane_stack(
+            self.science.data[k : k + 1],
+            self.science.err[k : k + 1],
+            self.science.dq[k : k + 1],
+            self.bad_bits,
+            self.box_length,
+            zero_flags=self.zero_flags,
+        )
+        science_terms = prepare_science(clean[0], self.weight_terms)
+        fits = []
+        for first in range(0, self.npsfs, PSF_CHUNK):
+            chunk = range(first, min(first + PSF_CHUNK, self.npsfs))
+            fits += register.fit_many(
+                science_terms,
+                [self.terms[m] for m in chunk],
+                self.weight_terms,
+                priors=[self.priors[m] for m in chunk],
+                max_shift=self.max_shift,
+                starts=[starts[m] for m in chunk],
+            )
+        return fits
+
+    def moved_dq(self, m, dx, dy):
+        """Output DQ of PSF ``m`` shifted by ``-(dx, dy)`` (the same for every shift
+        between the same integer neighbours, so kept for the next integrations)."""
+        key = (m, math.floor(dx), math.ceil(dx), math.floor(dy), math.ceil(dy))
+        dq = self._dq_cache.get(key)
+        if dq is None:
+            dq = _moved(self.dq[m], dx, dy)
+            dq[_moved(self.replaced[m], dx, dy)] |= DQ_REPLACED
+            dq[_wrapped(self.shape, dx, dy)] |= DQ_WRAPPED
+            if len(self._dq_cache) >= DQ_CACHE_SIZE:
+                self._dq_cache.pop(next(iter(self._dq_cache)))
+            self._dq_cache[key] = dq
+        return dq
+
+    def planes(self, fits):
+        """The PSFs aligned to one integration, from its fits: SCI, ERR and DQ blocks."""
+        sci_block = np.empty((self.npsfs, *self.shape))
+        err_block = np.empty((self.npsfs, *self.shape))
+        dq_block = np.empty((self.npsfs, *self.shape), dtype=np.uint32)
+        for m, fit in enumerate(fits):
+            if math.isfinite(fit.xshift):
+                # One plane at a time: a stacked transform is slower (worse cache use).
+                sci_block[m], err_block[m] = shift_pair_spectrum(
+                    self.spectra[m], -fit.xshift, -fit.yshift
+                )
+                dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
+            else:  # no usable data: the unshifted PSF, flagged
+                sci_block[m] = self.unshifted[0][m]
+                err_block[m] = self.unshifted[1][m]
+                dq_block[m] = self.dq[m] | DQ_DO_NOT_USE
+        return sci_block, err_block, dq_block
+
+
+def align_stacks(
+    science,
+    psfs,
+    mask,
+    sink,
+    *,
+    bad_bits=1,
+    median_box_length=3,
+    zero_flags=0,
+    weighting="official",
+    max_shift=register.DEFAULT_MAX_SHIFT,
+    priors=None,
+    integrations=None,
+    threads=1,
+    processes=1,
+):
+    """Fit and align every PSF of a stack to every science integration.
+
+    The first integration's fits make a cold start (the prior and the cross-correlation
+    peaks in the window, see :mod:`coronalign.core.register`); every other
+    integration's start from the first one's (see ``register.WARM_START_RADIUS``), so each
+    integration's result depends on the data alone, never on which process computed it.
+    Each worker process fits the first integration for itself (identically) rather than
+    wait for another to do it.
+
+    Parameters
+    ----------
+    science : Stack
+        Science integrations, shape (nints, ny, nx).
+    psfs : Stack
+        Reference PSF stack, shape (npsfs, ny, nx).
+    mask : ndarray, shape (ny, nx)
+        The PSFMASK: 1 use, 0 ignore, fractions allowed.
+    sink : callable
+        Called once per fitted integration as ``sink(row, sci, err, dq)`` with float64
+        ``sci``/``err`` and uint32 ``dq`` blocks of shape (npsfs, ny, nx): the PSFs
+        aligned to that integration. Rows come in order when ``processes`` is 1; with
+        more, the sink is also called from forked worker processes and must deliver what
+        it is given from there (as :class:`coronalign.io.product.ProductWriter` does, by
+        writing to its file).
+    bad_bits : int, optional
+        DQ bits marking pixels to replace (see
+        :func:`coronalign.steps.parameters.parse_bad_bits`).
+    median_box_length : int, optional
+        Median box length for bad-pixel replacement.
+    zero_flags : int, optional
+        Bad pixels with any of these DQ bits become 0 instead of a median (MIRI passes
+        ``NON_SCIENCE``).
+    weighting : {"official", "linear"}, optional
+        The fit weight is ``mask²`` (official: the residual times the mask) or ``mask``.
+    max_shift : float, optional
+        No fit ends farther than this (pixels) from its prior.
+    priors : array_like, shape (npsfs, 2), optional
+        Expected ``(xshift, yshift)`` of each PSF (from pointing metadata); default zero.
+    integrations : sequence of int, optional
+        Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
+        3D product.
+    threads : int, optional
+        Threads of the PSF stack's Fourier transforms. Results do not depend on it.
+    processes : int, optional
+        Processes to share the integrations among, this one included (forked, Linux only;
+        see :mod:`coronalign.core.pool`); the caller decides, knowing whether its ``sink``
+        can be called from forked processes. Results do not depend on it. Keep BLAS
+        single-threaded (``OPENBLAS_NUM_THREADS=1``, as the command line does), or the
+        processes' BLAS threads oversubscribe the cores.
+
+    Returns
+    -------
+    AlignmentResult
+    """
+    nints, npsfs = science.nplanes, psfs.nplanes
+    integrations = list(range(nints)) if integrations is None else list(integrations)
+    started = time.perf_counter()
+    options = {
+        "bad_bits": bad_bits,
+        "median_box_length": median_box_length,
+        "zero_flags": zero_flags,
+        "weighting": weighting,
+        "max_shift": max_shift,
+        "priors": np.zeros((npsfs, 2)) if priors is None else np.asarray(priors, dtype=float),
+    }
+    aligner = _Aligner(science, psfs, mask, options, threads)
+    log.info(
+        "aligning %d PSF(s) to %d integration(s) of %dx%d pixels (%d process(es))",
+        npsfs,
+        len(integrations),
+        *aligner.shape,
+        min(processes if can_fork() else 1, max(1, len(integrations))),
+    )
+
+    @functools.cache
+    def first_fits():
+        """The first row's fits, from the cross-correlation start: computed once in each
+        process that needs them (identically), never passed between processes."""
+        return aligner.fit(integrations[0], [None] * npsfs)
+
+    @functools.cache
+    def anchors():
+        """Warm starts for the other rows: the first row's converged shifts."""
+        return [
+            (fit.xshift, fit.yshift) if fit.status == FitStatus.CONVERGED else None
+            for fit in first_fits()
+        ]
+
+    def fits_for(row):
+        """The fits of one row."""
+        return first_fits() if row == 0 else aligner.fit(integrations[row], anchors())
+
+    def align_row(row):
+        """Fit, shift and deliver the PSFs of one integration; return its fits."""
+        fits = fits_for(row)
+        if not any(math.isfinite(fit.xshift) for fit in fits):
+            log.warning(
+                "integration %d has no usable data under the mask: its planes are the "
+                "unshifted PSFs flagged DO_NOT_USE",
+                integrations[row],
+            )
+        sink(row, *aligner.planes(fits))
+        log.info(
+            "integration %d/%d: %d fits, median shift (%.3f, %.3f) px, %.2f s elapsed",
+            row + 1,
+            len(integrations),
+            npsfs,
+            _median_or_nan(np.array([fit.xshift for fit in fits])),
+            _median_or_nan(np.array([fit.yshift for fit in fits])),
+            time.perf_counter() - started,
+        )
+        return fits
+
+    rows = map_in_processes(align_row, range(len(integrations)), processes, name="rows")
+    return _result_table(integrations, rows, npsfs)
+
+
+def _result_table(integrations, rows, npsfs):
+    """The fits of every row gathered into an :class:`AlignmentResult`."""
+    fields = dict.fromkeys(("xprior", "yprior"), "prior")
+    table = {name: np.full((len(integrations), npsfs), np.nan) for name in RESULT_COLUMNS}
+    iterations = np.zeros((len(integrations), npsfs), dtype=np.int64)
+    status = np.empty((len(integrations), npsfs), dtype=STATUS_DTYPE)
+    for row, fits in enumerate(rows):
+        for m, fit in enumerate(fits):
+            for name in RESULT_COLUMNS:
+                if name in fields:
+                    table[name][row, m] = fit.prior[name == "yprior"]
+                else:
+                    table[name][row, m] = getattr(fit, name)
+            iterations[row, m] = fit.iterations
+            status[row, m] = fit.status
+    _mark_outliers(table["xshift"], table["yshift"], status)
+    return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)
+
+
+def _mark_outliers(xshift, yshift, status):
+    """Set status ``outlier`` on converged fits far from their PSF's other fits (in place)."""
+    for m in range(xshift.shape[1]):
+        rows = np.flatnonzero(status[:, m] == FitStatus.CONVERGED)
+        if rows.size < 3:
+            continue
+        x, y = xshift[rows, m], yshift[rows, m]
+        dx, dy = x - np.median(x), y - np.median(y)
+        distance = np.sqrt(dx * dx + dy * dy)
+        limit = max(OUTLIER_SIGMAS * 1.4826 * np.median(distance), OUTLIER_FLOOR)
+        status[rows[distance > limit], m] = FitStatus.OUTLIER

@@ -1,0 +1,155 @@
+"""Reading a calwebb_coron3 association (the JSON file that lists an observation's exposures).
+
+A coron3 association names one product and its members: science exposures
+(``"exptype": "science"``) and PSF reference exposures (``"exptype": "psf"``), each by the
+file name of its ``_calints`` file, relative to the association's folder. calwebb_coron3
+needs both kinds; so does this package.
+"""
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from coronalign.errors import InputFileError
+
+__all__ = ["Association", "exposure_root", "read_association"]
+
+log = logging.getLogger(__name__)
+
+_ASN_ID = re.compile(r"-([aco]\d{3,})(?:_|$)", re.IGNORECASE)
+_CALINTS = "_calints.fits"
+
+
+@dataclass(frozen=True)
+class Association:
+    """The parts of a coron3 association that the alignment needs.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The association file.
+    asn_id : str
+        Association candidate id (e.g. ``"a3001"``), used in product names.
+    product : str
+        Name of the association's product (e.g. ``"jw01386-a3001_t001_nircam_f250m"``).
+    science : tuple of pathlib.Path
+        Science ``_calints`` files, in member order, resolved against the association's folder.
+    psf : tuple of pathlib.Path
+        PSF reference ``_calints`` files, in member order.
+    """
+
+    path: Path
+    asn_id: str
+    product: str
+    science: tuple
+    psf: tuple
+
+
+def exposure_root(path):
+    """The exposure root of a ``_calints`` file: its name without ``_calints.fits``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A science or PSF exposure file.
+
+    Returns
+    -------
+    str
+        ``jw01386001001_03106_00001_nrcalong`` for
+        ``.../jw01386001001_03106_00001_nrcalong_calints.fits``; for other names, the name
+        without its ``.fits`` extension.
+    """
+    name = Path(path).name
+    if name.endswith(_CALINTS):
+        return name[: -len(_CALINTS)]
+    return name[:-5] if name.lower().endswith(".fits") else name
+
+
+def read_association(path):
+    """Read a coron3 association and check that its members exist.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The association JSON file.
+
+    Returns
+    -------
+    Association
+
+    Raises
+    ------
+    InputFileError
+        The file is missing or not JSON, has no product, an empty member list, no science or
+        no PSF members, a member without a file name, or a member file that does not exist.
+        The message names the association (and the member file when one is missing).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "association file not found")
+    try:
+        asn = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputFileError(path, f"the association is not a JSON file ({error})") from None
+    if not isinstance(asn, dict):
+        raise InputFileError(path, "the association must be a JSON object with 'products'")
+    products = asn.get("products")
+    if not isinstance(products, list) or not products:
+        raise InputFileError(
+            path, "the association lists no products; a coron3 association has one product"
+        )
+    if len(products) > 1:
+        log.warning("%s: %d products; using the first one", path, len(products))
+    product = products[0] if isinstance(products[0], dict) else {}
+    name = str(product.get("name") or path.stem)
+    members = product.get("members")
+    if not isinstance(members, list) or not members:
+        raise InputFileError(path, f"product {name!r} of the association has no members")
+    science, psf = [], []
+    for index, member in enumerate(members):
+        if not isinstance(member, dict) or not member.get("expname"):
+            raise InputFileError(path, f"member {index} of product {name!r} has no 'expname'")
+        kind = str(member.get("exptype", "")).lower()
+        if kind not in ("science", "psf"):
+            log.debug("%s: ignoring member %s of type %r", path, member["expname"], kind)
+            continue
+        (science if kind == "science" else psf).append(path.parent / str(member["expname"]))
+    for kind, found in (("science", science), ("psf", psf)):
+        if not found:
+            raise InputFileError(
+                path,
+                f"the association has no {kind} members; calwebb_coron3 needs both science "
+                "and psf members",
+            )
+    for member in (*science, *psf):
+        if not member.is_file():
+            raise InputFileError(
+                path,
+                f"member file {member.name} does not exist (looked for {member}); member "
+                "paths are relative to the association's folder",
+            )
+    return Association(
+        path=path,
+        asn_id=_asn_id(path, asn, name),
+        product=name,
+        science=tuple(science),
+        psf=tuple(psf),
+    )
+
+
+def _asn_id(path, asn, product_name):
+    """The association candidate id: ``asn_id``, or the ``-a3001_`` part of the product name."""
+    value = asn.get("asn_id")
+    if value:
+        return str(value)
+    found = _ASN_ID.search(product_name)
+    if found:
+        return found.group(1)
+    raise InputFileError(
+        path,
+        "the association has no 'asn_id' and its product name does not contain one "
+        "(like '-a3001_'); add \"asn_id\" to the association",
+    )

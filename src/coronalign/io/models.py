@@ -1,0 +1,228 @@
+"""Opening the step's inputs: JWST data models, and the stacks the core aligns.
+
+Every reader turns a problem with a file into an :class:`~coronalign.errors.InputFileError`
+that names the file and says what is wrong.
+"""
+
+import gc
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from coronalign.core.align import Stack
+from coronalign.errors import InputFileError
+from coronalign.io import _asdf_startup
+from coronalign.io.atomic import atomic_output
+
+__all__ = [
+    "open_model",
+    "open_validated_model",
+    "pixel_flags",
+    "read_sci_shape",
+    "read_stack",
+    "set_meta",
+    "write_cube",
+]
+
+log = logging.getLogger(__name__)
+
+_asdf_startup.install()
+
+
+def open_model(path, role):
+    """Open a JWST data model, turning every failure into a clear :class:`InputFileError`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to open.
+    role : str
+        What the file is for, used in messages (e.g. ``"science exposure"``).
+
+    Returns
+    -------
+    stdatamodels.DataModel
+    """
+    from stdatamodels.jwst import datamodels
+
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, f"{role} file not found")
+    if path.is_dir():
+        raise InputFileError(path, f"{role} is a folder, not a FITS file")
+    try:
+        with path.open("rb") as stream:
+            magic = stream.read(30)
+    except OSError as error:
+        raise InputFileError(path, f"{role} cannot be read: {error.strerror}") from None
+    if not magic.startswith(b"SIMPLE  ="):
+        raise InputFileError(path, f"{role} is not a FITS file")
+    failure = None
+    # A failed open leaves its file handle to be closed when the exception is freed (or
+    # by the garbage collector): close it here, quietly, since the error is reported.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            model = datamodels.open(path)
+            _ = model.data  # forces reading the data, so a truncated file fails here
+        except Exception as error:  # stdatamodels/astropy raise many kinds
+            failure = str(error)
+        if failure is not None:
+            gc.collect()
+    if failure is not None:
+        raise InputFileError(
+            path, f"{role} cannot be read as a JWST data model (truncated or corrupt?): {failure}"
+        )
+    return model
+
+
+def read_stack(path, role):
+    """Read a 3D CubeModel (``_calints`` or ``_psfstack``) as a core ``Stack``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    role : str
+        ``"science exposure"`` or ``"PSF stack"``; used in messages.
+
+    Returns
+    -------
+    stack : coronalign.core.align.Stack
+        Data, ERR and DQ arrays (as stored).
+    model : stdatamodels.DataModel
+        The open model, for its metadata.
+    """
+    model = open_model(path, role)
+    data = np.asarray(model.data)
+    if data.ndim != 3:
+        kind = type(model).__name__
+        raise InputFileError(
+            path,
+            f"{role} must be a 3D CubeModel (planes, ny, nx), but it is a {data.ndim}D {kind} "
+            f"of shape {data.shape}",
+        )
+    if data.shape[0] < 1:
+        raise InputFileError(path, f"{role} has no planes")
+    err = np.asarray(model.err) if model.hasattr("err") and model.err.shape == data.shape else None
+    dq = np.asarray(model.dq) if model.hasattr("dq") and model.dq.shape == data.shape else None
+    if err is None:
+        err = np.zeros(data.shape, dtype=np.float32)
+    if dq is None:
+        dq = np.zeros(data.shape, dtype=np.uint32)
+    return Stack(data=data, err=err, dq=dq), model
+
+
+def read_sci_shape(path, role):
+    """Shape of a file's SCI array from its header, without reading the data.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A FITS file with a ``SCI`` extension.
+    role : str
+        What the file is, for messages.
+
+    Returns
+    -------
+    tuple of int
+        The array's shape, slowest axis first (numpy order).
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, f"{role} file not found")
+    try:
+        header = fits.getheader(path, "SCI")
+    except (OSError, KeyError, IndexError, ValueError) as error:
+        raise InputFileError(path, f"{role} has no readable SCI extension ({error})") from None
+    naxis = int(header.get("NAXIS", 0))
+    return tuple(int(header[f"NAXIS{axis}"]) for axis in range(naxis, 0, -1))
+
+
+def open_validated_model(path):
+    """Open a data model with strict schema validation (for checking a product).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    stdatamodels.DataModel
+
+    Raises
+    ------
+    Exception
+        Whatever stdatamodels, asdf or jsonschema raise for a file that does not open or
+        validate (many kinds); the caller reports it.
+    """
+    from stdatamodels.jwst import datamodels
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # strict validation raises instead
+        model = datamodels.open(path, strict_validation=True)
+        model.validate()
+    return model
+
+
+def set_meta(node, dotted, value):
+    """Set ``node.a.b.c = value`` from ``"a.b.c"``.
+
+    Parameters
+    ----------
+    node : stdatamodels node
+        Usually ``model.meta``.
+    dotted : str
+        Attribute path below ``node``.
+    value : object
+        The value (a dict the schema does not know is stored whole).
+    """
+    *parents, last = dotted.split(".")
+    for name in parents:
+        node = getattr(node, name)
+    setattr(node, last, value)
+
+
+def write_cube(path, stack, template, meta):
+    """Write a CubeModel of ``stack`` with ``template``'s metadata (atomically).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    stack : coronalign.core.align.Stack
+        Data (float32), ERR (float32) and DQ (uint32) planes.
+    template : stdatamodels.DataModel
+        Whose metadata the cube takes (``model.update``).
+    meta : dict
+        Dotted metadata keys and values set afterwards (``meta.filename`` is the file's
+        name).
+    """
+    from stdatamodels.jwst import datamodels
+
+    model = datamodels.CubeModel(data=stack.data, err=stack.err, dq=stack.dq)
+    model.update(template)
+    model.meta.filename = Path(path).name
+    for key, value in meta.items():
+        set_meta(model.meta, key, value)
+    with atomic_output(path) as temporary:
+        model.save(temporary, overwrite=True)
+    model.close()
+
+
+def pixel_flags():
+    """The JWST pixel DQ flags by name, as stdatamodels defines them (the official step's map).
+
+    Returns
+    -------
+    dict
+        Flag name (upper case, e.g. ``"DO_NOT_USE"``) to its bit value.
+    """
+    from stdatamodels.jwst.datamodels.dqflags import pixel
+
+    return {str(name).upper(): int(value) for name, value in pixel.items()}

@@ -1,0 +1,238 @@
+"""Writing simulations as JWST files: ``_calints``, ``_psfstack``, PSFMASK, truth, and a
+coron3 association.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import pathlib
+
+import numpy as np
+
+from coronalign.errors import ParameterError
+from coronalign.simulation.instruments import ASN_ID, PROGRAM, check_count, check_shape, setup_for
+from coronalign.simulation.metadata import (
+    ORIGIN,
+    exposure_meta,
+    product_name,
+    psf_member,
+    psfmask_meta,
+)
+from coronalign.simulation.observation import simulate_observation, truth_dict
+from coronalign.simulation.options import OPTION_NAMES, check_options
+from coronalign.simulation.pointing import dither_meta
+
+__all__ = ["write_association", "write_simulation"]
+
+log = logging.getLogger(__name__)
+
+
+def _apply_meta(node, values):
+    """Set nested datamodel attributes; a dict the schema does not know (``meta.coronalign``)
+    is stored whole."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            try:
+                child = getattr(node, key)
+            except AttributeError:
+                setattr(node, key, value)
+            else:
+                _apply_meta(child, value)
+        else:
+            setattr(node, key, value)
+
+
+def _write_cube(path, data, err, dq, meta, var_poisson=None, var_rnoise=None):
+    from stdatamodels.jwst import datamodels
+
+    arrays = {"data": data, "err": err, "dq": dq}
+    if var_poisson is not None:
+        arrays["var_poisson"] = var_poisson
+        arrays["var_rnoise"] = var_rnoise
+    with datamodels.CubeModel(**arrays) as model:
+        _apply_meta(model.meta, meta)
+        model.meta.filename = path.name
+        model.save(path)
+    return path
+
+
+def _write_psfmask(path, mask, meta):
+    from stdatamodels.jwst import datamodels
+
+    with datamodels.PsfMaskModel(data=mask.astype(np.float32)) as model:
+        _apply_meta(model.meta, meta)
+        model.meta.filename = path.name
+        model.add_history_entry(f"Synthetic PSFMASK written by {ORIGIN}")
+        model.save(path)
+    return path
+
+
+def _write_json(path, payload):
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def write_simulation(sim, outdir, *, root=None):
+    """Write a :class:`Simulation` as JWST files.
+
+    Parameters
+    ----------
+    sim : Simulation
+        From :func:`simulate_exposures`.
+    outdir : str or os.PathLike
+        Output folder (created if needed).
+    root : str, optional
+        If given, the files are ``<root>_calints.fits``, ``<root>_psfstack.fits`` and
+        ``<root>_psfmask.fits``; by default JWST-like names, e.g.
+        ``jw01234001001_03106_00001_nrcalong_calints.fits``,
+        ``jw01234-a3001_t001_nircam_f335m-maska335r-sub320a335r_psfstack.fits`` and
+        ``jwst_nircam_f335m_sub320a335r_psfmask.fits``.
+
+    Returns
+    -------
+    dict
+        ``{"science", "psfstack", "psfmask", "truth"}`` -> :class:`pathlib.Path`. The
+        science and PSF stack are ``CubeModel`` files, the mask a ``PsfMaskModel`` file and
+        ``truth.json`` holds :attr:`Simulation.truth` plus the file names.
+    """
+    out = pathlib.Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if root is None:
+        names = {
+            "science": sim.sci_meta["filename"],
+            "psfstack": sim.psf_meta["filename"],
+            "psfmask": sim.psfmask_meta["filename"],
+        }
+    else:
+        names = {k: f"{root}_{k if k != 'science' else 'calints'}.fits" for k in
+                 ("science", "psfstack", "psfmask")}  # fmt: skip
+    paths = {k: out / v for k, v in names.items()}
+    _write_cube(
+        paths["science"], sim.sci, sim.sci_err, sim.sci_dq, sim.sci_meta,
+        sim.sci_var_poisson, sim.sci_var_rnoise,
+    )  # fmt: skip
+    _write_cube(paths["psfstack"], sim.psf, sim.psf_err, sim.psf_dq, sim.psf_meta)
+    _write_psfmask(paths["psfmask"], sim.mask, sim.psfmask_meta)
+    truth = dict(sim.truth)
+    truth.update(names)
+    paths["truth"] = _write_json(out / "truth.json", truth)
+    log.info("wrote simulation (%s) to %s", sim.instrument, out)
+    return paths
+
+
+def write_association(
+    outdir, instrument="nircam", n_science=3, n_psf=2, nints=2, psf_nints=2, seed=0, **options
+):
+    """Write a small coron3 association: science and PSF ``_calints``, PSFMASK and truth.
+
+    Parameters
+    ----------
+    outdir : str or os.PathLike
+        Output folder (created if needed); the association's member names are relative to it.
+    instrument : {"nircam", "miri", "nircam-sw", "miri-lyot"}
+        Instrument configuration (see :func:`simulate_exposures`).
+    n_science, n_psf : int
+        Number of science and of PSF reference exposures.
+    nints, psf_nints : int
+        Integrations per science / per PSF exposure.
+    seed : int
+        Random seed.
+    **options
+        ``offset_scale``, ``large_offset``, ``record_large_offset``, ``psf_dither``,
+        ``shape``, ``noise``, ``garbage``, ``taper``, ``mask_style``, ``decorrelation`` as in
+        :func:`simulate_exposures` (``psf_dither`` offsets PSF exposure ``j``, all its
+        integrations, by pattern point ``j % npoints``).
+
+    Returns
+    -------
+    dict
+        ``{"asn": Path, "science": [Path, ...], "psf": [Path, ...], "psfmask": Path,
+        "truth": Path}``. ``truth.json`` holds, for each science exposure, the truth
+        against the PSF stack that stacking all PSF integrations in member order gives
+        (``"xshift"`` etc. are ``[nints][n_psf * psf_nints]``), and ``"psf_pointing"``: the
+        record ``meta.coronalign.psf_members`` of such a stack should hold (file name,
+        integrations and header offsets of each PSF exposure, in member order).
+    """
+    setup = setup_for(instrument)
+    options = dict(options)
+    shape = options.pop("shape", None)
+    unknown = set(options) - set(OPTION_NAMES)
+    if unknown:
+        allowed = sorted({"shape", *OPTION_NAMES})
+        raise ParameterError(sorted(unknown)[0], f"unknown option; use {allowed}")
+    n_science = check_count("n_science", n_science)
+    n_psf = check_count("n_psf", n_psf)
+    nints = check_count("nints", nints)
+    psf_nints = check_count("psf_nints", psf_nints)
+    shape = check_shape(setup, shape)
+    opts = check_options(**options)
+    core = simulate_observation(setup, shape, [nints] * n_science, [psf_nints] * n_psf, seed, opts)
+    out = pathlib.Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = datetime.datetime(2023, 5, 10, 12, 34, 56, 789000)
+    step = datetime.timedelta(minutes=20)
+    sci_paths, psf_paths, members, truths = [], [], [], {}
+    for i in range(n_science):
+        meta = exposure_meta(
+            setup, shape, nints, psf=False, exposure_number=i + 1, start=t,
+            offsets=core.sci_offsets[i],
+        )  # fmt: skip
+        t += step
+        d = core.sci[i]
+        path = _write_cube(out / meta["filename"], d[0], d[1], d[2], meta, d[3], d[4])
+        sci_paths.append(path)
+        members.append({"expname": path.name, "exptype": "science", "exposerr": None})
+        truths[path.name] = truth_dict(core, i)
+    psf_order, psf_pointing = [], []
+    for j in range(n_psf):
+        meta = exposure_meta(
+            setup, shape, psf_nints, psf=True, exposure_number=j + 1, start=t,
+            offsets=core.psf_offsets[j], dither=dither_meta(setup, opts.psf_dither, j),
+        )  # fmt: skip
+        t += step
+        d = core.psf[j]
+        path = _write_cube(out / meta["filename"], d[0], d[1], d[2], meta, d[3], d[4])
+        psf_paths.append(path)
+        members.append({"expname": path.name, "exptype": "psf", "exposerr": None})
+        psf_order += [[path.name, k] for k in range(psf_nints)]
+        psf_pointing.append(psf_member(meta))
+    mask_meta = psfmask_meta(setup, shape, opts)
+    mask_path = _write_psfmask(out / mask_meta["filename"], core.mask, mask_meta)
+    product = product_name(setup)
+    asn = {
+        "asn_type": "coron3",
+        "asn_rule": "candidate_Asn_Lv3Coron",
+        "version_id": None,
+        "code_version": ORIGIN,
+        "degraded_status": "No known degraded exposures in association.",
+        "program": PROGRAM,
+        "constraints": f"synthetic association written by {ORIGIN}",
+        "asn_id": ASN_ID,
+        "target": "t001",
+        "asn_pool": f"jw{PROGRAM}_20230510t000000_pool",
+        "products": [{"name": product, "members": members}],
+    }
+    asn_path = _write_json(out / f"jw{PROGRAM}-{ASN_ID}_coron3_00001_asn.json", asn)
+    truth = {
+        "instrument": setup.key,
+        "seed": int(seed),
+        "shape": list(shape),
+        "asn": asn_path.name,
+        "product": product,
+        "psfmask": mask_path.name,
+        "psf_members": [p.name for p in psf_paths],
+        "psf_stack_order": psf_order,
+        "psf_pointing": psf_pointing,
+        "science": truths,
+    }
+    truth_path = _write_json(out / "truth.json", truth)
+    log.info("wrote %s association (%d science, %d psf) to %s", setup.key, n_science, n_psf, out)
+    return {
+        "asn": asn_path,
+        "science": sci_paths,
+        "psf": psf_paths,
+        "psfmask": mask_path,
+        "truth": truth_path,
+    }

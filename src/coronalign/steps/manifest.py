@@ -1,0 +1,231 @@
+"""Run manifests: what a reduction produced and from what, and re-running it to compare.
+
+A manifest lists every product of a run with the inputs it was made from (paths as
+given, SHA-256 of each file), the parameters, the CRDS context, the software versions and
+the SHA-256 of the product's SCI, ERR and DQ values. :func:`verify_manifest` re-runs
+every product from its recorded inputs and parameters in a scratch folder and compares
+the values bit for bit, which is how a published reduction is reproduced.
+"""
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from coronalign import __version__
+from coronalign.errors import InputFileError
+from coronalign.io.models import open_model
+from coronalign.io.provenance import data_sha256, file_sha256, software_versions
+from coronalign.io.reports import write_json_report
+from coronalign.steps.align_refs import align_files, skip_alignment
+from coronalign.steps.parameters import StepParameters
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "Verification",
+    "build_manifest",
+    "verify_entry",
+    "verify_manifest",
+    "write_manifest",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "coronalign-manifest-1"
+
+
+def _product_record(path):
+    """The provenance stored in one product (``meta.coronalign``) plus its data digest."""
+    model = open_model(path, "product")
+    try:
+        if not model.meta.hasattr("coronalign"):
+            raise InputFileError(path, "was not written by coronalign (no provenance record)")
+        record = model.meta.coronalign.instance
+        status = model.meta.cal_step.align_psfs
+    finally:
+        model.close()
+    return {
+        "product": str(path),
+        "status": status,
+        "coronalign_version": record.get("version"),
+        "skipped": record.get("skipped"),
+        "inputs": record.get("inputs", {}),
+        "parameters": record.get("parameters", {}),
+        "crds": record.get("crds", {}),
+        "software": record.get("software", {}),
+        "data_sha256": data_sha256(path),
+    }
+
+
+def build_manifest(products):
+    """A manifest of products written by coronalign.
+
+    Parameters
+    ----------
+    products : iterable of path-like
+        ``_psfalign`` products.
+
+    Returns
+    -------
+    dict
+        ``format``, ``coronalign`` version, ``software`` versions of this process and one
+        entry per product (see the module docstring).
+    """
+    return {
+        "format": MANIFEST_FORMAT,
+        "coronalign": __version__,
+        "software": software_versions(),
+        "products": [_product_record(Path(path)) for path in products],
+    }
+
+
+def write_manifest(products, output):
+    """Build a manifest and write it as JSON, atomically.
+
+    Parameters
+    ----------
+    products : iterable of path-like
+        ``_psfalign`` products.
+    output : path-like
+        The manifest file.
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
+    manifest = build_manifest(products)
+    write_json_report(output, manifest)
+    log.info("wrote manifest of %d product(s) to %s", len(manifest["products"]), output)
+    return manifest
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of re-running one product of a manifest."""
+
+    product: str
+    identical: bool
+    problems: tuple
+
+
+def _resolve(path, base):
+    path = Path(path)
+    return path if path.is_absolute() else Path(base) / path
+
+
+def _rerun(entry, base, scratch):
+    """Make the product of ``entry`` again in ``scratch``; return the new file."""
+    inputs = {role: _resolve(item["path"], base) for role, item in entry["inputs"].items()}
+    parameters = StepParameters.from_record(entry["parameters"])
+    output = Path(scratch) / Path(entry["product"]).name
+    if entry["status"] == "SKIPPED":
+        skip_alignment(
+            inputs["science"],
+            inputs["psfstack"],
+            output,
+            entry.get("skipped") or "re-run of a skipped product",
+            parameters,
+            crds=entry.get("crds"),
+        )
+    else:
+        align_files(
+            inputs["science"],
+            inputs["psfstack"],
+            inputs["psfmask"],
+            output,
+            parameters,
+        )
+    return output
+
+
+def verify_entry(entry, base, scratch, changed_versions=()):
+    """Check one manifest entry: inputs unchanged, then re-run and compare the values.
+
+    Parameters
+    ----------
+    entry : dict
+        One element of ``manifest["products"]``.
+    base : path-like
+        Folder that relative paths in the manifest are relative to.
+    scratch : path-like
+        Where the re-run writes its product.
+    changed_versions : sequence of str, optional
+        ``"numpy 2.4.6 -> 2.5.0"`` for each package whose version differs from the recorded
+        run's: named as the likely cause when values differ.
+
+    Returns
+    -------
+    Verification
+    """
+    problems = []
+    for role, item in entry["inputs"].items():
+        path = _resolve(item["path"], base)
+        if not path.exists():
+            problems.append(f"{role} input {path} is missing")
+        elif file_sha256(path) != item["sha256"]:
+            problems.append(f"{role} input {path} has changed (SHA-256 differs)")
+    if problems:
+        return Verification(entry["product"], False, tuple(problems))
+    again = data_sha256(_rerun(entry, base, scratch))
+    cause = (
+        " (likely cause: other package versions than the recorded run's: "
+        + ", ".join(changed_versions)
+        + "; bit-for-bit reproduction needs the same versions)"
+        if changed_versions
+        else ""
+    )
+    for name, digest in entry["data_sha256"].items():
+        if again[name] != digest:
+            problems.append(f"{name} values differ from the recorded run{cause}")
+    return Verification(entry["product"], not problems, tuple(problems))
+
+
+def verify_manifest(path, *, base=None):
+    """Re-run every product of a manifest and compare its values bit for bit.
+
+    Parameters
+    ----------
+    path : path-like
+        The manifest (JSON).
+    base : path-like, optional
+        Folder that relative input paths are relative to (default: the current folder,
+        i.e. where the workflow ran).
+
+    Returns
+    -------
+    list of Verification
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "manifest not found")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputFileError(path, f"is not a readable JSON manifest: {error}") from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise InputFileError(path, f"is not a coronalign manifest (format {MANIFEST_FORMAT})")
+    current = software_versions()
+    changed = []
+    for name, version in manifest.get("software", {}).items():
+        if current.get(name) != version:
+            changed.append(f"{name} {version} -> {current.get(name)}")
+            log.warning(
+                "%s was %s for the recorded run and is %s now: results may differ",
+                name,
+                version,
+                current.get(name),
+            )
+    base = Path(base) if base is not None else Path.cwd()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="coronalign-verify-") as scratch:
+        for entry in manifest["products"]:
+            result = verify_entry(entry, base, scratch, changed)
+            log.info(
+                "%s: %s",
+                entry["product"],
+                "identical" if result.identical else "; ".join(result.problems),
+            )
+            results.append(result)
+    return results

@@ -1,0 +1,313 @@
+"""The step's parameters: parsed and validated once, then passed whole.
+
+:class:`StepParameters` holds ``mode``, ``median_box_length``, ``bad_bits`` (the text as
+given and its value), ``weighting``, ``max_shift`` and ``threads``. Making one checks every
+value, in this order, and a bad value is a :class:`~coronalign.errors.ParameterError` that
+names the parameter and says which values are accepted. The same object goes to the step
+(:mod:`coronalign.steps.align_refs`), into the product's provenance record
+(:meth:`StepParameters.record`), into the manifest, and back out of it for
+``coronalign verify`` (:meth:`StepParameters.from_record`).
+
+``bad_bits`` is read as the official step reads it: each part is interpreted by astropy's
+:func:`~astropy.nddata.bitmask.interpret_bit_flags` with the JWST pixel flag map
+(``stdatamodels.jwst.datamodels.dqflags.pixel``, through
+:func:`coronalign.io.models.pixel_flags`). The parts are split here, because the
+accepted text is wider than what ``interpret_bit_flags`` takes in one call: names in any
+case, numbers and names mixed, and ``,`` ``+`` ``|`` mixed (``" 1 | 2 , 16 + OUTLIER "``),
+with a repeated flag harmless; astropy alone refuses mixed separators and mixed names and
+numbers, and warns on a repeated flag.
+"""
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from numbers import Integral
+
+import numpy as np
+
+from coronalign.core.objective import WEIGHTINGS
+from coronalign.core.register import DEFAULT_MAX_SHIFT
+from coronalign.errors import ParameterError
+from coronalign.io.models import pixel_flags
+
+__all__ = [
+    "MODES",
+    "StepParameters",
+    "parse_bad_bits",
+    "parse_box_length",
+    "parse_max_shift",
+]
+
+#: Products: ``quad`` (nints, npsfs, ny, nx), every integration fitted (jwst <= 1.15);
+#: ``cube`` (npsfs, ny, nx) aligned to integration 0 (jwst >= 1.16).
+MODES = ("quad", "cube")
+
+#: Largest value a JWST DQ word (uint32) can hold.
+_MAX_BITS = 2**32 - 1
+_SEPARATORS = re.compile(r"[,+|]")
+#: One part of a ``bad_bits`` text: a whole number (maybe negative) or a flag name.
+_PART = re.compile(r"-?[0-9]+|[A-Za-z_][A-Za-z0-9_]*")
+_SIGNED_DECIMAL = re.compile(r"-?[0-9]+")
+
+
+def _accepted_bad_bits_text():
+    names = ", ".join(pixel_flags())
+    return (
+        "use a non-negative integer below 2**32, a JWST DQ flag name (any case) or a "
+        "combination joined by ',', '+' or '|' (e.g. 'OUTLIER, SATURATED' or '16+2'), "
+        f"or '' / 'none' for no DQ-based replacement. Accepted flag names: {names}"
+    )
+
+
+def _check_bits_range(number, shown):
+    if number < 0:
+        raise ParameterError(
+            "bad_bits", f"negative value {shown!r} is not a bit mask; {_accepted_bad_bits_text()}"
+        )
+    if number > _MAX_BITS:
+        raise ParameterError(
+            "bad_bits",
+            f"value {shown!r} sets bits above bit 31 (DQ words are 32 bits); "
+            f"{_accepted_bad_bits_text()}",
+        )
+    return int(number)
+
+
+def _interpret_part(part, value):
+    """One part (a number or a flag name, any case) as bits, by astropy with the JWST map."""
+    from astropy.nddata.bitmask import interpret_bit_flags
+
+    try:
+        bits = interpret_bit_flags(part.upper(), flag_name_map=pixel_flags())
+    except (KeyError, ValueError):
+        bits = None
+    if bits is None:  # an unknown name (or astropy's own "INDEF")
+        raise ParameterError(
+            "bad_bits",
+            f"unknown DQ flag name or malformed token {part!r} in {value!r}; "
+            f"{_accepted_bad_bits_text()}",
+        )
+    return _check_bits_range(bits, part)
+
+
+def parse_bad_bits(value):
+    """Turn a ``bad_bits`` parameter into an integer bit mask.
+
+    Parameters
+    ----------
+    value : str, int, numpy integer or None
+        JWST DQ flag names (case-insensitive, from
+        ``stdatamodels.jwst.datamodels.dqflags.pixel``), non-negative integers
+        (or decimal strings of them), or a combination of these separated by
+        ``,``, ``+`` or ``|`` with optional spaces. ``None``, ``""`` and
+        ``"none"`` (any case) mean no DQ-based replacement.
+
+    Returns
+    -------
+    int
+        The bitwise OR of all the parts, between 0 and ``2**32 - 1``. For
+        example ``"OUTLIER, SATURATED"``, ``"16, 2"``, ``"18"`` and ``18`` all
+        give 18, and ``"DO_NOT_USE+SATURATED"`` gives 3.
+
+    Raises
+    ------
+    coronalign.errors.ParameterError
+        For a bool, a negative number, a number above ``2**32 - 1``, an empty
+        part (``"16,,2"``), an unknown flag name or any other token. The
+        message names the offending token and lists the accepted flag names.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, (bool, np.bool_)):
+        raise ParameterError(
+            "bad_bits", f"a boolean ({value!r}) is not a bit mask; {_accepted_bad_bits_text()}"
+        )
+    if isinstance(value, (Integral, np.integer)):
+        return _check_bits_range(int(value), value)
+    if not isinstance(value, str):
+        raise ParameterError(
+            "bad_bits",
+            f"unsupported value {value!r} of type {type(value).__name__}; "
+            f"{_accepted_bad_bits_text()}",
+        )
+    text = value.strip()
+    if text == "" or text.lower() == "none":
+        return 0
+    mask = 0
+    for raw in _SEPARATORS.split(text):
+        part = raw.strip()
+        if part == "":
+            raise ParameterError(
+                "bad_bits",
+                f"empty part in {value!r} (doubled or trailing separator); "
+                f"{_accepted_bad_bits_text()}",
+            )
+        if not _PART.fullmatch(part):  # "~4", "0x10", "1.5", "DO NOT USE"...
+            raise ParameterError(
+                "bad_bits",
+                f"unknown DQ flag name or malformed token {part!r} in {value!r}; "
+                f"{_accepted_bad_bits_text()}",
+            )
+        mask |= _interpret_part(part, value)
+    return mask
+
+
+def parse_box_length(value):
+    """Validate the ``median_box_length`` parameter.
+
+    Parameters
+    ----------
+    value : int, numpy integer or str
+        An integer ``>= 0`` or a decimal string of one. Floats (even ``3.0``)
+        and booleans are refused.
+
+    Returns
+    -------
+    int
+        The validated box length ``L``; the box is ``2 * (L // 2) + 1`` wide.
+
+    Raises
+    ------
+    coronalign.errors.ParameterError
+        If the value is not a non-negative integer.
+    """
+    accepted = "use an integer >= 0 (the box is 2*(L//2)+1 pixels wide, default 3)"
+    if isinstance(value, (bool, np.bool_)):
+        raise ParameterError(
+            "median_box_length", f"a boolean ({value!r}) is not allowed; {accepted}"
+        )
+    if isinstance(value, (Integral, np.integer)):
+        number = int(value)
+    elif isinstance(value, str) and _SIGNED_DECIMAL.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        raise ParameterError(
+            "median_box_length",
+            f"{value!r} (type {type(value).__name__}) is not an integer; {accepted}",
+        )
+    if number < 0:
+        raise ParameterError("median_box_length", f"{value!r} is negative; {accepted}")
+    return number
+
+
+def parse_max_shift(value):
+    """Validate the search radius ``max_shift``.
+
+    Parameters
+    ----------
+    value : float, int or str
+        A number of pixels.
+
+    Returns
+    -------
+    float
+        The radius, finite and > 0.
+
+    Raises
+    ------
+    coronalign.errors.ParameterError
+        If the value is not a finite number > 0 (or is a boolean).
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
+        raise ParameterError("max_shift", f"{value!r} is not a number of pixels > 0")
+    return number
+
+
+@dataclass(frozen=True)
+class StepParameters:
+    """The parameters of the ``align_refs`` step, validated when made.
+
+    Every field may be given as the command line or a configuration gives it (text or
+    number); the object holds the parsed values. The fields' order is the order of the
+    provenance record.
+
+    Parameters
+    ----------
+    mode : {"quad", "cube"}, optional
+        The product (see :data:`MODES`).
+    median_box_length : int or str, optional
+        Box length of the median that replaces bad pixels (``>= 0``).
+    bad_bits : str or int, optional
+        DQ flags of bad pixels (:func:`parse_bad_bits`); kept as given, as text.
+    weighting : {"official", "linear"}, optional
+        Fit weight ``mask²`` (the official objective) or ``mask``.
+    max_shift : float or str, optional
+        Radius in pixels of each fit's search window around its prior.
+    threads : int, optional
+        Cores to use (processes sharing the integrations); results do not depend on it.
+
+    Attributes
+    ----------
+    bad_bits_value : int
+        The bit mask ``bad_bits`` means.
+
+    Raises
+    ------
+    coronalign.errors.ParameterError
+        The first invalid value, in the order mode, median_box_length, bad_bits, threads,
+        weighting, max_shift.
+    """
+
+    mode: str = "quad"
+    median_box_length: int = 3
+    bad_bits: str = "DO_NOT_USE"
+    bad_bits_value: int = field(init=False)
+    weighting: str = "official"
+    max_shift: float = DEFAULT_MAX_SHIFT
+    threads: int = 1
+
+    def __post_init__(self):
+        parsed = object.__setattr__
+        if self.mode not in MODES:
+            raise ParameterError("mode", f"{self.mode!r} is not one of {', '.join(MODES)}")
+        parsed(self, "median_box_length", parse_box_length(self.median_box_length))
+        parsed(self, "bad_bits_value", parse_bad_bits(self.bad_bits))
+        if not isinstance(self.bad_bits, str):
+            parsed(self, "bad_bits", str(self.bad_bits))
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise ParameterError("threads", f"{self.threads!r} is not a whole number >= 1")
+        if self.weighting not in WEIGHTINGS:
+            raise ParameterError(
+                "weighting", f"{self.weighting!r} is not one of {', '.join(WEIGHTINGS)}"
+            )
+        parsed(self, "max_shift", parse_max_shift(self.max_shift))
+
+    def record(self):
+        """The parameters as the provenance record, the manifest and the shift table keep them.
+
+        Returns
+        -------
+        dict
+            ``mode``, ``median_box_length``, ``bad_bits`` (text), ``bad_bits_value``,
+            ``weighting``, ``max_shift``, ``threads``.
+        """
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record):
+        """The parameters a product was made with, from its provenance record.
+
+        Parameters
+        ----------
+        record : dict
+            :meth:`record` as stored in a product (``meta.coronalign.parameters``) or a
+            manifest. Records made before ``weighting``, ``max_shift`` and ``threads``
+            existed lack them: the objective was then linear, the window the default one,
+            and one process was used.
+
+        Returns
+        -------
+        StepParameters
+        """
+        return cls(
+            mode=record.get("mode", "quad"),
+            median_box_length=record.get("median_box_length", 3),
+            bad_bits=record.get("bad_bits", "DO_NOT_USE"),
+            weighting=record.get("weighting", "linear"),
+            max_shift=record.get("max_shift", DEFAULT_MAX_SHIFT),
+            threads=record.get("threads", 1),
+        )

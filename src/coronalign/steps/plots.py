@@ -1,0 +1,182 @@
+"""The report figure of one exposure (PNG): fitted shifts, and the PSF against the science.
+
+:func:`plot_exposure` draws the fitted shifts per integration and PSF with their formal
+errors, and science integration 0 next to the PSF 0 aligned to it and their residual (the
+PSF divided by its fitted flux ratio beta). matplotlib is imported only there.
+"""
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from coronalign.dq import DO_NOT_USE, FitStatus
+from coronalign.errors import InputFileError
+from coronalign.io.atomic import atomic_output
+from coronalign.io.models import open_model
+from coronalign.io.tables import read_shift_table
+
+__all__ = ["plot_exposure"]
+
+log = logging.getLogger(__name__)
+
+
+def _usable(data, dq):
+    """A float64 image with non-finite and DO_NOT_USE pixels set to NaN (for display)."""
+    image = np.array(data, dtype=np.float64)
+    bad = ~np.isfinite(image)
+    if dq is not None and np.shape(dq) == image.shape:
+        bad |= (np.asarray(dq) & DO_NOT_USE) != 0
+    image[bad] = np.nan
+    return image
+
+
+def _limits(*images):
+    """Shared display range: 1st-99.5th percentile of the finite pixels."""
+    values = np.concatenate([i[np.isfinite(i)] for i in images] or [np.zeros(1)])
+    if not values.size:
+        return 0.0, 1.0
+    low, high = np.percentile(values, [1.0, 99.5])
+    return float(low), float(high if high > low else low + 1.0)
+
+
+def plot_exposure(product, science, shifts, output):
+    """Draw the report figure of one exposure (PNG, atomically).
+
+    Top row: fitted x and y shifts against integration, one line per PSF, with their formal
+    errors; fits with status outlier, out_of_window or not_converged are circled in red.
+    Bottom row:
+    science integration 0, PSF 0 aligned to it divided by its fitted beta, and the residual
+    science - PSF/beta. For a skipped alignment the top row gives the reason and the PSF
+    is the unaligned one (scaled by the ratio of total fluxes).
+
+    Parameters
+    ----------
+    product : path-like
+        The ``_psfalign`` product (QuadModel, or CubeModel for ``cube`` mode or a skip).
+    science : path-like
+        The science ``_calints`` file.
+    shifts : path-like
+        The product's shift table.
+    output : path-like
+        The ``.png`` to write.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    table = read_shift_table(shifts)
+    sci_model = open_model(science, "science exposure")
+    sci = _usable(sci_model.data[0], sci_model.dq[0] if sci_model.hasattr("dq") else None)
+    sci_model.close()
+    product = Path(product)
+    if not product.is_file():
+        raise InputFileError(product, "product not found")
+    model = open_model(product, "product")
+    try:
+        index = (0, 0) if model.data.ndim == 4 else (0,)
+        psf = _usable(model.data[index], model.dq[index] if model.hasattr("dq") else None)
+    finally:
+        model.close()
+    skipped = bool(table.meta.get("skipped", False))
+    first = (
+        (np.asarray(table["integration"]) == table["integration"][0])
+        & (np.asarray(table["psf"]) == 0)
+        if len(table)
+        else np.array([], dtype=bool)
+    )
+    beta = float(np.asarray(table["beta"], dtype=float)[first][0]) if first.any() else math.nan
+    if not math.isfinite(beta) or beta == 0:
+        both = np.isfinite(sci) & np.isfinite(psf)
+        total = float(sci[both].sum())
+        beta = float(psf[both].sum()) / total if total else 1.0
+    scaled = psf / beta
+    residual = sci - scaled
+
+    figure = Figure(figsize=(11, 7), layout="constrained")
+    grid = figure.add_gridspec(2, 6)
+    name = product.name
+    figure.suptitle(name + ("  (alignment skipped)" if skipped else ""), fontsize=11)
+    if skipped or not len(table):
+        ax = figure.add_subplot(grid[0, :])
+        reason = str(table.meta.get("reason", "no fits"))
+        text = "alignment skipped: " + reason if skipped else reason
+        ax.text(0.5, 0.5, "\n".join(_wrap(text, 100)), ha="center", va="center", fontsize=10)
+        ax.set_axis_off()
+    for column, axis in enumerate(("xshift", "yshift")):
+        if skipped or not len(table):
+            break
+        ax = figure.add_subplot(grid[0, 3 * column : 3 * column + 3])
+        integration = np.asarray(table["integration"])
+        psf_index = np.asarray(table["psf"])
+        values = np.asarray(table[axis], dtype=float)
+        errors = (
+            np.asarray(table[f"{axis}_err"], dtype=float)
+            if f"{axis}_err" in table.colnames
+            else None
+        )
+        status = np.asarray(table["status"], dtype=str)
+        for m in np.unique(psf_index):
+            pick = psf_index == m
+            ax.errorbar(
+                integration[pick],
+                values[pick],
+                yerr=None if errors is None else errors[pick],
+                marker="o",
+                capsize=2,
+                label=f"PSF {m}",
+            )
+        flagged = np.isin(
+            status, [FitStatus.OUTLIER, FitStatus.OUT_OF_WINDOW, FitStatus.NOT_CONVERGED]
+        )
+        if flagged.any():
+            ax.scatter(
+                integration[flagged],
+                values[flagged],
+                s=120,
+                facecolors="none",
+                edgecolors="red",
+                label="outlier / out of window",
+                zorder=5,
+            )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("science integration")
+        ax.set_ylabel(f"{axis} (pix)")
+        ax.set_title("x_psf - x_sci" if axis == "xshift" else "y_psf - y_sci", fontsize=10)
+        ax.grid(alpha=0.3)
+        if len(np.unique(psf_index)) <= 12:
+            ax.legend(fontsize=8)
+    low, high = _limits(sci, scaled)
+    spread = float(np.nanpercentile(np.abs(residual), 99.5)) if np.isfinite(residual).any() else 1
+    panels = (
+        ("science, integration 0", sci, {"vmin": low, "vmax": high, "cmap": "magma"}),
+        (
+            f"PSF 0 {'(unaligned) ' if skipped else 'aligned '}/ beta ({beta:.4g})",
+            scaled,
+            {"vmin": low, "vmax": high, "cmap": "magma"},
+        ),
+        (
+            "residual: science - PSF / beta",
+            residual,
+            {"vmin": -spread or -1, "vmax": spread or 1, "cmap": "RdBu_r"},
+        ),
+    )
+    for index, (title, image, style) in enumerate(panels):
+        ax = figure.add_subplot(grid[1, 2 * index : 2 * index + 2])
+        shown = ax.imshow(image, origin="lower", interpolation="nearest", **style)
+        ax.set_title(title, fontsize=10)
+        figure.colorbar(shown, ax=ax, shrink=0.8)
+    with atomic_output(output) as temporary:
+        figure.savefig(temporary, dpi=90)
+    log.info("wrote figure %s", output)
+
+
+def _wrap(text, width=60):
+    words, lines, line = str(text).split(), [], ""
+    for word in words:
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return [*lines, line] if line else lines

@@ -1,0 +1,1 @@
+"""Tests of coronalign.core: arrays in, arrays out."""

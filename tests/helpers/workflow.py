@@ -1,0 +1,180 @@
+"""Running the workflow and ``coronalign`` from tests as users run them: in subprocesses.
+
+Snakemake runs with this repository's Snakefile and ``--directory`` set to a temporary
+folder, so nothing is written into the repository.
+
+The subprocesses' environment (:func:`workflow_environment`) holds no ``CRDS_*`` variable
+(the workflow must set every one it needs) and a ``sitecustomize`` on ``PYTHONPATH`` that
+refuses and records every non-local connection or name lookup, so "no network" is checked,
+not assumed: every run helper fails the test if a subprocess tried.
+
+Note on time: the Slurm executor plugin installed in .venv runs ``scontrol show config``
+when Snakemake starts; with Slurm installed but no controller running that waits 10 s.
+The environment puts a stand-in ``scontrol`` that fails at once in front of PATH (tests
+that use a real cluster build their own environment).
+"""
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import yaml
+
+from tests.helpers.paths import BIN, REPOSITORY
+
+__all__ = [
+    "assert_offline",
+    "run_coronalign",
+    "run_snakemake",
+    "snakemake_command",
+    "start_snakemake",
+    "workflow_environment",
+]
+
+# Loaded by every Python subprocess (PYTHONPATH): refuse and record non-local network use.
+NETWORK_GUARD = textwrap.dedent(
+    """
+    import ipaddress
+    import os
+    import socket
+    import sys
+
+    _LOG = os.environ.get("CORONALIGN_TEST_NETWORK_LOG")
+    _LOCAL_NAMES = {None, "", "localhost", socket.gethostname()}
+
+    def _local(host):
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host in _LOCAL_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def _refuse(what):
+        if _LOG:
+            with open(_LOG, "a") as record:
+                record.write(f"pid {os.getpid()} ({' '.join(sys.argv[:3])}): {what}\\n")
+        raise OSError(f"network use in a test: {what}")
+
+    def _checked(real):
+        def connect(self, address):
+            if not isinstance(address, (str, bytes)) and not _local(address[0]):
+                _refuse(f"connect to {address!r}")
+            return real(self, address)
+        return connect
+
+    _getaddrinfo = socket.getaddrinfo
+
+    def _guarded_getaddrinfo(host, *args, **kwargs):
+        if not _local(host):
+            _refuse(f"name lookup of {host!r}")
+        return _getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = _checked(socket.socket.connect)
+    socket.socket.connect_ex = _checked(socket.socket.connect_ex)
+    socket.getaddrinfo = _guarded_getaddrinfo
+    """
+)
+
+
+def workflow_environment(folder):
+    """Subprocess environment: no CRDS_* variable, network guard, the project's tools first.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        An empty folder for the guard, the stand-in ``scontrol`` and the network record.
+
+    Returns
+    -------
+    dict
+    """
+    folder = Path(folder)
+    (folder / "sitecustomize.py").write_text(NETWORK_GUARD)
+    scontrol = folder / "scontrol"
+    scontrol.write_text("#!/bin/sh\nexit 1\n")
+    scontrol.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
+    env["PATH"] = os.pathsep.join([str(folder), str(BIN), env["PATH"]])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH")) if p)
+    env["CORONALIGN_TEST_NETWORK_LOG"] = str(folder / "network.log")
+    return env
+
+
+def assert_offline(environment):
+    """Fail if a subprocess run with ``environment`` tried to use the network."""
+    record = environment.get("CORONALIGN_TEST_NETWORK_LOG")
+    attempts = Path(record).read_text() if record and Path(record).exists() else ""
+    assert not attempts, f"a subprocess tried to use the network:\n{attempts}"
+
+
+def snakemake_command(workdir, config, *args):
+    """The command that runs the workflow on ``config`` (a dict) in ``workdir``.
+
+    The configuration is written to ``workdir/config.yaml``.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    executable = BIN / "snakemake"
+    assert executable.exists(), f"{executable} missing: run `make env`"
+    command = [str(executable), "--snakefile", str(REPOSITORY / "Snakefile")]
+    command += ["--directory", str(workdir), "--configfile", str(configfile)]
+    return [*command, *map(str, args)]
+
+
+def run_snakemake(environment, workdir, config, *args, timeout=600):
+    """Run the workflow on ``config`` in ``workdir`` with 2 cores; return the CompletedProcess."""
+    done = subprocess.run(
+        snakemake_command(workdir, config, "--cores", "2", *args),
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        check=False,
+    )
+    assert_offline(environment)
+    return done
+
+
+def start_snakemake(environment, workdir, config, *args):
+    """Start the workflow in the background, in its own process group (so it can be killed
+    whole), its output appended to ``workdir/snakemake-output.txt``.
+
+    Returns
+    -------
+    subprocess.Popen
+        With ``output_file``, the path of the output.
+    """
+    command = snakemake_command(workdir, config, *args)
+    output = Path(workdir) / "snakemake-output.txt"
+    with output.open("a") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            command,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    process.output_file = output
+    return process
+
+
+def run_coronalign(environment, *args, timeout=120, cwd=None):
+    """Run the ``coronalign`` command (in ``cwd``); return the CompletedProcess."""
+    done = subprocess.run(
+        [str(BIN / "coronalign"), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        check=False,
+    )
+    assert_offline(environment)
+    return done

@@ -1,0 +1,1 @@
+"""Tests of coronalign.io: data models, products, tables, reports, provenance, associations."""

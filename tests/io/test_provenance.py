@@ -1,0 +1,77 @@
+"""Provenance: software versions, file digests, the record a product keeps, value digests."""
+
+import hashlib
+import platform
+
+import numpy as np
+import pytest
+from stdatamodels.jwst import datamodels
+
+from coronalign.io.provenance import (
+    SOFTWARE,
+    data_sha256,
+    file_sha256,
+    provenance_record,
+    software_versions,
+)
+
+
+def test_software_versions_name_every_package_that_shapes_the_numbers():
+    versions = software_versions()
+    assert set(versions) == {"python", *SOFTWARE}
+    assert versions["python"] == platform.python_version()
+    assert versions["numpy"] == np.__version__
+    assert all(isinstance(value, str) and value for value in versions.values())
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1 << 22])
+def test_file_sha256_is_the_digest_of_the_bytes_in_any_chunks(tmp_path, chunk_size):
+    path = tmp_path / "x.bin"
+    payload = bytes(range(256)) * 41
+    path.write_bytes(payload)
+    assert file_sha256(path, chunk_size=chunk_size) == hashlib.sha256(payload).hexdigest()
+
+
+def test_the_record_keeps_paths_as_given_names_and_digests(tmp_path, monkeypatch):
+    science, mask = tmp_path / "sci.fits", tmp_path / "mask.fits"
+    science.write_bytes(b"science")
+    mask.write_bytes(b"mask")
+    monkeypatch.chdir(tmp_path)
+    parameters = {"mode": "quad", "max_shift": 10.0}
+    record = provenance_record(
+        {"science": "sci.fits", "psfmask": mask},
+        parameters,
+        crds={"context": "jwst_0001.pmap"},
+        digests={"psfmask": "given"},
+    )
+    assert record["inputs"]["science"] == {
+        "path": "sci.fits",
+        "name": "sci.fits",
+        "sha256": hashlib.sha256(b"science").hexdigest(),
+    }
+    assert record["inputs"]["psfmask"]["sha256"] == "given"  # computed once, not twice
+    assert record["parameters"] == parameters
+    assert record["parameters"] is not parameters
+    assert record["crds"] == {"context": "jwst_0001.pmap"}
+    assert record["software"] == software_versions()
+    assert provenance_record({}, {})["crds"] == {}
+
+
+def test_data_sha256_digests_the_values_not_the_file(tmp_path, rng):
+    """Two files with the same values (written at other times) have the same data digests."""
+    data = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    dq = rng.integers(0, 2**32, size=data.shape, dtype=np.uint64).astype(np.uint32)
+    paths = []
+    for name in ("a_psfalign.fits", "b_psfalign.fits"):
+        model = datamodels.QuadModel(data=data, err=data * 0 + 1, dq=dq)
+        model.meta.filename = name
+        model.save(tmp_path / name)
+        paths.append(tmp_path / name)
+    assert file_sha256(paths[0]) != file_sha256(paths[1])
+    first, second = data_sha256(paths[0]), data_sha256(paths[1])
+    assert set(first) == {"SCI", "ERR", "DQ"}
+    assert first == second
+    expected = hashlib.sha256()
+    for plane in data.astype(">f4").reshape(-1, 8, 8):
+        expected.update(plane.tobytes())
+    assert first["SCI"] == expected.hexdigest()

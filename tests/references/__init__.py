@@ -1,0 +1,1 @@
+"""Tests of coronalign.references: the CRDS lookup, the mask, the selection record."""

@@ -1,0 +1,1 @@
+"""Tests of coronalign.simulation: the synthetic data and their exact truth."""

@@ -1,0 +1,1 @@
+"""Tests of coronalign.steps: one module per command, the parameters, the input plan."""

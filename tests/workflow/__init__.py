@@ -1,0 +1,1 @@
+"""The Snakemake workflow end to end: locally, against a CRDS cache, killed, on Slurm."""

@@ -1,0 +1,273 @@
+"""The workflow on a real Slurm cluster, through ``--profile profiles/slurm``.
+
+Runs only with ``CORONALIGN_SLURM=1`` and a running cluster whose default partition is the
+profile's (``debug``), e.g. the one-node cluster of the CI::
+
+    sudo .ci/slurm/start-cluster.sh
+    CORONALIGN_SLURM=1 .venv/bin/python -m pytest tests/workflow/test_slurm.py
+    sudo .ci/slurm/stop-cluster.sh
+
+With ``CORONALIGN_SLURM=1`` a missing or broken cluster FAILS the test (CI must not pass
+without having run it); without it the test is skipped.
+
+One small association (2 science, 2 PSF exposures) is run twice: on the cluster and locally
+(``--cores 2``). The test checks that every job except the local rules went through
+``sbatch`` (Snakemake's "submitted with SLURM jobid" lines, the jobs' state, CPUs and memory
+in ``squeue``, the kept Slurm logs), that ``psfmask`` ran locally, that every product passed
+validation, and that the products and shift tables of both runs are bit-identical.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from astropy.io import fits
+from astropy.table import Table
+
+from coronalign import simulation
+from tests.helpers.paths import BIN, REPOSITORY
+from tests.helpers.workflow import snakemake_command
+
+pytestmark = pytest.mark.slurm
+
+PROFILE = REPOSITORY / "profiles" / "slurm"
+# The partition the profile submits to ("'debug'" in profiles/slurm: the CI cluster's).
+PARTITION = yaml.safe_load((PROFILE / "config.v8+.yaml").read_text())["default-resources"][
+    "slurm_partition"
+].strip("'\"")
+RUN_TIMEOUT = 600  # seconds for one Snakemake run (killed 30 s later if it ignores SIGTERM)
+SLURM_RULES = {"stack_refs", "check_psfstack", "align", "validate", "plot", "summary"}
+N_SCIENCE = 2
+HOW_TO = (
+    "start a cluster (sudo .ci/slurm/start-cluster.sh) and run "
+    "CORONALIGN_SLURM=1 .venv/bin/python -m pytest tests/workflow/test_slurm.py"
+)
+
+
+def _cluster_command(*args, timeout=30):
+    """Run a Slurm client command under a timeout; return (returncode, output)."""
+    try:
+        done = subprocess.run(
+            ["timeout", "-k", "5", str(timeout), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 15,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return 1, str(error)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Fail (not skip) when the Slurm test is switched on and no usable cluster answers."""
+    if os.environ.get("CORONALIGN_SLURM") != "1":
+        pytest.skip(f"Slurm test not requested (CORONALIGN_SLURM is not 1): {HOW_TO}")
+    missing = [name for name in ("sinfo", "sbatch", "squeue", "scontrol") if not shutil.which(name)]
+    if missing:
+        pytest.fail(
+            f"CORONALIGN_SLURM=1 but the Slurm commands {', '.join(missing)} are not on PATH: "
+            f"install Slurm or {HOW_TO}",
+            pytrace=False,
+        )
+    code, output = _cluster_command("scontrol", "ping")
+    if code != 0 or "is UP" not in output:
+        pytest.fail(
+            f"CORONALIGN_SLURM=1 but slurmctld does not answer `scontrol ping` "
+            f"({output.strip() or f'exit status {code}'}): {HOW_TO}",
+            pytrace=False,
+        )
+    code, output = _cluster_command("sinfo", "-h", "-p", PARTITION, "-o", "%a|%T")
+    in_service = {"up|idle", "up|mixed", "up|allocated", "up|completing"}
+    if code != 0 or not in_service & set(output.split()):
+        pytest.fail(
+            f"CORONALIGN_SLURM=1 but partition {PARTITION!r} of profiles/slurm has no node "
+            f"in service (sinfo: {output.strip() or f'exit status {code}'}): {HOW_TO}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    return simulation.write_association(
+        folder, n_science=N_SCIENCE, n_psf=2, nints=2, psf_nints=2, shape=(64, 64)
+    )
+
+
+def _start(workdir, config, *args):
+    """Start snakemake on `config` in `workdir` (under timeout); return (Popen, output path)."""
+    command = ["timeout", "-k", "30", str(RUN_TIMEOUT), *snakemake_command(workdir, config, *args)]
+    # The jobs inherit this environment (sbatch --export=ALL): `coronalign` from this .venv.
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    log = workdir / "snakemake.out"
+    with log.open("w") as stream:
+        process = subprocess.Popen(
+            command,
+            cwd=REPOSITORY,
+            env=environment,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    return process, log
+
+
+def _finish(process, log):
+    """Wait for a run started by `_start`; return (returncode, output)."""
+    try:
+        code = process.wait(timeout=RUN_TIMEOUT + 60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    return code, log.read_text()
+
+
+SUBMITTED = re.compile(
+    r"^Job (?P<job>\d+) has been submitted with SLURM jobid (?P<slurm>\d+) \(log: (?P<log>.+)\)\.$",
+    re.MULTILINE,
+)
+
+
+def _job_blocks(output):
+    """{snakemake job id: (rule, is local, mem_mb)} from the job descriptions of a run."""
+    blocks = {}
+    for match in re.finditer(r"^(local)?rule (\w+):\n((?:    .*\n)+)", output, re.MULTILINE):
+        body = match[3]
+        job = re.search(r"^    jobid: (\d+)$", body, re.MULTILINE)
+        mem = re.search(r"^    resources: .*\bmem_mb=(\d+)", body, re.MULTILINE)
+        if job:
+            blocks[int(job[1])] = (match[2], bool(match[1]), int(mem[1]) if mem else None)
+    return blocks
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, data, tmp_path_factory):
+    """The same configuration run on Slurm and locally (at the same time: Slurm mostly waits)."""
+    config = {"asn": str(data["asn"]), "psfmask": str(data["psfmask"]), "mode": "quad"}
+    local_dir = tmp_path_factory.mktemp("local")
+    slurm_dir = tmp_path_factory.mktemp("slurm")
+    local = _start(local_dir, config, "--cores", "2")
+    slurm = _start(
+        slurm_dir,
+        config,
+        "--profile",
+        PROFILE,
+        "--slurm-keep-successful-logs",
+        # first status check 8 s after a submission (a job takes 5-7 s here)
+        "--slurm-init-seconds-before-status-checks",
+        "8",
+    )
+    slurm_code, slurm_output = _finish(*slurm)
+    local_code, local_output = _finish(*local)
+    submitted = {int(m["slurm"]): m.groupdict() for m in SUBMITTED.finditer(slurm_output)}
+    if slurm_code != 0:
+        # do not leave jobs of a failed or killed run in the queue
+        for jobid in submitted:
+            _cluster_command("scancel", str(jobid))
+    assert slurm_code == 0, f"Slurm run failed ({slurm_code}):\n{slurm_output[-4000:]}"
+    assert local_code == 0, f"local run failed ({local_code}):\n{local_output[-4000:]}"
+    return {
+        "slurm": slurm_dir,
+        "local": local_dir,
+        "output": slurm_output,
+        "submitted": submitted,
+        "blocks": _job_blocks(slurm_output),
+    }
+
+
+def _squeue(jobids):
+    """{slurm job id: (comment, state, cpus, min memory)} of finished and running jobs."""
+    code, output = _cluster_command(
+        "squeue", "-h", "-t", "all", "-j", ",".join(map(str, jobids)), "-o", "%i|%k|%T|%C|%m"
+    )
+    assert code == 0, f"squeue failed: {output}"
+    jobs = {}
+    for line in output.splitlines():
+        jobid, comment, state, cpus, memory = line.split("|")
+        jobs[int(jobid)] = (comment, state, int(cpus), memory)
+    return jobs
+
+
+def test_every_rule_but_the_local_ones_went_through_sbatch(runs):
+    submitted, blocks = runs["submitted"], runs["blocks"]
+    # every job Snakemake did not run itself was submitted once, and only those
+    remote = {job for job, (_, is_local, _) in blocks.items() if not is_local}
+    assert sorted(int(job["job"]) for job in submitted.values()) == sorted(remote)
+    rules = [blocks[int(job["job"])][0] for job in submitted.values()]
+    assert set(rules) >= SLURM_RULES
+    for rule in ("align", "validate", "plot"):
+        assert rules.count(rule) == N_SCIENCE
+    for rule in ("stack_refs", "check_psfstack", "summary"):
+        assert rules.count(rule) == 1
+    # psfmask is a local rule: run by Snakemake itself, once per science exposure, never sbatch
+    local = [rule for rule, is_local, _ in blocks.values() if is_local]
+    assert local.count("psfmask") == N_SCIENCE
+    assert "psfmask" not in rules
+    assert not (runs["slurm"] / ".snakemake" / "slurm_logs" / "rule_psfmask").exists()
+    # the kept Slurm log of every job
+    for jobid, job in submitted.items():
+        log = Path(job["log"])
+        assert log.name == f"{jobid}.log"
+        assert log.is_relative_to(runs["slurm"] / ".snakemake" / "slurm_logs")
+        assert "1 of 1 steps (100%) done" in log.read_text(), log
+
+
+def test_slurm_ran_the_jobs_with_the_requested_cpus_and_memory(runs):
+    submitted, blocks = runs["submitted"], runs["blocks"]
+    jobs = _squeue(submitted)
+    assert set(jobs) == set(submitted), "squeue does not show every submitted job"
+    for jobid, (comment, state, cpus, memory) in jobs.items():
+        rule, _, mem_mb = blocks[int(submitted[jobid]["job"])]
+        assert state == "COMPLETED", (jobid, rule, state)
+        assert comment.startswith(f"rule_{rule}"), (jobid, rule, comment)
+        assert cpus == (2 if rule == "align" else 1), (jobid, rule, cpus)
+        assert memory == f"{mem_mb}M", (jobid, rule, memory, mem_mb)
+
+
+def _products(workdir):
+    return sorted((workdir / "results" / "psfalign").glob("*_psfalign.fits"))
+
+
+def test_every_product_exists_and_passed_validation(runs):
+    products = _products(runs["slurm"])
+    assert len(products) == N_SCIENCE
+    results = runs["slurm"] / "results"
+    for product in products:
+        stem = product.name.removesuffix("_psfalign.fits")
+        report = json.loads((results / "validation" / f"{stem}_psfalign.json").read_text())
+        assert report["status"] == "passed"
+        assert (results / "shifts" / f"{stem}_psfshifts.ecsv").is_file()
+        assert (results / "plots" / f"{stem}_psfalign.png").is_file()
+    summary = (results / "summary" / "summary.tsv").read_text().splitlines()
+    assert len(summary) == 1 + N_SCIENCE
+    assert all("\tpassed\t" in line for line in summary[1:])
+
+
+def test_products_are_bit_identical_to_a_local_run(runs):
+    slurm_products, local_products = _products(runs["slurm"]), _products(runs["local"])
+    assert [p.name for p in slurm_products] == [p.name for p in local_products]
+    for slurm_product, local_product in zip(slurm_products, local_products, strict=True):
+        with (
+            fits.open(slurm_product, memmap=False) as on_slurm,
+            fits.open(local_product, memmap=False) as on_local,
+        ):
+            for extension in ("SCI", "ERR", "DQ"):
+                a, b = on_slurm[extension].data, on_local[extension].data
+                assert a.dtype == b.dtype
+                assert a.shape == b.shape
+                assert a.tobytes() == b.tobytes(), f"{slurm_product.name} {extension} differs"
+                assert np.isfinite(a).all() or extension == "DQ"
+        stem = slurm_product.name.removesuffix("_psfalign.fits")
+        shifts = f"results/shifts/{stem}_psfshifts.ecsv"
+        on_slurm, on_local = Table.read(runs["slurm"] / shifts), Table.read(runs["local"] / shifts)
+        assert on_slurm.colnames == on_local.colnames
+        for name in on_slurm.colnames:
+            assert np.array_equal(on_slurm[name], on_local[name]), f"{shifts} column {name}"
