@@ -196,7 +196,7 @@ def test_simulate_command_writes_a_dataset(tmp_path):
 
 
 def test_cli_choices_match_the_simulator():
-    from coronalign import cli
+    from coronalign.cli import simulate as cli
 
     assert tuple(instruments.SETUPS) == cli._SIMULATE_INSTRUMENTS
     assert cli._SIMULATE_MASK_STYLES == simulation.MASK_STYLES

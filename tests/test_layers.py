@@ -35,7 +35,7 @@ THIRD_PARTY = {
     "core": {"numpy", "scipy"},
     "io": {"numpy", "astropy", "stdatamodels", "asdf", "yaml"},
     "references": {"numpy", "astropy.io", "crds"},
-    "steps": {"numpy", "astropy.nddata", "matplotlib"},
+    "steps": {"numpy", "astropy.nddata", "astropy.visualization", "matplotlib"},
     "simulation": {"numpy", "scipy", "stdatamodels"},
     "cli": set(),
 }

@@ -81,7 +81,12 @@ NETWORK_GUARD = textwrap.dedent(
 
 
 def workflow_environment(folder):
-    """Subprocess environment: no CRDS_* variable, network guard, the project's tools first.
+    """Subprocess environment as a newcomer's bare shell: only HOME and PATH=/usr/bin:/bin.
+
+    Nothing of the project is on PATH (what `env -i HOME=$HOME PATH=/usr/bin:/bin
+    .venv/bin/snakemake ...` gives, which the README documents), so every rule must run
+    with Snakemake's own interpreter. Added for the tests only: the network guard
+    (``PYTHONPATH``), where it records attempts, and a stand-in ``scontrol``.
 
     Parameters
     ----------
@@ -97,11 +102,12 @@ def workflow_environment(folder):
     scontrol = folder / "scontrol"
     scontrol.write_text("#!/bin/sh\nexit 1\n")
     scontrol.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
-    env["PATH"] = os.pathsep.join([str(folder), str(BIN), env["PATH"]])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH")) if p)
-    env["CORONALIGN_TEST_NETWORK_LOG"] = str(folder / "network.log")
-    return env
+    return {
+        "HOME": os.environ.get("HOME", str(folder)),
+        "PATH": os.pathsep.join([str(folder), "/usr/bin", "/bin"]),
+        "PYTHONPATH": str(folder),
+        "CORONALIGN_TEST_NETWORK_LOG": str(folder / "network.log"),
+    }
 
 
 def assert_offline(environment):

@@ -116,6 +116,7 @@ def lookups(caches):
             "nircam_2022",
             context=CONTEXT,
             server_url="https://localhost:9",  # loopback port 9 (discard): refused at once
+            readonly=True,  # a server for what the cache lacks, the cache itself read-only
         ),
         "writable": _request(
             caches["writable"]["crds_path"], "nircam_2022", context=CONTEXT, readonly=False
@@ -145,11 +146,12 @@ def test_environment_offline_by_default(tmp_path):
     assert "CRDS_CLIENT_TIMEOUT_SECONDS" not in env
 
 
-def test_environment_with_server_fails_fast_and_leaves_unset_values_alone():
+def test_environment_with_server_retries_and_leaves_unset_values_alone():
     env = crds_environment(server_url="https://jwst-crds.stsci.edu", readonly=False)
     assert env["CRDS_SERVER_URL"] == "https://jwst-crds.stsci.edu"
     assert env["CRDS_READONLY_CACHE"] == "0"
-    assert env["CRDS_CLIENT_RETRY_COUNT"] == "1"
+    assert env["CRDS_CLIENT_RETRY_COUNT"] == "3"  # a network failure is tried again
+    assert env["CRDS_CLIENT_RETRY_DELAY_SECONDS"] == "2"
     assert int(env["CRDS_CLIENT_TIMEOUT_SECONDS"]) <= 60
     assert "CRDS_PATH" not in env
     assert "CRDS_CONTEXT" not in env

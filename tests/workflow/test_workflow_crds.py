@@ -62,7 +62,7 @@ def test_the_network_guard_refuses_and_records_in_subprocesses(environment, tmp_
 
 
 def _crds(cache, context=None):
-    crds = {"path": str(cache["crds_path"]), "context": context, "server_url": None}
+    crds = {"path": str(cache["crds_path"]), "context": context, "offline": True}
     return {"psfmask": None, "crds": crds}
 
 
@@ -267,7 +267,7 @@ def test_override_does_not_consult_a_broken_cache(
     config = {
         "asn": str(nircam["asn"]),
         "psfmask": str(nircam["psfmask"]),
-        "crds": {"path": str(broken), "context": "jwst_9999.pmap", "server_url": None},
+        "crds": {"path": str(broken), "context": "jwst_9999.pmap", "offline": True},
     }
     stem = nircam["stems"][0]
     out = _results(workdir, stem)

@@ -1,14 +1,15 @@
-"""Configuration, inputs, product names and input functions of the coronalign workflow.
+"""Configuration, inputs and input functions of the coronalign workflow.
 
 The configuration is validated against workflow/schemas/config.schema.yaml when the
 workflow is parsed (defaults filled in; an error names the key and the allowed values).
-The inputs (association members, files) are resolved lazily, the first time a rule asks
-for them, so `snakemake --lint` works with the placeholder configuration while any real or
-dry run stops with one clear message when the data are absent.
+The inputs (associations and their members, files) are resolved by the package
+(coronalign.steps.plan) lazily, the first time a rule asks for them, so `snakemake --lint`
+works with the placeholder configuration while any real or dry run stops with one clear
+message, before any job, when the data are absent or unsafe. Output paths are defined once,
+in the rules; other rules refer to them as rules.<rule>.output.<name>.
 """
 
 import os
-import shlex
 import sys
 from functools import cache
 from pathlib import Path
@@ -19,11 +20,11 @@ from snakemake.utils import validate
 
 # The input resolution (and the association reader it uses) is pure standard library.
 # Import it from this repository's src/ so the workflow resolves its inputs the same way in
-# any Snakemake installation, also one without the coronalign package (with --use-conda
+# any Snakemake installation, also one without the coronalign package (with --sdm conda
 # the rules run in envs/).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from coronalign.errors import CoronalignError  # noqa: E402
-from coronalign.steps.plan import resolve_inputs  # noqa: E402
+from coronalign.steps.plan import SAFE_NAME, resolve_inputs  # noqa: E402
 
 CONDA_ENV = "../../envs/coronalign.yaml"
 # envs/coronalign.post-deploy.sh installs coronalign from here into the conda environment.
@@ -55,6 +56,8 @@ def _config_error(error):
         problem = f"{value!r} is not one of the allowed values: {allowed}"
     elif cause.validator == "minimum":
         problem = f"{value!r} is below the minimum {cause.validator_value}"
+    elif cause.validator == "exclusiveMinimum":
+        problem = f"{value!r} must be above {cause.validator_value}"
     elif cause.validator == "type":
         kinds = cause.validator_value
         kinds = " or ".join(kinds) if isinstance(kinds, list) else kinds
@@ -70,12 +73,44 @@ def _config_error(error):
     return f"invalid configuration: {key}: {problem}{hint}"
 
 
+def _step_parameters(config):
+    """Check the step's parameters as the align jobs will, before any job runs.
+
+    JSON Schema's "integer" accepts 3.0 (YAML's float), and an unknown DQ flag name is a
+    value only the step knows; coronalign.steps.parameters checks both, with the step's
+    own messages. Without the package in Snakemake's environment (rules in conda
+    environments) the schema's checks are all there is.
+    """
+    for key in ("median_box_length", "bad_bits"):
+        if isinstance(config[key], float):
+            raise WorkflowError(
+                f"invalid configuration: {key}: {config[key]!r} is not of type integer "
+                "(write a whole number without a decimal point)"
+            )
+    try:
+        from coronalign.steps.parameters import StepParameters
+    except ImportError:
+        return
+    try:
+        StepParameters(
+            mode=config["mode"],
+            median_box_length=config["median_box_length"],
+            bad_bits=str(config["bad_bits"]),
+            weighting=config["weighting"],
+            max_shift=config["max_shift"],
+        )
+    except CoronalignError as error:
+        raise WorkflowError(f"invalid configuration: {error}") from None
+
+
 def validate_config(config):
-    """Validate the configuration against the schema and fill in its defaults."""
+    """Validate the configuration against the schema, fill in its defaults, and check the
+    step's parameters."""
     try:
         validate(config, schema="../schemas/config.schema.yaml")
     except WorkflowError as error:
         raise WorkflowError(_config_error(error)) from None
+    _step_parameters(config)
 
 
 validate_config(config)
@@ -85,6 +120,14 @@ MEDIAN_BOX_LENGTH = config["median_box_length"]
 BAD_BITS = str(config["bad_bits"])
 WEIGHTING = config["weighting"]
 MAX_SHIFT = config["max_shift"]
+CRDS = config["crds"]
+
+
+# Association names become file names: the wildcards take only safe names, so no path can
+# leave results/ (coronalign.steps.plan refuses unsafe names before anything runs).
+wildcard_constraints:
+    stem=SAFE_NAME,
+    stack=SAFE_NAME,
 
 
 # ---------------------------------------------------------------------------------------
@@ -93,87 +136,73 @@ MAX_SHIFT = config["max_shift"]
 
 @cache
 def inputs():
-    """The resolved inputs (coronalign.steps.plan.resolve_inputs): exposure names, science
-    and PSF files, the PSF stack; a configuration problem is one clear WorkflowError."""
+    """The resolved inputs (coronalign.steps.plan.resolve_inputs): exposures by stem, PSF
+    stacks by key; a configuration problem is one clear WorkflowError."""
     try:
         return resolve_inputs(config)
     except CoronalignError as error:
         raise WorkflowError(str(error)) from None
 
 
-CHECK_REPORT = "results/check/psfstack_check.json"
-SUMMARY = "results/summary/summary.tsv"
-MANIFEST = "results/manifest.json"
+def stems():
+    """Every product stem, in order."""
+    return list(inputs().exposures)
+
+
+def exposure(wildcards):
+    """The exposure of ``wildcards.stem``."""
+    found = inputs().exposures.get(wildcards.stem)
+    if found is None:
+        raise WorkflowError(
+            f"{wildcards.stem} is not an exposure of this configuration; known: "
+            + ", ".join(inputs().exposures)
+        )
+    return found
+
+
+def psf_stack(wildcards):
+    """The PSF stack ``wildcards.stack``."""
+    found = inputs().stacks.get(wildcards.stack)
+    if found is None:
+        raise WorkflowError(
+            f"{wildcards.stack} is not a PSF stack of this configuration"
+        )
+    return found
 
 
 # ---------------------------------------------------------------------------------------
-# Product names
-
-
-def product_path(stem):
-    return f"results/psfalign/{stem}_psfalign.fits"
-
-
-def shifts_path(stem):
-    return f"results/shifts/{stem}_psfshifts.ecsv"
-
-
-def validation_path(stem):
-    return f"results/validation/{stem}_psfalign.json"
-
-
-def plot_path(stem):
-    return f"results/plots/{stem}_psfalign.png"
-
-
-def final_outputs(wildcards):
-    """The targets of the default rule: products, validation reports, figures, summary."""
-    stems = list(inputs().science)
-    return [
-        *(product_path(stem) for stem in stems),
-        *(validation_path(stem) for stem in stems),
-        *(plot_path(stem) for stem in stems),
-        SUMMARY,
-        MANIFEST,
-    ]
-
-
-def manifest_products(wildcards):
-    """Every product of the run, for the manifest."""
-    return [product_path(stem) for stem in inputs().science]
-
-
-# ---------------------------------------------------------------------------------------
-# Input functions and parameters of the rules
+# Input functions of the rules
 
 
 def science_file(wildcards):
     """The science _calints file of the exposure ``wildcards.stem``."""
-    science = inputs().science
-    if wildcards.stem not in science:
-        raise WorkflowError(
-            f"{wildcards.stem} is not an exposure of this configuration; known: "
-            + ", ".join(science)
-        )
-    return science[wildcards.stem]
+    return exposure(wildcards).science
 
 
-def all_science(wildcards):
-    return list(inputs().science.values())
+def stack_file(wildcards):
+    """The PSF stack the exposure ``wildcards.stem`` is aligned to."""
+    return inputs().stacks[exposure(wildcards).stack].path
 
 
-def psfstack_file(wildcards):
-    return inputs().psfstack
+def stack_check(wildcards):
+    """The input check of the stack of the exposure ``wildcards.stem``."""
+    return rules.check_psfstack.output.report.format(stack=exposure(wildcards).stack)
 
 
 def psf_members(wildcards):
-    """The PSF exposures to stack, in member order."""
-    members = inputs().psf
+    """The PSF exposures of the stack ``wildcards.stack``, in member order."""
+    members = psf_stack(wildcards).members
     if not members:
         raise WorkflowError(
-            "no PSF exposures to stack: give `psf:` files or an association with psf members"
+            f"the PSF stack {wildcards.stack} has no PSF exposures to stack"
         )
-    return members
+    return list(members)
+
+
+def checked_stack(wildcards):
+    """The PSF stack ``wildcards.stack`` (made or given) and its science exposures."""
+    stack = psf_stack(wildcards)
+    return {"psfstack": stack.path, "science": list(stack.science)}
 
 
 def psfmask_override(wildcards):
@@ -181,20 +210,21 @@ def psfmask_override(wildcards):
     return [config["psfmask"]] if config.get("psfmask") else []
 
 
-def psfmask_options(wildcards):
-    """Command-line options of `coronalign psfmask`: the override or the CRDS settings."""
-    if config.get("psfmask"):
-        return f"--override {shlex.quote(str(config['psfmask']))}"
-    crds = config.get("crds") or {}
-    options = []
-    for key, flag in (
-        ("path", "--crds-path"),
-        ("context", "--crds-context"),
-        ("server_url", "--crds-server-url"),
-    ):
-        if crds.get(key):
-            options.append(f"{flag} {shlex.quote(str(crds[key]))}")
-    return " ".join(options)
+def every(output):
+    """``output`` (a rule's output pattern with ``{stem}``) for every exposure."""
+    return expand(output, stem=stems())
+
+
+def every_product(wildcards):
+    return every(rules.align.output.product)
+
+
+def every_shift_table(wildcards):
+    return every(rules.align.output.shifts)
+
+
+def every_validation(wildcards):
+    return every(rules.validate.output.report)
 
 
 def align_mem_mb(wildcards, input, threads, attempt):
@@ -217,9 +247,13 @@ def align_mem_mb(wildcards, input, threads, attempt):
     )
 
 
-def summary_shifts(wildcards):
-    return [shifts_path(stem) for stem in inputs().science]
-
-
-def summary_validation(wildcards):
-    return [validation_path(stem) for stem in inputs().science]
+def final_outputs(wildcards):
+    """The targets of the default rule: products, validation reports, figures, summary,
+    manifest."""
+    return [
+        *every(rules.align.output.product),
+        *every(rules.validate.output.report),
+        *every(rules.plot.output.figure),
+        rules.summary.output.table,
+        rules.manifest.output.manifest,
+    ]

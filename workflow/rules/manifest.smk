@@ -5,13 +5,15 @@
 
 rule manifest:
     input:
-        products=manifest_products,
-        validation=summary_validation,
+        products=every_product,
+        validation=every_validation,
     output:
-        MANIFEST,
+        manifest="results/manifest.json",
     log:
         "logs/manifest/manifest.log",
+    benchmark:
+        "results/benchmarks/manifest/manifest.tsv"
     conda:
         CONDA_ENV
-    shell:
-        "coronalign manifest {input.products:q} -o {output:q} 2> {log:q}"
+    script:
+        "../scripts/manifest.py"

@@ -1,5 +1,6 @@
-# PSFMASK retrieval: the override, or a CRDS lookup in a local cache. A local rule: it runs
-# where Snakemake runs (compute nodes often have no network or no CRDS cache).
+# PSFMASK retrieval: the override, or the CRDS best reference, fetched from the CRDS server
+# into a writable cache (or, with crds.offline, looked up in a read-only cache). A local
+# rule: it runs where Snakemake runs (compute nodes often have no network).
 
 
 localrules:
@@ -11,14 +12,15 @@ rule psfmask:
         science=science_file,
         override=psfmask_override,
     output:
-        "results/psfmask/{stem}_psfmask.json",
+        selection="results/psfmask/{stem}_psfmask.json",
     log:
         "logs/psfmask/{stem}.log",
     benchmark:
-        "benchmarks/psfmask/{stem}.tsv"
+        "results/benchmarks/psfmask/{stem}.tsv"
     conda:
         CONDA_ENV
     params:
-        options=psfmask_options,
-    shell:
-        "coronalign psfmask {input.science:q} -o {output:q} {params.options} 2> {log:q}"
+        override=config["psfmask"],
+        crds=CRDS,
+    script:
+        "../scripts/psfmask.py"

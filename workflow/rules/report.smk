@@ -1,35 +1,15 @@
-# The summary table of all exposures and the per-exposure report figures.
-
-
-rule summary:
-    input:
-        validation=summary_validation,
-        shifts=summary_shifts,
-    output:
-        report(
-            SUMMARY,
-            caption="../report/summary.rst",
-            category="Summary",
-        ),
-    log:
-        "logs/summary/summary.log",
-    benchmark:
-        "benchmarks/summary/summary.tsv"
-    conda:
-        CONDA_ENV
-    shell:
-        "coronalign summarize {input.validation:q} --shifts {input.shifts:q} "
-        "-o {output:q} 2> {log:q}"
+# The per-exposure report figures and the summary table of all exposures.
 
 
 rule plot:
     input:
-        product="results/psfalign/{stem}_psfalign.fits",
-        shifts="results/shifts/{stem}_psfshifts.ecsv",
+        product=rules.align.output.product,
+        shifts=rules.align.output.shifts,
         science=science_file,
-        validation="results/validation/{stem}_psfalign.json",
+        validation=rules.validate.output.report,
+        selection=rules.psfmask.output.selection,
     output:
-        report(
+        figure=report(
             "results/plots/{stem}_psfalign.png",
             caption="../report/plot.rst",
             category="Exposures",
@@ -38,9 +18,28 @@ rule plot:
     log:
         "logs/plot/{stem}.log",
     benchmark:
-        "benchmarks/plot/{stem}.tsv"
+        "results/benchmarks/plot/{stem}.tsv"
     conda:
         CONDA_ENV
-    shell:
-        "coronalign plot {input.product:q} --science {input.science:q} "
-        "--shifts {input.shifts:q} -o {output:q} 2> {log:q}"
+    script:
+        "../scripts/plot.py"
+
+
+rule summary:
+    input:
+        validation=every_validation,
+        shifts=every_shift_table,
+    output:
+        table=report(
+            "results/summary/summary.tsv",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+    log:
+        "logs/summary/summary.log",
+    benchmark:
+        "results/benchmarks/summary/summary.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/summary.py"

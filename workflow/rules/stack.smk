@@ -1,33 +1,32 @@
-# The PSF stack (stack_refs) and the input check of the stack against the science.
+# The PSF stacks (stack_refs, one per association product) and the input check of each
+# stack against its science exposures.
 
 
 rule stack_refs:
     input:
         psf_members,
     output:
-        "results/stack/{name}_psfstack.fits",
+        stack="results/stack/{stack}_psfstack.fits",
     log:
-        "logs/stack_refs/{name}.log",
+        "logs/stack_refs/{stack}.log",
     benchmark:
-        "benchmarks/stack_refs/{name}.tsv"
+        "results/benchmarks/stack_refs/{stack}.tsv"
     conda:
         CONDA_ENV
-    shell:
-        "coronalign stack {input:q} -o {output:q} 2> {log:q}"
+    script:
+        "../scripts/stack_refs.py"
 
 
 rule check_psfstack:
     input:
-        psfstack=psfstack_file,
-        science=all_science,
+        unpack(checked_stack),
     output:
-        CHECK_REPORT,
+        report="results/check/{stack}_check.json",
     log:
-        "logs/check_psfstack/psfstack_check.log",
+        "logs/check_psfstack/{stack}.log",
     benchmark:
-        "benchmarks/check_psfstack/psfstack_check.tsv"
+        "results/benchmarks/check_psfstack/{stack}.tsv"
     conda:
         CONDA_ENV
-    shell:
-        "coronalign check-psfstack {input.psfstack:q} {input.science:q} "
-        "--report {output:q} 2> {log:q}"
+    script:
+        "../scripts/check_psfstack.py"

@@ -3,21 +3,19 @@
 
 rule validate:
     input:
-        product="results/psfalign/{stem}_psfalign.fits",
-        shifts="results/shifts/{stem}_psfshifts.ecsv",
+        product=rules.align.output.product,
+        shifts=rules.align.output.shifts,
         science=science_file,
-        psfstack=psfstack_file,
+        psfstack=stack_file,
     output:
-        "results/validation/{stem}_psfalign.json",
+        report="results/validation/{stem}_psfalign.json",
     log:
         "logs/validate/{stem}.log",
     benchmark:
-        "benchmarks/validate/{stem}.tsv"
+        "results/benchmarks/validate/{stem}.tsv"
     conda:
         CONDA_ENV
     params:
         mode=MODE,
-    shell:
-        "coronalign validate {input.product:q} --shifts {input.shifts:q} "
-        "--report {output:q} --mode {params.mode} "
-        "--science {input.science:q} --psfstack {input.psfstack:q} 2> {log:q}"
+    script:
+        "../scripts/validate.py"

@@ -2,7 +2,10 @@
 
 :func:`plot_exposure` draws the fitted shifts per integration and PSF with their formal
 errors, and science integration 0 next to the PSF 0 aligned to it and their residual (the
-PSF divided by its fitted flux ratio beta). matplotlib is imported only there.
+PSF divided by its fitted flux ratio beta). The images are shown as astronomers read them:
+an asinh stretch (astropy.visualization) for the science and PSF, a symmetric asinh one for
+the residual, and the region the PSFMASK ignores (occulter, edges) outlined. matplotlib is
+imported only there.
 """
 
 import logging
@@ -41,7 +44,30 @@ def _limits(*images):
     return float(low), float(high if high > low else low + 1.0)
 
 
-def plot_exposure(product, science, shifts, output):
+#: Where the outline of the PSFMASK's ignored region is drawn (weights below it are ~ignored).
+MASK_OUTLINE_LEVEL = 0.5
+
+
+def _subarray(model):
+    """Position of the model's subarray on the detector (1-based), as a dict."""
+    sub = model.meta.subarray
+    return {name: getattr(sub, name, None) for name in ("xstart", "ystart", "xsize", "ysize")}
+
+
+def _mask_for_display(psfmask, selection, shape, subarray):
+    """The PSFMASK on the science frame, or None (no mask given, or a skipped alignment)."""
+    if selection is not None:
+        from coronalign.references.selection import read_psfmask_selection
+
+        psfmask = read_psfmask_selection(selection).path
+    if psfmask is None:
+        return None
+    from coronalign.references.mask import load_psfmask
+
+    return load_psfmask(psfmask, shape, subarray)
+
+
+def plot_exposure(product, science, shifts, output, psfmask=None, selection=None):
     """Draw the report figure of one exposure (PNG, atomically).
 
     Top row: fitted x and y shifts against integration, one line per PSF, with their formal
@@ -61,14 +87,22 @@ def plot_exposure(product, science, shifts, output):
         The product's shift table.
     output : path-like
         The ``.png`` to write.
+    psfmask : path-like, optional
+        The PSFMASK the product was aligned with: its ignored region is outlined.
+    selection : path-like, optional
+        A PSFMASK selection (``coronalign psfmask``) naming that mask, instead of ``psfmask``.
     """
+    from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
+    from matplotlib.colors import AsinhNorm
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     table = read_shift_table(shifts)
     sci_model = open_model(science, "science exposure")
     sci = _usable(sci_model.data[0], sci_model.dq[0] if sci_model.hasattr("dq") else None)
+    subarray = _subarray(sci_model)
     sci_model.close()
+    mask = _mask_for_display(psfmask, selection, sci.shape, subarray)
     product = Path(product)
     if not product.is_file():
         raise InputFileError(product, "product not found")
@@ -148,24 +182,38 @@ def plot_exposure(product, science, shifts, output):
             ax.legend(fontsize=8)
     low, high = _limits(sci, scaled)
     spread = float(np.nanpercentile(np.abs(residual), 99.5)) if np.isfinite(residual).any() else 1
+    spread = spread or 1.0
+    # asinh: linear near zero, logarithmic for the bright core and the faint halo alike.
+    stretch = ImageNormalize(vmin=low, vmax=high, stretch=AsinhStretch(0.02), clip=False)
+    if not np.isfinite(low + high):
+        stretch = ImageNormalize(sci, interval=PercentileInterval(99.5), stretch=AsinhStretch())
     panels = (
-        ("science, integration 0", sci, {"vmin": low, "vmax": high, "cmap": "magma"}),
+        ("science, integration 0", sci, {"norm": stretch, "cmap": "magma"}),
         (
             f"PSF 0 {'(unaligned) ' if skipped else 'aligned '}/ beta ({beta:.4g})",
             scaled,
-            {"vmin": low, "vmax": high, "cmap": "magma"},
+            {"norm": stretch, "cmap": "magma"},
         ),
         (
             "residual: science - PSF / beta",
             residual,
-            {"vmin": -spread or -1, "vmax": spread or 1, "cmap": "RdBu_r"},
+            {
+                "norm": AsinhNorm(linear_width=0.05 * spread, vmin=-spread, vmax=spread),
+                "cmap": "RdBu_r",
+            },
         ),
     )
     for index, (title, image, style) in enumerate(panels):
         ax = figure.add_subplot(grid[1, 2 * index : 2 * index + 2])
         shown = ax.imshow(image, origin="lower", interpolation="nearest", **style)
+        if mask is not None and (mask < MASK_OUTLINE_LEVEL).any():
+            ax.contour(mask, levels=[MASK_OUTLINE_LEVEL], colors="cyan", linewidths=0.7, alpha=0.9)
         ax.set_title(title, fontsize=10)
         figure.colorbar(shown, ax=ax, shrink=0.8)
+    if mask is not None:
+        figure.text(
+            0.01, 0.01, "cyan: where the PSFMASK weight drops below 0.5 (ignored)", fontsize=8
+        )
     with atomic_output(output) as temporary:
         figure.savefig(temporary, dpi=90)
     log.info("wrote figure %s", output)

@@ -10,7 +10,10 @@ import logging
 import os
 import sys
 
-__all__ = ["build_parser", "main"]
+from coronalign.cli.simulate import add_simulate
+from coronalign.cli.types import positive_int
+
+__all__ = ["build_parser", "main", "run_from_snakemake"]
 
 
 # Our own worker processes (--threads) parallelise the fits; keep BLAS/OpenMP
@@ -18,16 +21,6 @@ __all__ = ["build_parser", "main"]
 # BLAS threads would cost more than they give). Must be set before numpy is imported.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
 
 
 def _add_align(subparsers):
@@ -100,7 +93,7 @@ def _add_align(subparsers):
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="cores to use (default 1): with 2 or more, the integrations are shared among "
         "that many processes (forked, Linux); results are identical for any number",
@@ -144,161 +137,6 @@ def _run_align(args):
             shifts_path=args.shifts,
             psfmask_reference=args.psfmask_reference,
         )
-
-
-#: Choices of ``coronalign simulate`` (the same as coronalign.simulation's; kept here so that
-#: building the parser does not import numpy).
-_SIMULATE_INSTRUMENTS = ("nircam", "miri", "nircam-sw", "miri-lyot")
-_SIMULATE_MASK_STYLES = ("geometric", "crds")
-_SIMULATE_DITHERS = ("none", "5-point-box", "5-point-diamond", "9-point-grid")
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return value
-
-
-def _add_simulate(subparsers):
-    parser = subparsers.add_parser(
-        "simulate",
-        help="write a synthetic data set with known shifts",
-        description=(
-            "Write a realistic synthetic coronagraphic data set (science _calints, _psfstack, "
-            "PSFMASK) and truth.json with the true shifts and flux ratios. With --association, "
-            "write several science and PSF exposures and a coron3 association instead. With "
-            "the default options the data are those of earlier versions (same seed, same "
-            "arrays)."
-        ),
-    )
-    parser.add_argument(
-        "--instrument",
-        choices=_SIMULATE_INSTRUMENTS,
-        default="nircam",
-        help="configuration: nircam (SUB320A335R, F335M, MASKA335R, 320x320; default), miri "
-        "(MASK1550, F1550C, 4QPM, 224x288), nircam-sw (SUB640A210R on NRCA2, F210M, MASKA210R, "
-        "640x640), miri-lyot (MASKLYOT, F2300C, LYOT_2300, 304x320)",
-    )
-    parser.add_argument(
-        "--nints",
-        type=_positive_int,
-        default=4,
-        help="science integrations (with --association: per science exposure)",
-    )
-    parser.add_argument(
-        "--npsfs",
-        type=_positive_int,
-        default=3,
-        help="PSFs in the stack (with --association: integrations per PSF exposure)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--decorrelation",
-        type=_fraction,
-        default=0.0,
-        metavar="A",
-        help="0 (default): the references share the science target's static wavefront, the "
-        "speckles nearly match; 1: independent wavefronts, the speckles do not match; in "
-        "between cos(A*pi/2)*S1 + sin(A*pi/2)*S2 (same RMS). The truth is then the local "
-        "minimum downhill from the geometric shift",
-    )
-    parser.add_argument(
-        "--mask-style",
-        choices=_SIMULATE_MASK_STYLES,
-        default="geometric",
-        help="PSFMASK: geometric (default; 0 in the core, the border and NON_SCIENCE columns) "
-        "or crds (like the released files: NIRCam fractional, ~1e-5 at the occulter centre "
-        "rising to 0.99, last row and column 0; MIRI 0/1)",
-    )
-    parser.add_argument(
-        "--taper",
-        type=float,
-        default=0.0,
-        metavar="PX",
-        help="raised-cosine taper width of the geometric PSFMASK (default 0: binary)",
-    )
-    parser.add_argument(
-        "--offset-scale",
-        type=float,
-        default=0.3,
-        metavar="PX",
-        help="RMS pointing error per exposure and axis, not recorded in the headers (default "
-        "0.3 px)",
-    )
-    parser.add_argument(
-        "--psf-dither",
-        choices=_SIMULATE_DITHERS,
-        default="none",
-        help="small-grid dither of the reference exposures (20 mas steps for NIRCam, 10 mas "
-        "for MIRI), recorded in the headers' XOFFSET/YOFFSET (default none)",
-    )
-    parser.add_argument(
-        "--large-offset",
-        type=float,
-        nargs=2,
-        metavar=("DX", "DY"),
-        help="offset (px) added to every reference position, e.g. 7.3 5.1; not recorded in "
-        "the headers unless --record-large-offset",
-    )
-    parser.add_argument(
-        "--record-large-offset",
-        action="store_true",
-        help="write --large-offset into the references' XOFFSET/YOFFSET",
-    )
-    parser.add_argument(
-        "--shape",
-        type=_positive_int,
-        nargs=2,
-        metavar=("NY", "NX"),
-        help="frame size (default: the configuration's subarray)",
-    )
-    parser.add_argument(
-        "--association",
-        action="store_true",
-        help="write a coron3 association: --nscience science and --npsf-exposures PSF exposures",
-    )
-    parser.add_argument("--nscience", type=_positive_int, default=3)
-    parser.add_argument("--npsf-exposures", type=_positive_int, default=2)
-    parser.add_argument("-o", "--output", required=True, help="folder to write into")
-    parser.set_defaults(handler=_run_simulate)
-
-
-def _run_simulate(args):
-    from coronalign import simulation
-
-    options = {
-        "decorrelation": args.decorrelation,
-        "mask_style": args.mask_style,
-        "taper": args.taper,
-        "offset_scale": args.offset_scale,
-        "psf_dither": args.psf_dither,
-        "large_offset": args.large_offset,
-        "record_large_offset": args.record_large_offset,
-        "shape": args.shape,
-    }
-    if args.association:
-        paths = simulation.write_association(
-            args.output,
-            instrument=args.instrument,
-            n_science=args.nscience,
-            n_psf=args.npsf_exposures,
-            nints=args.nints,
-            psf_nints=args.npsfs,
-            seed=args.seed,
-            **options,
-        )
-    else:
-        sim = simulation.simulate_exposures(
-            args.instrument, args.nints, args.npsfs, args.seed, **options
-        )
-        paths = simulation.write_simulation(sim, args.output)
-    for role, path in paths.items():
-        shown = ", ".join(map(str, path)) if isinstance(path, list) else path
-        print(f"{role}: {shown}")
 
 
 def _add_stack(subparsers):
@@ -449,13 +287,22 @@ def _add_plot(subparsers):
         "plot",
         help="report figure of one exposure (PNG)",
         description=(
-            "Fitted shifts per integration and PSF; science integration 0, the PSF 0 aligned "
-            "to it divided by beta, and their residual."
+            "Fitted shifts per integration and PSF with their formal errors (outliers and "
+            "fits on the window's edge circled); science integration 0, the PSF 0 aligned to "
+            "it divided by beta, and their residual, in an asinh stretch, with the region the "
+            "PSFMASK ignores outlined."
         ),
     )
     parser.add_argument("product", help="_psfalign product")
     parser.add_argument("--science", required=True, help="science _calints file")
     parser.add_argument("--shifts", required=True, help="the product's shift table")
+    masks = parser.add_mutually_exclusive_group()
+    masks.add_argument("--psfmask", help="the PSFMASK, to outline the region it ignores")
+    masks.add_argument(
+        "--psfmask-selection",
+        metavar="SELECTION_JSON",
+        help="the PSFMASK selection written by `coronalign psfmask` (instead of --psfmask)",
+    )
     parser.add_argument("-o", "--output", required=True, help="PNG file to write")
     parser.set_defaults(handler=_run_plot)
 
@@ -463,7 +310,14 @@ def _add_plot(subparsers):
 def _run_plot(args):
     from coronalign.steps.plots import plot_exposure
 
-    plot_exposure(args.product, args.science, args.shifts, args.output)
+    plot_exposure(
+        args.product,
+        args.science,
+        args.shifts,
+        args.output,
+        psfmask=args.psfmask,
+        selection=args.psfmask_selection,
+    )
 
 
 def _add_manifest(subparsers):
@@ -533,7 +387,7 @@ def build_parser():
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_align(subparsers)
-    _add_simulate(subparsers)
+    add_simulate(subparsers)
     _add_stack(subparsers)
     _add_check_psfstack(subparsers)
     _add_psfmask(subparsers)
@@ -563,6 +417,7 @@ def main(argv=None):
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,  # in a rule's script too (see run_from_snakemake), whatever came before
     )
     from coronalign.errors import CoronalignError
 
@@ -577,5 +432,25 @@ def main(argv=None):
     return status or 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def run_from_snakemake(snakemake, argv):
+    """Run a command for a rule's ``script:`` (run by Snakemake's own Python, or the rule's
+    conda environment: never what is on PATH), its messages in the rule's log file.
+
+    Parameters
+    ----------
+    snakemake : snakemake.script.Snakemake
+        The object Snakemake gives the script.
+    argv : sequence
+        The command and its arguments (converted to ``str``).
+    """
+    import contextlib
+
+    argv = [str(part) for part in argv]
+    log = snakemake.log[0] if len(snakemake.log) else None
+    with contextlib.ExitStack() as stack:
+        if log is not None:
+            stream = stack.enter_context(open(log, "w", encoding="utf-8", buffering=1))
+            stack.enter_context(contextlib.redirect_stderr(stream))
+        status = main(argv)
+    if status:
+        sys.exit(status)

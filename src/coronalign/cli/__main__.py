@@ -1,0 +1,7 @@
+"""``python -m coronalign.cli``: the ``coronalign`` command."""
+
+import sys
+
+from coronalign.cli import main
+
+sys.exit(main())

@@ -1,0 +1,30 @@
+"""Script of the `align` rule: `coronalign align` on one science exposure."""
+
+from coronalign.cli import run_from_snakemake
+
+run_from_snakemake(
+    snakemake,
+    [
+        "align",
+        snakemake.input.science,
+        snakemake.input.psfstack,
+        "--psfmask-selection",
+        snakemake.input.selection,
+        "-o",
+        snakemake.output.product,
+        "--shifts",
+        snakemake.output.shifts,
+        "--mode",
+        snakemake.params.mode,
+        "--median-box-length",
+        snakemake.params.median_box_length,
+        "--bad-bits",
+        snakemake.params.bad_bits,
+        "--weighting",
+        snakemake.params.weighting,
+        "--max-shift",
+        snakemake.params.max_shift,
+        "--threads",
+        snakemake.threads,
+    ],
+)
