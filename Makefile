@@ -55,7 +55,7 @@ lint: env
 	$(BIN)/snakefmt --check Snakefile workflow
 
 demo: env
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python workflow/scripts/demo.py --cores all
+	$(BIN)/python workflow/scripts/demo.py --cores all
 
 clean-demo:
 	rm -rf demo

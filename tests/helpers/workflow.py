@@ -27,6 +27,7 @@ __all__ = [
     "assert_offline",
     "run_coronalign",
     "run_snakemake",
+    "run_snakemake_in",
     "snakemake_command",
     "start_snakemake",
     "workflow_environment",
@@ -137,6 +138,23 @@ def run_snakemake(environment, workdir, config, *args, timeout=600):
     """Run the workflow on ``config`` in ``workdir`` with 2 cores; return the CompletedProcess."""
     done = subprocess.run(
         snakemake_command(workdir, config, "--cores", "2", *args),
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        check=False,
+    )
+    assert_offline(environment)
+    return done
+
+
+def run_snakemake_in(environment, workdir, *args, timeout=600):
+    """Run the workflow with the configuration of ``workdir`` itself (its config/config.yaml),
+    as the catalog's `snakemake --directory .test` does."""
+    executable = BIN / "snakemake"
+    command = [str(executable), "--snakefile", str(REPOSITORY / "Snakefile")]
+    done = subprocess.run(
+        [*command, "--directory", str(workdir), *map(str, args)],
         capture_output=True,
         text=True,
         env=environment,
