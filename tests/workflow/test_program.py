@@ -2,8 +2,8 @@
 
 The dry run uses the official association generator's files (tests/data/asn_official/: six
 discovered coron3 associations of jwst's NIRCam coronagraphy test pool) with empty member
-files; the real run uses simulated NIRCam and MIRI exposures grouped into four associations
-over two filters, one PSF exposure in two associations of each filter.
+files; the real run uses simulated NIRCam and MIRI exposures grouped into six associations
+over two filters, each PSF exposure in two associations.
 """
 
 import json
@@ -52,21 +52,21 @@ def test_a_dry_run_of_six_official_associations_plans_one_align_job_per_science_
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory):
-    """Four associations: NIRCam F335M (N1, N2) and MIRI F1550C (M1, M2); the first PSF
-    exposure of each filter is in both of that filter's associations."""
+    """Six associations, one science exposure each: NIRCam F335M (N1-N3) and MIRI F1550C
+    (M1-M3); every PSF exposure is in two associations of its filter."""
     folder = tmp_path_factory.mktemp("program")
     nircam = simulation.write_association(
         folder, "nircam", n_science=3, n_psf=2, nints=1, psf_nints=1, shape=(64, 64)
     )
     miri = simulation.write_association(
-        folder, "miri", n_science=2, n_psf=2, nints=1, psf_nints=1, shape=(64, 64), seed=1
+        folder, "miri", n_science=3, n_psf=2, nints=1, psf_nints=1, shape=(64, 64), seed=1
     )
-    groups = {
-        ("c1001", "nircam_n1"): (nircam["science"][:2], nircam["psf"][:1]),
-        ("c1002", "nircam_n2"): (nircam["science"][2:], nircam["psf"]),
-        ("c1003", "miri_m1"): (miri["science"][:1], miri["psf"][:1]),
-        ("c1004", "miri_m2"): (miri["science"][1:], miri["psf"]),
-    }
+    groups = {}
+    for offset, (name, data) in enumerate((("nircam", nircam), ("miri", miri))):
+        psf = data["psf"]
+        for i, members in enumerate(([psf[0]], psf, [psf[1]])):
+            asn_id = f"c10{3 * offset + i + 1:02d}"
+            groups[asn_id, f"{name}_{i + 1}"] = ([data["science"][i]], members)
     for (asn_id, name), (science, psf) in groups.items():
         members = [{"expname": p.name, "exptype": "science", "exposerr": "null"} for p in science]
         members += [{"expname": p.name, "exptype": "psf", "exposerr": "null"} for p in psf]
@@ -81,7 +81,7 @@ def program(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_program_of_four_associations_runs_in_one_workflow(environment, program, tmp_path):
+def test_a_program_of_six_associations_runs_in_one_workflow(environment, program, tmp_path):
     folder = program["folder"]
     config = {"asn": [str(folder / "jw01234-c100*_asn.json")], "psfmask": str(program["mask"])}
     run = run_snakemake(environment, tmp_path, config)
@@ -101,6 +101,7 @@ def test_a_program_of_four_associations_runs_in_one_workflow(environment, progra
                 (results / "validation" / product.name.replace(".fits", ".json")).read_text()
             )
             assert report["status"] == "passed"
-    assert len(list((results / "psfalign").glob("*.fits"))) == 5
+    assert len(list((results / "psfalign").glob("*.fits"))) == 6
+    assert len(list((results / "stack").glob("*_psfstack.fits"))) == 6
     manifest = json.loads((results / "manifest.json").read_text())
-    assert len(manifest["products"]) == 5
+    assert len(manifest["products"]) == 6
