@@ -31,7 +31,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from coronalign import simulation
-from tests.helpers.paths import BIN, REPOSITORY
+from tests.helpers.paths import REPOSITORY
 from tests.helpers.workflow import snakemake_command
 
 pytestmark = pytest.mark.slurm
@@ -105,8 +105,9 @@ def data(tmp_path_factory):
 def _start(workdir, config, *args):
     """Start snakemake on `config` in `workdir` (under timeout); return (Popen, output path)."""
     command = ["timeout", "-k", "30", str(RUN_TIMEOUT), *snakemake_command(workdir, config, *args)]
-    # The jobs inherit this environment (sbatch --export=ALL): `coronalign` from this .venv.
-    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    # The jobs inherit this environment (sbatch --export=ALL). Nothing of the project is on
+    # PATH: the rules' scripts run with Snakemake's own interpreter (this .venv's), on the node.
+    environment = {"HOME": os.environ.get("HOME", str(workdir)), "PATH": "/usr/bin:/bin"}
     log = workdir / "snakemake.out"
     with log.open("w") as stream:
         process = subprocess.Popen(
