@@ -196,3 +196,16 @@ def test_the_calibration_context_is_read_from_the_headers(tmp_path):
     (tmp_path / "b_asn.json").write_text("{}")
     paths = [tmp_path / "a_calints.fits", tmp_path / "b_asn.json"]
     assert calibration_contexts(paths) == {"jwst_1322.pmap": ["a_calints.fits"]}
+
+
+def test_the_example_reprocesses_the_files_it_downloads():
+    """config/examples/jw01386_nircam_coron.yaml: valid, and its inputs are its downloads."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPOSITORY / "config/examples/jw01386_nircam_coron.yaml").read_text())
+    validate(config, str(REPOSITORY / "workflow/schemas/config.schema.yaml"))
+    settings = mast_settings(config["mast"])
+    assert settings["lock"] == "config/examples/jw01386_nircam_coron.lock.json"  # publishable
+    inputs = [*config["science"], *config["psf"]]
+    assert inputs == [f"{settings['folder']}/{name}" for name in settings["exposures"]]
+    assert "PLACEHOLDER" in (REPOSITORY / "config/examples/jw01386_nircam_coron.yaml").read_text()
