@@ -3,9 +3,9 @@
 ``GET <base_url>?uri=mast:JWST/product/<file name>``, the URL scheme of MAST's file download
 service (what ``astroquery.mast.Observations.download_file`` and the curl scripts of the MAST
 portal use), with ``base_url`` configurable so the tests can point it at a local server.
-Standard library only: astroquery would add 18 packages and most of a second of import,
-writes a partial download under the final name, does not retry, and logs its token cookie at
-DEBUG level.
+Standard library only: astroquery 0.4.11 (tried against the tests' local server) leaves a
+cut-off download under the final name, does not retry, splices a file replaced between two
+attempts when it resumes, and would add about 18 packages and a second of import.
 
 * A file is written to ``.<name>.part`` in the destination folder and renamed to ``<name>``
   only when it is complete (the byte count the server announced) and, when pinned, of the
@@ -21,9 +21,9 @@ DEBUG level.
   the file. HTTP 404 (:class:`NotAtMastError`) and 401/403 (:class:`MastTokenError`) fail
   at once.
 * The token (``MAST_API_TOKEN``, for proprietary data) goes in ``Authorization: token
-  <token>``, as in MAST's own scripts; it follows a redirect only to the same host or to an
-  https ``*.stsci.edu`` host, is never sent over plain http except to the local host, and
-  is never logged or written anywhere.
+  <token>``, as STScI's own download code sends it; it follows a redirect only to the same
+  host or to an https ``*.stsci.edu`` host, is never sent over plain http except to the
+  local host, and is never logged or written anywhere.
 """
 
 import contextlib
