@@ -307,6 +307,7 @@ class _Transfer:
                 "Proprietary data need a MAST token with access to the program, from "
                 "https://auth.mast.stsci.edu/token, in the environment variable "
                 f"{TOKEN_VARIABLE}"
+                + (" (tokens expire: make a new one if it is old)" if self.token else "")
             ) from None
         if code == 416 and offset:
             raise _RestartError(f"the server cannot send bytes from {offset} on") from None
