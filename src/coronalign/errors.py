@@ -8,7 +8,9 @@ message and exits with status 2. Anything else is a bug and keeps its traceback.
 __all__ = [
     "ConfigurationError",
     "CoronalignError",
+    "DownloadError",
     "InputFileError",
+    "InputsLockError",
     "ParameterError",
     "ReferenceFileError",
 ]
@@ -64,3 +66,30 @@ class ReferenceFileError(CoronalignError):
 
 class ConfigurationError(CoronalignError):
     """The workflow's configuration names no inputs, or inputs that cannot be used."""
+
+
+class DownloadError(CoronalignError):
+    """A file could not be downloaded (from MAST); the message names the file and why."""
+
+
+class InputsLockError(CoronalignError):
+    """Input files differ from the inputs lock that pins them.
+
+    Parameters
+    ----------
+    lock : str or os.PathLike
+        The inputs lock (or the manifest holding it).
+    problems : sequence of str
+        One sentence per file: its name, and the pinned and found size or SHA-256.
+    """
+
+    def __init__(self, lock, problems):
+        self.lock = str(lock)
+        self.problems = tuple(problems)
+        super().__init__(
+            f"{self.lock}: {len(self.problems)} input file(s) differ from the lock, so the "
+            "run stops before alignment: " + "; ".join(self.problems)
+        )
+
+    def __reduce__(self):
+        return type(self), (self.lock, self.problems)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from coronalign.errors import InputFileError
-from coronalign.io.association import exposure_root, read_association
+from coronalign.io.association import association_members, exposure_root, read_association
 
 SCIENCE = ["jw01_03106_00001_nrcalong_calints.fits", "jw01_03106_00002_nrcalong_calints.fits"]
 PSF = ["jw02_03106_00002_nrcalong_calints.fits", "jw02_03106_00001_nrcalong_calints.fits"]
@@ -82,3 +82,15 @@ def test_missing_association(tmp_path):
 def test_exposure_root():
     assert exposure_root("/d/jw01_03106_00001_nrcalong_calints.fits") == "jw01_03106_00001_nrcalong"
     assert exposure_root("other.fits") == "other"
+
+
+def test_member_names_without_the_files(tmp_path):
+    """What has to be fetched: science and psf names in order, not target acquisition."""
+    members = _members()
+    members.insert(0, {"expname": "jw01_ta_cal.fits", "exptype": "target_acquisition"})
+    path = _write(tmp_path, _asn(members), touch=())
+    assert association_members(path) == {"science": SCIENCE, "psf": PSF}
+    with pytest.raises(InputFileError, match=r"member file .* does not exist"):
+        read_association(path)
+    with pytest.raises(InputFileError, match="no psf members"):
+        association_members(_write(tmp_path, _asn(_members(psf=[])), touch=()))

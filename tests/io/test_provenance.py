@@ -8,12 +8,15 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from coronalign.io.provenance import (
+    ENVIRONMENT_LOCK,
     SOFTWARE,
     data_sha256,
+    environment_lock_record,
     file_sha256,
     provenance_record,
     software_versions,
 )
+from tests.helpers.paths import REPOSITORY
 
 
 def test_software_versions_name_every_package_that_shapes_the_numbers():
@@ -47,6 +50,7 @@ def test_the_record_keeps_paths_as_given_names_and_digests(tmp_path, monkeypatch
     assert record["inputs"]["science"] == {
         "path": "sci.fits",
         "name": "sci.fits",
+        "size": len(b"science"),
         "sha256": hashlib.sha256(b"science").hexdigest(),
     }
     assert record["inputs"]["psfmask"]["sha256"] == "given"  # computed once, not twice
@@ -75,3 +79,28 @@ def test_data_sha256_digests_the_values_not_the_file(tmp_path, rng):
     for plane in data.astype(">f4").reshape(-1, 8, 8):
         expected.update(plane.tobytes())
     assert first["SCI"] == expected.hexdigest()
+
+
+def test_the_environment_lock_is_the_repository_s_hashed_lock(tmp_path):
+    record = environment_lock_record()
+    assert record == {
+        "path": ENVIRONMENT_LOCK,
+        "sha256": file_sha256(REPOSITORY / "requirements" / "lock.txt"),
+    }
+    assert "--hash=sha256:" in (REPOSITORY / ENVIRONMENT_LOCK).read_text()
+    other = tmp_path / "lock.txt"
+    other.write_text("numpy==2.0.0\n")
+    assert environment_lock_record(other)["sha256"] == hashlib.sha256(b"numpy==2.0.0\n").hexdigest()
+    assert environment_lock_record(tmp_path / "absent.txt")["sha256"] is None
+
+
+def test_provenance_loads_without_numpy():
+    """The inputs lock and the downloader use file_sha256: importing it must stay light."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import coronalign.io.provenance, coronalign.steps.download; "
+        "sys.exit('numpy' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

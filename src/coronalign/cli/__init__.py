@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+from coronalign.cli.download import add_download
 from coronalign.cli.simulate import add_simulate
 from coronalign.cli.types import positive_int
 
@@ -332,13 +333,19 @@ def _add_manifest(subparsers):
     )
     parser.add_argument("products", nargs="+", help="_psfalign products written by coronalign")
     parser.add_argument("-o", "--output", required=True, help="manifest to write (JSON)")
+    parser.add_argument(
+        "--inputs-lock",
+        metavar="LOCK",
+        help="the inputs lock of the run (`coronalign download`): embedded whole, so the "
+        "manifest alone pins the inputs and the results",
+    )
     parser.set_defaults(handler=_run_manifest)
 
 
 def _run_manifest(args):
     from coronalign.steps.manifest import write_manifest
 
-    write_manifest(args.products, args.output)
+    write_manifest(args.products, args.output, inputs_lock=args.inputs_lock)
 
 
 def _add_verify(subparsers):
@@ -348,7 +355,10 @@ def _add_verify(subparsers):
         description=(
             "Check that the recorded inputs are unchanged, re-run every product of a manifest "
             "with its recorded parameters in a scratch folder, and compare the SCI, ERR and DQ "
-            "values with the recorded digests. Exit status 1 if any product differs."
+            "values with the recorded digests. Exit status 1 if any product differs. A "
+            "manifest with an inputs lock has the pinned files checked first (exit status 2 "
+            "if one differs). A package version or an environment lock "
+            "(requirements/lock.txt) other than the recorded one is named in a warning."
         ),
     )
     parser.add_argument("manifest", help="manifest written by `coronalign manifest`")
@@ -394,6 +404,7 @@ def build_parser():
     _add_validate(subparsers)
     _add_summarize(subparsers)
     _add_plot(subparsers)
+    add_download(subparsers)
     _add_manifest(subparsers)
     _add_verify(subparsers)
     return parser

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from coronalign.errors import InputFileError
 
-__all__ = ["Association", "exposure_root", "read_association"]
+__all__ = ["Association", "association_members", "exposure_root", "read_association"]
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +68,10 @@ def exposure_root(path):
     return name[:-5] if name.lower().endswith(".fits") else name
 
 
-def read_association(path):
-    """Read a coron3 association and check that its members exist.
+def _load(path):
+    """The association's JSON, product name and science and psf member names (as written).
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The association JSON file.
-
-    Returns
-    -------
-    Association
-
-    Raises
-    ------
-    InputFileError
-        The file is missing or not JSON, has no product, an empty member list, no science or
-        no PSF members, a member without a file name, or a member file that does not exist.
-        The message names the association (and the member file when one is missing).
+    Every check of :func:`read_association` except that the member files exist.
     """
     path = Path(path)
     if not path.is_file():
@@ -116,7 +102,7 @@ def read_association(path):
         if kind not in ("science", "psf"):
             log.debug("%s: ignoring member %s of type %r", path, member["expname"], kind)
             continue
-        (science if kind == "science" else psf).append(path.parent / str(member["expname"]))
+        (science if kind == "science" else psf).append(str(member["expname"]))
     for kind, found in (("science", science), ("psf", psf)):
         if not found:
             raise InputFileError(
@@ -124,6 +110,57 @@ def read_association(path):
                 f"the association has no {kind} members; calwebb_coron3 needs both science "
                 "and psf members",
             )
+    return asn, name, science, psf
+
+
+def association_members(path):
+    """The science and psf member file names of a coron3 association, without opening them.
+
+    Other members (``target_acquisition``: ``_cal`` files the alignment does not use) are
+    left out. This is what has to be fetched when only the association is at hand.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The association JSON file.
+
+    Returns
+    -------
+    dict
+        ``{"science": [...], "psf": [...]}``: member names as written, in member order.
+
+    Raises
+    ------
+    InputFileError
+        As :func:`read_association`, except for member files that do not exist.
+    """
+    _, _, science, psf = _load(path)
+    return {"science": science, "psf": psf}
+
+
+def read_association(path):
+    """Read a coron3 association and check that its members exist.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The association JSON file.
+
+    Returns
+    -------
+    Association
+
+    Raises
+    ------
+    InputFileError
+        The file is missing or not JSON, has no product, an empty member list, no science or
+        no PSF members, a member without a file name, or a member file that does not exist.
+        The message names the association (and the member file when one is missing).
+    """
+    path = Path(path)
+    asn, name, science_names, psf_names = _load(path)
+    science = [path.parent / member for member in science_names]
+    psf = [path.parent / member for member in psf_names]
     for member in (*science, *psf):
         if not member.is_file():
             raise InputFileError(

@@ -1,16 +1,30 @@
-"""What a product needs to be reproduced: software versions, parameters, input checksums."""
+"""What a product needs to be reproduced: software versions, parameters, input checksums.
+
+Standard library at import (numpy only inside :func:`data_sha256`), so the inputs lock and
+the downloader, which use :func:`file_sha256`, load without it.
+"""
 
 import hashlib
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
-
-__all__ = ["SOFTWARE", "data_sha256", "file_sha256", "provenance_record", "software_versions"]
+__all__ = [
+    "ENVIRONMENT_LOCK",
+    "SOFTWARE",
+    "data_sha256",
+    "environment_lock_record",
+    "file_sha256",
+    "provenance_record",
+    "software_versions",
+]
 
 #: Packages whose versions can change the numbers in a product.
 SOFTWARE = ("coronalign", "numpy", "scipy", "astropy", "stdatamodels", "crds")
+
+#: The hashed lock of the Python environment (``make env`` installs it, ``make lock``
+#: refreshes it), relative to the repository the package runs from.
+ENVIRONMENT_LOCK = "requirements/lock.txt"
 
 
 def software_versions():
@@ -28,6 +42,29 @@ def software_versions():
         except PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def environment_lock_record(path=None):
+    """Which environment lock the running code comes with: its path and SHA-256.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The lock file. By default :data:`ENVIRONMENT_LOCK` in the repository this package
+        is installed from (``make env`` installs it editable, so the repository is three
+        folders above this module); a package installed from a wheel has none.
+
+    Returns
+    -------
+    dict
+        ``path`` (as given, or :data:`ENVIRONMENT_LOCK`) and ``sha256`` (``None`` when the
+        file is not there).
+    """
+    if path is None:
+        shown, found = ENVIRONMENT_LOCK, Path(__file__).resolve().parents[3] / ENVIRONMENT_LOCK
+    else:
+        shown, found = str(path), Path(path)
+    return {"path": shown, "sha256": file_sha256(found) if found.is_file() else None}
 
 
 def file_sha256(path, chunk_size=1 << 22):
@@ -69,8 +106,9 @@ def provenance_record(inputs, parameters, crds=None, digests=None):
     Returns
     -------
     dict
-        ``software``, ``parameters``, ``inputs`` (path as given, name and SHA-256 per
-        role), ``crds``.
+        ``software``, ``parameters``, ``inputs`` (per role: the path as given, and the
+        file's name, size in bytes and SHA-256: the record of an inputs lock, see
+        :mod:`coronalign.io.inputs_lock`), ``crds``.
     """
     return {
         "software": software_versions(),
@@ -79,6 +117,7 @@ def provenance_record(inputs, parameters, crds=None, digests=None):
             role: {
                 "path": str(path),
                 "name": Path(path).name,
+                "size": Path(path).stat().st_size,
                 "sha256": (digests or {}).get(role) or file_sha256(path),
             }
             for role, path in inputs.items()
@@ -105,6 +144,7 @@ def data_sha256(path):
         big-endian; DQ as int32 with BZERO = 2**31), read plane by plane so any product
         size fits in memory.
     """
+    import numpy as np
     from astropy.io import fits
 
     digests = {}

@@ -1,10 +1,14 @@
 """Run manifests: what a reduction produced and from what, and re-running it to compare.
 
-A manifest lists every product of a run with the inputs it was made from (paths as
-given, SHA-256 of each file), the parameters, the CRDS context, the software versions and
-the SHA-256 of the product's SCI, ERR and DQ values. :func:`verify_manifest` re-runs
-every product from its recorded inputs and parameters in a scratch folder and compares
-the values bit for bit, which is how a published reduction is reproduced.
+A manifest lists every product of a run with the inputs it was made from (per role: path
+as given, name, size and SHA-256, the records of an inputs lock), the parameters, the CRDS
+context, the software versions (with the path and SHA-256 of the environment lock
+``requirements/lock.txt``) and the SHA-256 of the product's SCI, ERR and DQ values. Written
+with an inputs lock (:mod:`coronalign.io.inputs_lock`), it embeds the lock whole as
+``inputs_lock``: the files downloaded from MAST, so one published file pins both the
+inputs and the results. :func:`verify_manifest` checks the pinned inputs, re-runs every
+product from its recorded inputs and parameters in a scratch folder and compares the values
+bit for bit, which is how a published reduction is reproduced.
 """
 
 import json
@@ -15,10 +19,17 @@ from pathlib import Path
 
 from coronalign import __version__
 from coronalign.errors import InputFileError
+from coronalign.io.inputs_lock import MANIFEST_KEY, lock_document, read_inputs_lock
 from coronalign.io.models import open_model
-from coronalign.io.provenance import data_sha256, file_sha256, software_versions
+from coronalign.io.provenance import (
+    data_sha256,
+    environment_lock_record,
+    file_sha256,
+    software_versions,
+)
 from coronalign.io.reports import write_json_report
 from coronalign.steps.align_refs import align_files, skip_alignment
+from coronalign.steps.download import verify_inputs_lock
 from coronalign.steps.parameters import StepParameters
 
 __all__ = [
@@ -58,29 +69,46 @@ def _product_record(path):
     }
 
 
-def build_manifest(products):
+#: The key of the manifest's ``software`` section that records the environment lock.
+ENVIRONMENT_LOCK_KEY = "environment_lock"
+
+
+def build_manifest(products, *, inputs_lock=None, environment_lock=None):
     """A manifest of products written by coronalign.
 
     Parameters
     ----------
     products : iterable of path-like
         ``_psfalign`` products.
+    inputs_lock : path-like, optional
+        The inputs lock of the run (what was downloaded from MAST), embedded whole.
+    environment_lock : path-like, optional
+        The environment lock to record (default: ``requirements/lock.txt`` of the
+        repository coronalign runs from).
 
     Returns
     -------
     dict
-        ``format``, ``coronalign`` version, ``software`` versions of this process and one
-        entry per product (see the module docstring).
+        ``format``, ``coronalign`` version, ``software`` (versions of this process and the
+        ``environment_lock`` path and SHA-256), ``inputs_lock`` when given, and one entry
+        per product (see the module docstring).
     """
-    return {
+    manifest = {
         "format": MANIFEST_FORMAT,
         "coronalign": __version__,
-        "software": software_versions(),
-        "products": [_product_record(Path(path)) for path in products],
+        "software": {
+            **software_versions(),
+            ENVIRONMENT_LOCK_KEY: environment_lock_record(environment_lock),
+        },
     }
+    if inputs_lock is not None:
+        pinned = read_inputs_lock(inputs_lock)
+        manifest[MANIFEST_KEY] = lock_document(pinned.files.values(), pinned.folder)
+    manifest["products"] = [_product_record(Path(path)) for path in products]
+    return manifest
 
 
-def write_manifest(products, output):
+def write_manifest(products, output, *, inputs_lock=None, environment_lock=None):
     """Build a manifest and write it as JSON, atomically.
 
     Parameters
@@ -89,13 +117,15 @@ def write_manifest(products, output):
         ``_psfalign`` products.
     output : path-like
         The manifest file.
+    inputs_lock, environment_lock : path-like, optional
+        As :func:`build_manifest`.
 
     Returns
     -------
     dict
         The manifest.
     """
-    manifest = build_manifest(products)
+    manifest = build_manifest(products, inputs_lock=inputs_lock, environment_lock=environment_lock)
     write_json_report(output, manifest)
     log.info("wrote manifest of %d product(s) to %s", len(manifest["products"]), output)
     return manifest
@@ -164,8 +194,13 @@ def verify_entry(entry, base, scratch, changed_versions=()):
         path = _resolve(item["path"], base)
         if not path.exists():
             problems.append(f"{role} input {path} is missing")
-        elif file_sha256(path) != item["sha256"]:
-            problems.append(f"{role} input {path} has changed (SHA-256 differs)")
+            continue
+        digest = file_sha256(path)
+        if digest != item["sha256"]:
+            problems.append(
+                f"{role} input {path} has changed: SHA-256 {digest}, the manifest records "
+                f"{item['sha256']}"
+            )
     if problems:
         return Verification(entry["product"], False, tuple(problems))
     again = data_sha256(_rerun(entry, base, scratch))
@@ -182,6 +217,42 @@ def verify_entry(entry, base, scratch, changed_versions=()):
     return Verification(entry["product"], not problems, tuple(problems))
 
 
+def _software_changes(recorded, environment_lock=None):
+    """What differs from the recorded software, one ``"numpy 2.1.0 -> 2.2.0"`` per item.
+
+    Each package whose version differs is named in a warning; so is the environment lock
+    when its SHA-256 differs from the recorded one.
+    """
+    current = software_versions()
+    changed = []
+    for name, version in recorded.items():
+        if name == ENVIRONMENT_LOCK_KEY:
+            continue
+        if current.get(name) != version:
+            changed.append(f"{name} {version} -> {current.get(name)}")
+            log.warning(
+                "%s was %s for the recorded run and is %s now: results may differ",
+                name,
+                version,
+                current.get(name),
+            )
+    lock = recorded.get(ENVIRONMENT_LOCK_KEY)
+    if isinstance(lock, dict) and lock.get("sha256"):
+        here = environment_lock_record(environment_lock)
+        if here["sha256"] != lock["sha256"]:
+            found = here["sha256"] or "not found"
+            changed.append(f"environment lock {lock.get('path')} {lock['sha256']} -> {found}")
+            log.warning(
+                "the environment lock %s differs from the recorded run's (SHA-256 recorded "
+                "%s, here %s): install the recorded one (check out the recorded version, then "
+                "`make env`) for the same package versions",
+                lock.get("path"),
+                lock["sha256"],
+                found,
+            )
+    return changed
+
+
 def verify_manifest(path, *, base=None):
     """Re-run every product of a manifest and compare its values bit for bit.
 
@@ -196,6 +267,12 @@ def verify_manifest(path, *, base=None):
     Returns
     -------
     list of Verification
+
+    Raises
+    ------
+    InputsLockError
+        The manifest embeds an inputs lock and a file it pins is missing or differs (named
+        with both SHA-256): nothing is re-run.
     """
     path = Path(path)
     if not path.is_file():
@@ -206,18 +283,11 @@ def verify_manifest(path, *, base=None):
         raise InputFileError(path, f"is not a readable JSON manifest: {error}") from None
     if manifest.get("format") != MANIFEST_FORMAT:
         raise InputFileError(path, f"is not a coronalign manifest (format {MANIFEST_FORMAT})")
-    current = software_versions()
-    changed = []
-    for name, version in manifest.get("software", {}).items():
-        if current.get(name) != version:
-            changed.append(f"{name} {version} -> {current.get(name)}")
-            log.warning(
-                "%s was %s for the recorded run and is %s now: results may differ",
-                name,
-                version,
-                current.get(name),
-            )
+    changed = _software_changes(manifest.get("software", {}))
     base = Path(base) if base is not None else Path.cwd()
+    pinned = manifest.get(MANIFEST_KEY)
+    if isinstance(pinned, dict):  # the files downloaded from MAST, before any re-run
+        verify_inputs_lock(path, _resolve(pinned.get("folder") or ".", base))
     results = []
     with tempfile.TemporaryDirectory(prefix="coronalign-verify-") as scratch:
         for entry in manifest["products"]:
