@@ -24,6 +24,7 @@ from snakemake.utils import validate
 # the rules run in envs/).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from coronalign.errors import CoronalignError  # noqa: E402
+from coronalign.steps.download import verify_inputs_lock  # noqa: E402
 from coronalign.steps.plan import SAFE_NAME, resolve_inputs  # noqa: E402
 
 CONDA_ENV = "../../envs/coronalign.yaml"
@@ -121,6 +122,10 @@ BAD_BITS = str(config["bad_bits"])
 WEIGHTING = config["weighting"]
 MAX_SHIFT = config["max_shift"]
 CRDS = config["crds"]
+MAST = config["mast"]
+#: Inputs come from MAST (the download checkpoint) when the mast: section names any.
+FROM_MAST = bool(MAST["associations"] or MAST["exposures"])
+MAST_LOCK = MAST["lock"]
 
 
 # Association names become file names: the wildcards take only safe names, so no path can
@@ -135,9 +140,28 @@ wildcard_constraints:
 
 
 @cache
+def _pinned_inputs():
+    """With inputs from MAST: wait for the download checkpoint, then check every pinned file
+    against the inputs lock, on every run (a changed file stops the run before alignment).
+    """
+    lock = checkpoints.download.get().output.lock
+    try:
+        verify_inputs_lock(lock, MAST["folder"])
+    except CoronalignError as error:
+        raise WorkflowError(str(error)) from None
+    return lock
+
+
 def inputs():
     """The resolved inputs (coronalign.steps.plan.resolve_inputs): exposures by stem, PSF
     stacks by key; a configuration problem is one clear WorkflowError."""
+    if FROM_MAST:
+        _pinned_inputs()
+    return _resolved()
+
+
+@cache
+def _resolved():
     try:
         return resolve_inputs(config)
     except CoronalignError as error:
@@ -225,6 +249,11 @@ def every_shift_table(wildcards):
 
 def every_validation(wildcards):
     return every(rules.validate.output.report)
+
+
+def inputs_lock(wildcards):
+    """The inputs lock, for the manifest to carry (with inputs from MAST), or none."""
+    return [MAST_LOCK] if FROM_MAST else []
 
 
 def align_mem_mb(wildcards, input, threads, attempt):

@@ -7,6 +7,7 @@ rule manifest:
     input:
         products=every_product,
         validation=every_validation,
+        inputs_lock=inputs_lock,
     output:
         manifest="results/manifest.json",
     log:

@@ -2,6 +2,7 @@
 
 from coronalign.cli import run_from_snakemake
 
-run_from_snakemake(
-    snakemake, ["manifest", *snakemake.input.products, "-o", snakemake.output.manifest]
-)
+command = ["manifest", *snakemake.input.products, "-o", snakemake.output.manifest]
+if snakemake.input.inputs_lock:  # inputs from MAST: the manifest carries their lock
+    command += ["--inputs-lock", snakemake.input.inputs_lock[0]]
+run_from_snakemake(snakemake, command)

@@ -1,0 +1,12 @@
+"""Script of the `download` checkpoint: `coronalign download` of the `mast:` section.
+
+The token for proprietary data comes from MAST_API_TOKEN in Snakemake's environment; it is
+never written to the log.
+"""
+
+from coronalign.cli import run_from_snakemake
+
+mast = snakemake.params.mast
+command = ["download", *mast["associations"], *mast["exposures"], "--to", mast["folder"]]
+command += ["--lock", snakemake.output.lock, "--base-url", mast["base_url"]]
+run_from_snakemake(snakemake, command)
