@@ -62,8 +62,10 @@ def _floor(science, psfstack, psfmask, output, mode):
     """Read the inputs and write a product of the right shape, without fitting."""
     import numpy as np
 
+    from coronalign.core.align import STATUS_DTYPE, AlignmentResult
     from coronalign.io.models import read_stack
     from coronalign.io.product import ProductWriter
+    from coronalign.io.tables import shift_records
     from coronalign.references.mask import load_psfmask
 
     sci, _ = read_stack(science, "science exposure")
@@ -76,7 +78,17 @@ def _floor(science, psfstack, psfmask, output, mode):
     ) as w:
         for row in range(nrows):
             w(row, psfs.data, psfs.err, np.asarray(psfs.dq, dtype=np.uint32))
-        w.commit()
+        zeros = np.zeros((nrows, psfs.nplanes))
+        empty = AlignmentResult(
+            integrations=list(range(nrows)),
+            xshift=zeros,
+            yshift=zeros,
+            beta=zeros,
+            rms=zeros,
+            iterations=np.zeros(zeros.shape, dtype=np.int64),
+            status=np.full(zeros.shape, "converged", dtype=STATUS_DTYPE),
+        )
+        w.commit(shift_records(empty))
 
 
 def main(argv=None):
