@@ -23,7 +23,9 @@ coefficients do not depend on ``d``:
 The phase factors separate into a row part and a column part, so ``A``, ``B`` and all
 their first and second derivatives cost a few small matrix products per evaluation
 (:class:`Objectives`); no inverse FFT is needed inside the Newton iterations
-(:mod:`coronalign.core.newton`). ``G`` depends only on the science image and the weight, so
+(:mod:`coronalign.core.newton`). Since ``A`` and ``B`` are real, ``H`` and ``G`` are folded
+into real matrices of the same size (:mod:`coronalign.core.folded`): the products cost
+half the multiply-adds of complex ones. ``G`` depends only on the science image and the weight, so
 it is computed once per science integration and shared by every PSF. At integer shifts
 ``A²/B`` is the masked cross-correlation (:func:`cross_correlation`), which gives the
 search its candidate starts (:mod:`coronalign.core.register`).
@@ -43,12 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from coronalign.core.fourier import (
-    axis_phases,
-    phase_derivatives,
-    rfft_frequencies,
-    shift_spectrum,
-)
+from coronalign.core.folded import Columns, Rows, column_factors, fold, row_factors
+from coronalign.core.fourier import axis_phases, phase_derivatives, shift_spectrum
 from coronalign.core.reproducible import (
     ExactLeft,
     complex_multiply,
@@ -113,8 +111,8 @@ class ScienceTerms:
     rspectrum : ndarray
         ``rfft2(s)``.
     norm_coefficients : ExactLeft
-        ``G`` times the column weights, shape ``(2 ny + 1, nx + 1)``, split for exact
-        products.
+        ``G`` times the column weights, folded into a real matrix of shape
+        ``(2 ny + 1, 2 nx + 1)`` (:mod:`coronalign.core.folded`), split for exact products.
     energy : float
         ``Σ w s²``; zero when the science image has no weighted signal.
     """
@@ -125,9 +123,17 @@ class ScienceTerms:
         self.weight = weight_terms.weight
         self.shape = science.shape
         self.rspectrum = scipy.fft.rfft2(science)
-        self.norm_coefficients = ExactLeft(
-            _norm_coefficients(science, self.rspectrum, weight_terms)
+        self.spectrum_parts = (
+            np.ascontiguousarray(self.rspectrum.real),
+            np.ascontiguousarray(self.rspectrum.imag),
         )
+        ny, nx = science.shape
+        coefficients = _norm_coefficients(science, self.rspectrum, weight_terms)
+        rows, columns = Rows.make("symmetric", ny), Columns.make("half", nx)
+        # The folded matrix goes where the split keeps its second slice: split in place.
+        stacked = np.empty((2 * rows.size, columns.width))
+        folded = fold(coefficients.real, coefficients.imag, rows, columns, stacked[rows.size :])
+        self.norm_coefficients = ExactLeft(folded, out=stacked)
         self.energy = float(np.sum(weight_terms.weight * science * science))
 
     @functools.cached_property
@@ -145,6 +151,8 @@ class ReferenceTerms:
     image: np.ndarray  # p, float64
     weighted_rspectrum: np.ndarray  # rfft2(w p)
     energy: float  # Σ w p²
+    #: conj(rfft2(w p)) times the half-spectrum column weights / (ny nx): real, imaginary.
+    cross_parts: tuple = ()
 
 
 def prepare_weight(mask, weighting="official"):
@@ -283,8 +291,14 @@ def prepare_reference(reference, weight_terms):
     """
     p = np.asarray(reference, dtype=np.float64)
     wp = weight_terms.weight * p
+    spectrum = scipy.fft.rfft2(wp)
+    ny, nx = p.shape
+    weights = _column_weights(nx, nx // 2 + 1) / (ny * nx)
     return ReferenceTerms(
-        image=p, weighted_rspectrum=scipy.fft.rfft2(wp), energy=float(np.sum(wp * p))
+        image=p,
+        weighted_rspectrum=spectrum,
+        energy=float(np.sum(wp * p)),
+        cross_parts=(spectrum.real * weights, spectrum.imag * -weights),
     )
 
 
@@ -293,7 +307,8 @@ class Objectives:
 
     Every evaluation is stacked over the fits asked for (each a PSF at its own shift),
     and every product goes through :mod:`coronalign.core.reproducible`, so the results are
-    the same bits for any grouping, thread count, BLAS library and CPU.
+    the same bits for any grouping, thread count, BLAS library and CPU. The complex sums
+    are evaluated in their real, folded form (:mod:`coronalign.core.folded`).
 
     Parameters
     ----------
@@ -306,15 +321,26 @@ class Objectives:
     def __init__(self, science_terms, references):
         ny, nx = science_terms.shape
         self.ny, self.nx = ny, nx
-        self.fy, self.fx = rfft_frequencies(ny, nx)
-        weights = _column_weights(nx, nx // 2 + 1) / (ny * nx)
-        spectra = np.stack([np.conj(ref.weighted_rspectrum) for ref in references])
-        cross = complex_multiply(science_terms.rspectrum, spectra, out=spectra)
-        cross *= weights  # H on the rfft grid, with the half-spectrum weights
-        self.cross = ExactLeft(cross)
+        self.rows_a, self.columns_a = Rows.make("fft", ny), Columns.make("rfft", nx)
+        self.rows_b, self.columns_b = Rows.make("symmetric", ny), Columns.make("half", nx)
+        # H = S conj(FFT(w p)) with the half-spectrum weights, folded into a real matrix and
+        # split for exact products, one PSF at a time (its arrays stay in the cache).
+        real, imag, other = (np.empty((ny, nx // 2 + 1)) for _ in range(3))
+        s_real, s_imag = science_terms.spectrum_parts
+
+        def fill(m, matrix):
+            p_real, p_imag = references[m].cross_parts
+            np.multiply(s_real, p_real, out=real)
+            np.multiply(s_imag, p_imag, out=other)
+            np.subtract(real, other, out=real)
+            np.multiply(s_real, p_imag, out=imag)
+            np.multiply(s_imag, p_real, out=other)
+            np.add(imag, other, out=imag)
+            fold(real, imag, self.rows_a, self.columns_a, out=matrix)
+
+        stacked = np.empty((len(references), 2 * ny, self.columns_a.width))
+        self.cross = ExactLeft.in_place(stacked, fill)
         self.norm = science_terms.norm_coefficients
-        self.qy = np.arange(-ny, ny + 1) / ny
-        self.qx = np.arange(0, nx + 1) / nx
         self.energy = np.array([ref.energy for ref in references])
 
     def matrices(self, index, d, orders=3):
@@ -324,16 +350,21 @@ class Objectives:
         ``i``-th derivative in y of the ``j``-th derivative in x (value ``[0, 0]``).
         """
         k = len(index)
-        px = axis_phases(self.fx, self.nx, d[:, 0], orders).transpose(0, 2, 1)
-        py = axis_phases(self.fy, self.ny, d[:, 1], orders)
-        columns = exact_matmul(self.cross.select(index), px)  # (k, ny, orders)
-        a = exact_small_matmul(py, columns).real
-        ex = phase_derivatives(self.qx, d[:, 0], orders)  # (k, orders, nx + 1)
-        ex = ex.transpose(2, 0, 1).reshape(len(self.qx), k * orders)
+        dx, dy = d[:, 0], d[:, 1]
+        rows, columns = self.rows_a, self.columns_a
+        px = column_factors(axis_phases(columns.frequencies, self.nx, dx, orders), columns)
+        py = row_factors(axis_phases(rows.even_frequencies, self.ny, dy, orders), rows)
+        bound = columns.bounds(orders)
+        a = exact_small_matmul(py, exact_matmul(self.cross.select(index), px, bound))
+        rows, columns = self.rows_b, self.columns_b
+        ex = column_factors(phase_derivatives(columns.frequencies, dx, orders), columns)
+        ex = ex.transpose(1, 0, 2).reshape(columns.width, k * orders)
         # One product for all PSFs: G is read once (it is the largest array here).
-        rows = exact_matmul(self.norm, ex).reshape(len(self.qy), k, orders)
-        ey = phase_derivatives(self.qy, d[:, 1], orders)  # (k, orders, 2 ny + 1)
-        b = exact_small_matmul(ey, rows.transpose(1, 0, 2)).real
+        bound = np.tile(columns.bounds(orders), k)
+        products = exact_matmul(self.norm, ex, bound)
+        products = products.reshape(rows.size, k, orders).transpose(1, 0, 2)
+        ey = row_factors(phase_derivatives(rows.even_frequencies, dy, orders), rows)
+        b = exact_small_matmul(ey, products)
         return a, b
 
 

@@ -145,7 +145,7 @@ SLICES = 2
 
 
 def _slice_bits(length):
-    """Bits per slice for a sum of ``length`` products of a real and an imaginary part.
+    """Bits per slice for a sum of ``length`` products.
 
     The integers of a left slice (at most ``2**p``) times those of a right slice (at most
     ``2**p``), summed over ``length`` terms, must stay below ``2**53``.
@@ -153,28 +153,49 @@ def _slice_bits(length):
     return (53 - math.ceil(math.log2(max(2, length)))) // 2
 
 
-def _slices(matrix, bits, axis, out=None):
+#: Below this binary exponent of a row's (column's) largest entry the slices are cut by
+#: scaling, :func:`numpy.rint` and scaling back; within it by adding and subtracting a
+#: constant of the slice's quantum (one operation less, the same bits).
+_MAGIC_EXPONENTS = 900
+
+
+def _slices(matrix, bits, axis, out=None, bound=None):
     """Split a real matrix into ``SLICES`` parts with a common exponent along ``axis``.
 
     Every entry of slice ``j`` is an integer of at most ``bits`` bits times
     ``2**(e - (j + 1) * bits)``, where ``2**e`` bounds the largest magnitude along ``axis``
-    (per row for ``axis=-1``, per column for ``axis=-2``). The remainder after the last
-    slice is dropped (below ``2**(-SLICES * bits)`` of that magnitude). ``out`` (a
-    sequence of arrays shaped like ``matrix``) receives the slices; new ones by default.
+    (per row for ``axis=-1``, per column for ``axis=-2``), rounded to nearest (ties to
+    even). The remainder after the last slice is dropped (below ``2**(-SLICES * bits)`` of
+    that magnitude). ``out`` (a sequence of arrays shaped like ``matrix``) receives the
+    slices; new ones by default. The last of them may be ``matrix`` itself (split in place).
+    ``bound`` (broadcastable like the largest magnitudes along ``axis``, kept dimension
+    included) replaces them by known upper bounds, which saves reading the matrix.
     """
-    largest = np.maximum(
-        np.max(matrix, axis=axis, keepdims=True), -np.min(matrix, axis=axis, keepdims=True)
-    )
+    if bound is None:
+        largest = np.maximum(
+            np.max(matrix, axis=axis, keepdims=True), -np.min(matrix, axis=axis, keepdims=True)
+        )
+    else:
+        largest = np.asarray(bound, dtype=np.float64)
     _, exponent = np.frexp(np.where(largest > 0, largest, 1.0))
     if out is None:
         out = [np.empty_like(matrix) for _ in range(SLICES)]
+    magic = bool(np.all(np.abs(exponent) <= _MAGIC_EXPONENTS))
     rest = matrix
     for j, part in enumerate(out, start=1):
-        if j > 1:  # exact: what the previous slices left
-            rest = np.subtract(rest, out[j - 2], out=None if j == 2 else rest)
-        np.multiply(rest, np.ldexp(1.0, bits * j - exponent), out=part)
-        np.rint(part, out=part)
-        part *= np.ldexp(1.0, exponent - bits * j)  # exact: powers of two, rint
+        if j > 1:  # exact: what the previous slices left (in the last slice's place)
+            kept = part if j == len(out) else (None if j == 2 else rest)
+            rest = np.subtract(rest, out[j - 2], out=kept)
+        if magic:
+            # x + 1.5 * 2**(q + 52) rounds x to a multiple of 2**q (ties to even, as
+            # rint), since |x| is far below the constant; subtracting it back is exact.
+            constant = np.ldexp(1.5, exponent - bits * j + 52)
+            np.add(rest, constant, out=part)
+            part -= constant
+        else:
+            np.multiply(rest, np.ldexp(1.0, bits * j - exponent), out=part)
+            np.rint(part, out=part)
+            part *= np.ldexp(1.0, exponent - bits * j)  # exact: powers of two, rint
     return out
 
 
@@ -193,72 +214,165 @@ def _real_blocks(matrix, side):
 
 
 class ExactLeft:
-    """A complex left factor, split once for many :func:`exact_matmul` products.
+    """A left factor (real or complex), split once for many :func:`exact_matmul` products.
 
     Parameters
     ----------
-    matrix : array_like of complex, shape (..., m, k)
+    matrix : array_like of float or complex, shape (..., m, k)
         The left factor (leading dimensions are a batch).
+    out : ndarray of float64, shape (..., SLICES * m, k), optional
+        Where to keep the slices (a real ``matrix`` only); it may hold ``matrix`` itself in
+        its last ``m`` rows, which is then split in place (no other copy is made).
     """
 
-    def __init__(self, matrix):
-        matrix = np.asarray(matrix, dtype=np.complex128)
+    def __init__(self, matrix, out=None):
+        matrix = np.asarray(matrix)
+        self.is_complex = np.iscomplexobj(matrix)
         self.shape = matrix.shape
-        self.bits = _slice_bits(2 * matrix.shape[-1])
-        blocks = _real_blocks(matrix, "left")
+        blocks = _real_blocks(matrix, "left") if self.is_complex else matrix
+        self.bits = _slice_bits(blocks.shape[-1])
         # Slices stacked along the rows: one BLAS call multiplies all of them.
         m = matrix.shape[-2]
-        self.stacked = np.empty((*blocks.shape[:-2], SLICES * m, blocks.shape[-1]))
+        if out is None:
+            out = np.empty((*blocks.shape[:-2], SLICES * m, blocks.shape[-1]))
+        self.stacked = out
+        self.index = None
         parts = [self.stacked[..., j * m : (j + 1) * m, :] for j in range(SLICES)]
-        _slices(blocks, self.bits, axis=-1, out=parts)
+        _slices(blocks.astype(np.float64, copy=False), self.bits, axis=-1, out=parts)
 
-    def select(self, index):
-        """The factors ``index`` of a batch (first dimension), still split.
+    @classmethod
+    def in_place(cls, stacked, fill):
+        """Split a batch of real matrices entry by entry, each in its own place.
 
         Parameters
         ----------
-        index : array_like of int
-            Batch entries to keep, in order.
+        stacked : ndarray of float64, shape (count, SLICES * m, k)
+            Receives the slices of each entry.
+        fill : callable
+            ``fill(entry, matrix)`` writes entry ``entry``'s matrix into ``matrix`` (the
+            last ``m`` rows of ``stacked[entry]``), which is then split in place while it is
+            still in the processor's cache.
 
         Returns
         -------
         ExactLeft
         """
-        index = np.asarray(index)
+        m = stacked.shape[-2] // SLICES
+        split = object.__new__(cls)
+        split.is_complex = False
+        split.shape = (stacked.shape[0], m, stacked.shape[-1])
+        split.bits = _slice_bits(stacked.shape[-1])
+        split.stacked = stacked
+        split.index = None
+        for entry in range(stacked.shape[0]):
+            parts = [stacked[entry, j * m : (j + 1) * m] for j in range(SLICES)]
+            fill(entry, parts[-1])
+            _slices(parts[-1], split.bits, axis=-1, out=parts)
+        return split
+
+    def select(self, index):
+        """The factors ``index`` of a batch (first dimension), still split (no copy).
+
+        Parameters
+        ----------
+        index : array_like of int
+            Batch entries to keep, in order (repeats allowed).
+
+        Returns
+        -------
+        ExactLeft
+        """
+        index = np.asarray(index, dtype=np.intp)
         if index.size == self.shape[0] and np.array_equal(index, np.arange(self.shape[0])):
             return self
         chosen = object.__new__(ExactLeft)
+        chosen.__dict__.update(self.__dict__)
         chosen.shape = (index.size, *self.shape[1:])
-        chosen.bits = self.bits
-        chosen.stacked = self.stacked[index]
+        chosen.index = index
         return chosen
 
 
-def exact_matmul(left, right):
-    """Complex matrix product ``left @ right`` with bits independent of BLAS and CPU.
+#: Rows per BLAS call when a single large left factor is multiplied: OpenBLAS multiplies
+#: small blocks with kernels that skip its packing, about 1.5 times faster here with a
+#: few dozen right-hand columns (the bits do not depend on it: every product is exact).
+ROW_BLOCK = 32
+
+
+def _row_blocks(left, right):
+    """``left @ right`` for a 2-D ``left``, in blocks of ``ROW_BLOCK`` rows."""
+    rows = left.shape[0]
+    whole = rows // ROW_BLOCK * ROW_BLOCK
+    if whole < 2 * ROW_BLOCK:
+        return np.matmul(left, right)
+    out = np.empty((rows, right.shape[-1]))
+    blocks = left[:whole].reshape(-1, ROW_BLOCK, left.shape[-1])
+    np.matmul(blocks, right, out=out[:whole].reshape(-1, ROW_BLOCK, right.shape[-1]))
+    if whole < rows:
+        np.matmul(left[whole:], right, out=out[whole:])
+    return out
+
+
+def _batched(left, index, right):
+    """``left[index] @ right`` without gathering the left factors (a product per entry)."""
+    if left.ndim == 2 and right.ndim == 2:
+        return _row_blocks(left, right)
+    if index is None:
+        return np.matmul(left, right)
+    out = np.empty((index.size, left.shape[-2], right.shape[-1]))
+    for entry in np.unique(index):
+        chosen = np.flatnonzero(index == entry)
+        out[chosen] = np.matmul(left[entry], right[chosen])
+    return out
+
+
+def exact_matmul(left, right, right_bound=None):
+    """Matrix product ``left @ right`` with bits independent of BLAS and CPU.
 
     Parameters
     ----------
-    left : ExactLeft or array_like of complex, shape (..., m, k)
+    left : ExactLeft or array_like of float or complex, shape (..., m, k)
         Left factor (split here if it is not an :class:`ExactLeft`).
-    right : array_like of complex, shape (..., k, n)
-        Right factor; batch dimensions broadcast as in :func:`numpy.matmul`.
+    right : array_like, shape (..., k, n)
+        Right factor (real for a real left factor); batch dimensions broadcast as in
+        :func:`numpy.matmul` (for a selected :class:`ExactLeft`, one per entry).
+    right_bound : array_like, shape (..., 1, n), optional
+        An upper bound of the magnitudes in each column of a real ``right`` (a function
+        of the arguments only, for reproducible bits); by default the largest magnitude.
 
     Returns
     -------
-    ndarray of complex128, shape (..., m, n)
+    ndarray of float64 or complex128, shape (..., m, n)
         The product, accurate to about ``2**-40`` of the largest terms of each sum.
     """
     if not isinstance(left, ExactLeft):
         left = ExactLeft(left)
-    right = np.asarray(right, dtype=np.complex128)
-    m, n = left.shape[-2], right.shape[-1]
-    right_slices = _slices(_real_blocks(right, "right"), left.bits, axis=-2)
-    # Every entry of these BLAS products is an exact sum (see _slice_bits); the slices'
-    # contributions are then added in a fixed order, largest first.
-    first = np.matmul(left.stacked, right_slices[0])  # (..., SLICES * m, 2n)
-    second = np.matmul(left.stacked[..., :m, :], right_slices[1])
-    total = first[..., :m, :] + (first[..., m : 2 * m, :] + second)
+    m = left.shape[-2]
+    if left.is_complex:
+        right = np.asarray(right, dtype=np.complex128)
+        n = right.shape[-1]
+        blocks = _real_blocks(right, "right")
+    else:
+        blocks = np.asarray(right, dtype=np.float64)
+    right_slices = _slices(blocks, left.bits, axis=-2, bound=right_bound)
+    # Every entry of these BLAS products is an exact sum (see _slice_bits), however BLAS
+    # groups them; the slices' contributions are then added in a fixed order.
+    high, low = left.stacked[..., :m, :], left.stacked[..., m : 2 * m, :]
+    if left.stacked.ndim == 2:  # one large factor: ([L0; L1] @ R0, L0 @ R1) in row blocks
+        first = _batched(left.stacked, left.index, right_slices[0])
+        cross = first[m : 2 * m]
+        total = _batched(high, left.index, right_slices[1])
+        first = first[:m]
+    else:  # a batch: (L0 @ [R0 R1], L1 @ R0), fewer and larger calls
+        n_right = right_slices[0].shape[-1]
+        both = np.concatenate(right_slices, axis=-1)
+        first = _batched(high, left.index, both)
+        cross = _batched(low, left.index, right_slices[0])
+        total = first[..., n_right:]
+        first = first[..., :n_right]
+    total += cross
+    total += first
+    if not left.is_complex:
+        return total
     out = np.empty((*total.shape[:-1], n), dtype=np.complex128)
     out.real = total[..., :n]
     out.imag = total[..., n:]
@@ -266,7 +380,7 @@ def exact_matmul(left, right):
 
 
 def exact_small_matmul(left, right):
-    """Complex ``left @ right`` for small outputs, without BLAS.
+    """``left @ right`` (real or complex) for small outputs, without BLAS.
 
     Every output is a sum of real products taken along the contraction axis by
     :func:`numpy.sum` (pairwise, in an order fixed by numpy's code), so the bits do not
@@ -275,13 +389,17 @@ def exact_small_matmul(left, right):
 
     Parameters
     ----------
-    left : array_like of complex, shape (..., m, k)
-    right : array_like of complex, shape (..., k, n)
+    left : array_like of float or complex, shape (..., m, k)
+    right : array_like of float or complex, shape (..., k, n)
 
     Returns
     -------
-    ndarray of complex128, shape (..., m, n)
+    ndarray of float64 (both factors real) or complex128, shape (..., m, n)
     """
+    if not (np.iscomplexobj(left) or np.iscomplexobj(right)):
+        left = np.asarray(left, dtype=np.float64)[..., :, None, :]
+        right = np.swapaxes(np.asarray(right, dtype=np.float64), -1, -2)[..., None, :, :]
+        return np.sum(left * right, axis=-1)
     left = np.asarray(left, dtype=np.complex128)[..., :, None, :]
     right = np.swapaxes(np.asarray(right, dtype=np.complex128), -1, -2)[..., None, :, :]
     lr, li, rr, ri = left.real, left.imag, right.real, right.imag
