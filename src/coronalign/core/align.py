@@ -37,7 +37,7 @@ import numpy as np
 from coronalign import dq
 from coronalign.core import register
 from coronalign.core.badpix import clean_plane_stack
-from coronalign.core.fourier import pair_spectrum, shift_pair_spectrum
+from coronalign.core.fourier import shift_single, single_phases, single_spectra
 from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
 from coronalign.core.pool import can_fork, map_in_processes
 from coronalign.dq import FitStatus
@@ -196,7 +196,8 @@ class _Aligner:
         )
         self.npsfs = psfs.nplanes
         self.shape = data.shape[-2:]
-        self.spectra = pair_spectrum(data, err, workers)  # SCI and ERR shifted together
+        # SCI and ERR of each PSF side by side, shifted together (in single precision).
+        self.spectra = single_spectra(np.stack((data, err), axis=1), workers)
         self.terms = [prepare_reference(plane, self.weight_terms) for plane in data]
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
@@ -243,15 +244,19 @@ class _Aligner:
 
     def planes(self, fits):
         """The PSFs aligned to one integration, from its fits: SCI, ERR and DQ blocks."""
-        sci_block = np.empty((self.npsfs, *self.shape))
-        err_block = np.empty((self.npsfs, *self.shape))
+        sci_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
+        err_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
         dq_block = np.empty((self.npsfs, *self.shape), dtype=np.uint32)
+        shifts = np.array([(fit.xshift, fit.yshift) for fit in fits])
+        finite = np.isfinite(shifts[:, 0])
+        phases = single_phases(self.shape, -shifts[finite, 0], -shifts[finite, 1])
+        done = 0
         for m, fit in enumerate(fits):
-            if math.isfinite(fit.xshift):
-                # One plane at a time: a stacked transform is slower (worse cache use).
-                sci_block[m], err_block[m] = shift_pair_spectrum(
-                    self.spectra[m], -fit.xshift, -fit.yshift
-                )
+            if finite[m]:
+                parts = (self.spectra[0][m], self.spectra[1][m])
+                one = tuple(phase[done] for phase in phases)
+                shift_single(parts, one, (sci_block[m], err_block[m]))
+                done += 1
                 dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
             else:  # no usable data: the unshifted PSF, flagged
                 sci_block[m] = self.unshifted[0][m]
@@ -294,7 +299,7 @@ def align_stacks(
     mask : ndarray, shape (ny, nx)
         The PSFMASK: 1 use, 0 ignore, fractions allowed.
     sink : callable
-        Called once per fitted integration as ``sink(row, sci, err, dq)`` with float64
+        Called once per fitted integration as ``sink(row, sci, err, dq)`` with float32
         ``sci``/``err`` and uint32 ``dq`` blocks of shape (npsfs, ny, nx): the PSFs
         aligned to that integration. Rows come in order when ``processes`` is 1; with
         more, the sink is also called from forked worker processes and must deliver what
