@@ -7,6 +7,13 @@ or a long step does not lower it, the step is the minimiser of the quadratic mod
 smaller disc. A fit has converged when its next step would move the shift by at most the
 tolerance (``SHIFT_TOLERANCE``, 1e-6 px by default).
 
+Evaluations: the first at the start is whole (values, first and second derivatives); a
+long step's trial is evaluated whole when it is a plain Newton step (accepted, it serves
+the next iteration), else for the value only; after a short step (``SHORT_STEP``) the fit
+is in the Newton basin, and the next evaluation takes the values and gradients and keeps
+the second derivatives. From a warm start that is three evaluations, the last two-thirds
+of the cost.
+
 Uncertainties
 -------------
 The formal 1σ errors of ``xshift``, ``yshift`` and ``beta`` are the square roots of the
@@ -24,12 +31,23 @@ import numpy as np
 
 from coronalign.core.objective import derivative_terms, profile_derivatives
 
-__all__ = ["MAX_ITERATIONS", "MAX_STEP", "SHIFT_TOLERANCE", "converge", "hessian_errors"]
+__all__ = [
+    "MAX_ITERATIONS",
+    "MAX_STEP",
+    "SHIFT_TOLERANCE",
+    "SHORT_STEP",
+    "converge",
+    "hessian_errors",
+]
 
 #: Convergence criterion: the last Newton step moved the shift by at most this (pixels).
 SHIFT_TOLERANCE = 1e-6
 #: Largest step taken in one iteration (pixels); longer Newton steps are shortened.
 MAX_STEP = 0.5
+#: Steps longer than this (pixels) must lower the objective to be taken; after a shorter
+#: one the fit is in the Newton basin, and its next evaluation takes the value and the
+#: gradient only, keeping the second derivatives (they change by a fraction of the step).
+SHORT_STEP = 1e-2
 MAX_ITERATIONS = 50
 
 
@@ -78,17 +96,22 @@ def _trust_region_steps(grad_r, hess_r, radius):
     convex = values[:, 1] > 0
     newton = step(np.where(convex, 0.0, 1.0))
     inside = convex & (length(newton) <= radius)
-    # Bisection for μ: |step(μ)| decreases from infinity (at μ = -λ_min) to 0.
-    norm = length(gradient)
+    if inside.all():
+        return newton, inside
+    # Bisection for μ: |step(μ)| decreases from infinity (at μ = -λ_min) to 0; only for the
+    # fits whose Newton step does not do (elementwise, so the others' bits are unchanged).
+    outside = ~inside
+    values, vectors, along = values[outside], vectors[outside], along[outside]
+    norm = length(gradient[outside])
     low = np.maximum(-values[:, 1], 0.0) * (1 + 1e-12) + 1e-300
-    high = low + norm / radius + 1e-300
+    high = low + norm / radius[outside] + 1e-300
     for _ in range(60):
         middle = 0.5 * (low + high)
-        too_long = length(step(middle)) > radius
+        too_long = length(step(middle)) > radius[outside]
         low = np.where(too_long, middle, low)
         high = np.where(too_long, high, middle)
-    bounded = step(high)
-    return np.where(inside[:, None], newton, bounded)
+    newton[outside] = step(high)
+    return newton, inside
 
 
 def _into_window(d, priors, radius):
@@ -108,7 +131,9 @@ def converge(objectives, psf, d, priors, max_shift, tolerance):
 
     Every iterate of fit ``j`` stays within ``max_shift[j]`` of ``priors[j]``. A fit whose
     next step would be at most ``tolerance`` has converged and stays where it was
-    evaluated, so its ``A`` and ``B`` contractions are those of its final shift.
+    evaluated, so its ``A`` and ``B`` contractions are those of its final shift (the values
+    and first derivatives; after a step shorter than ``SHORT_STEP`` the second derivatives
+    are those of the previous iterate, which differ by a fraction of that step).
 
     Parameters
     ----------
@@ -141,46 +166,80 @@ def converge(objectives, psf, d, priors, max_shift, tolerance):
     converged = np.zeros(count, dtype=bool)
     final_a = np.empty((count, 3, 3))
     final_b = np.empty((count, 3, 3))
+    # known: the contractions at d were evaluated by an accepted trial; short: the last step
+    # was short, so the next evaluation takes the gradient and keeps the Hessian.
+    known = np.zeros(count, dtype=bool)
+    short = np.zeros(count, dtype=bool)
     active = np.arange(count)
     for _ in range(MAX_ITERATIONS):
-        a_matrix, b_matrix = objectives.matrices(psf[active], d[active])
-        final_a[active], final_b[active] = a_matrix, b_matrix
-        a_terms, b_terms = derivative_terms(a_matrix), derivative_terms(b_matrix)
+        _evaluate(objectives, psf, d, active[~known[active]], short, final_a, final_b)
+        known[active] = False
+        a_terms, b_terms = derivative_terms(final_a[active]), derivative_terms(final_b[active])
         grad_r, hess_r = profile_derivatives(a_terms, b_terms)
         ratio = a_terms[0] * a_terms[0] / b_terms[0]
         here = d[active]
         radius = np.full(len(active), MAX_STEP)
-        target = _into_window(
-            here + _trust_region_steps(grad_r, hess_r, radius), priors[active], max_shift[active]
-        )
+        steps, newton = _trust_region_steps(grad_r, hess_r, radius)
+        target = _into_window(here + steps, priors[active], max_shift[active])
         # Long steps must improve the objective (else the trust radius is halved); short
-        # ones are in the Newton basin.
-        long = np.max(np.abs(target - here), axis=1) > 1e-2
+        # ones are in the Newton basin. A Newton step's trial is evaluated whole: accepted,
+        # it is the next iteration's evaluation.
+        long = np.max(np.abs(target - here), axis=1) > SHORT_STEP
         while long.any():
             trial = np.flatnonzero(long)
-            a_try, b_try = objectives.matrices(psf[active[trial]], target[trial], orders=1)
-            a_try, b_try = a_try[:, 0, 0], b_try[:, 0, 0]
-            better = (b_try > 0) & (a_try * a_try >= ratio[trial] * b_try)
+            a_try, b_try = _trial(objectives, psf, active[trial], target[trial], newton[trial])
+            better = (b_try[:, 0, 0] > 0) & (
+                a_try[:, 0, 0] * a_try[:, 0, 0] >= ratio[trial] * b_try[:, 0, 0]
+            )
+            whole = better & newton[trial]
+            final_a[active[trial[whole]]] = a_try[whole]
+            final_b[active[trial[whole]]] = b_try[whole]
+            known[active[trial[whole]]] = True
             worse = trial[~better]
             if worse.size:
                 moved = target[worse] - here[worse]
                 radius[worse] = 0.5 * np.sqrt(moved[:, 0] * moved[:, 0] + moved[:, 1] * moved[:, 1])
-                steps = _trust_region_steps(grad_r[worse], hess_r[worse], radius[worse])
+                steps, newton[worse] = _trust_region_steps(
+                    grad_r[worse], hess_r[worse], radius[worse]
+                )
                 window = max_shift[active[worse]]
                 target[worse] = _into_window(here[worse] + steps, priors[active[worse]], window)
             long[trial[better]] = False
-            long &= np.max(np.abs(target - here), axis=1) > 1e-2
+            long &= np.max(np.abs(target - here), axis=1) > SHORT_STEP
         moved = np.max(np.abs(target - here), axis=1)
         iterations[active] += 1
         done = moved <= tolerance
         d[active[~done]] = target[~done]
         converged[active[done]] = True
+        short[active] = moved <= SHORT_STEP
         active = active[~done]
         if not active.size:
             break
     if active.size:  # out of iterations: the contractions where they stopped
         final_a[active], final_b[active] = objectives.matrices(psf[active], d[active])
     return d, iterations, converged, final_a, final_b
+
+
+def _evaluate(objectives, psf, d, fits, short, final_a, final_b):
+    """Contractions at ``d`` of ``fits`` into ``final_a``, ``final_b``: whole, or (after a
+    short step) value and gradient only, the second derivatives kept from before."""
+    for chosen, orders in ((fits[~short[fits]], 3), (fits[short[fits]], 2)):
+        if chosen.size:
+            a_matrix, b_matrix = objectives.matrices(psf[chosen], d[chosen], orders=orders)
+            final_a[chosen, :orders, :orders] = a_matrix
+            final_b[chosen, :orders, :orders] = b_matrix
+
+
+def _trial(objectives, psf, fits, target, whole):
+    """Contractions of ``fits`` at their trial shifts: whole for Newton steps, else values."""
+    a_try = np.zeros((len(fits), 3, 3))
+    b_try = np.zeros((len(fits), 3, 3))
+    for chosen, orders in ((whole, 3), (~whole, 1)):
+        if chosen.any():
+            a_matrix, b_matrix = objectives.matrices(psf[fits[chosen]], target[chosen], orders)
+            a_try[chosen, :orders, :orders] = a_matrix
+            b_try[chosen, :orders, :orders] = b_matrix
+    return a_try, b_try
 
 
 def hessian_errors(a_terms, b_terms, beta, residual, count):

@@ -91,7 +91,9 @@ class WeightTerms:
     count : int
         Pixels with ``w > 0``.
     norm_factor : ndarray
-        What multiplies the spectrum of ``u²`` in ``G`` (see ``_norm_coefficients``).
+        What multiplies the spectrum of ``u²`` in ``G`` (see ``_folded_norm``).
+    norm_parts : tuple of ndarray
+        Its real and imaginary parts, contiguous.
     """
 
     weight: np.ndarray
@@ -99,6 +101,7 @@ class WeightTerms:
     total: float
     count: int
     norm_factor: np.ndarray
+    norm_parts: tuple = ()
 
 
 class ScienceTerms:
@@ -128,11 +131,9 @@ class ScienceTerms:
             np.ascontiguousarray(self.rspectrum.imag),
         )
         ny, nx = science.shape
-        coefficients = _norm_coefficients(science, self.rspectrum, weight_terms)
-        rows, columns = Rows.make("symmetric", ny), Columns.make("half", nx)
         # The folded matrix goes where the split keeps its second slice: split in place.
-        stacked = np.empty((2 * rows.size, columns.width))
-        folded = fold(coefficients.real, coefficients.imag, rows, columns, stacked[rows.size :])
+        stacked = np.empty((2 * (2 * ny + 1), 2 * nx + 1))
+        folded = _folded_norm(science, self.rspectrum, weight_terms, stacked[2 * ny + 1 :])
         self.norm_coefficients = ExactLeft(folded, out=stacked)
         self.energy = float(np.sum(weight_terms.weight * science * science))
 
@@ -174,12 +175,14 @@ def prepare_weight(mask, weighting="official"):
         raise ParameterError("weighting", f"{weighting!r} is not one of {', '.join(WEIGHTINGS)}")
     m = np.asarray(mask, dtype=np.float64)
     w = m * m if weighting == "official" else m
+    norm_factor = _norm_factor(w)
     return WeightTerms(
         weight=w,
         rspectrum=scipy.fft.rfft2(w),
         total=float(w.sum()),
         count=int(np.count_nonzero(w > 0)),
-        norm_factor=_norm_factor(w),
+        norm_factor=norm_factor,
+        norm_parts=(np.ascontiguousarray(norm_factor.real), np.ascontiguousarray(norm_factor.imag)),
     )
 
 
@@ -190,23 +193,6 @@ def _column_weights(nx, ncols):
     if ncols == nx // 2 + 1 and nx % 2 == 0:
         weights[-1] = 1.0  # the Nyquist column appears once in the full spectrum
     return weights
-
-
-def _extended_axis(n):
-    """Symmetric frequency indices of an axis, the Nyquist term split in two halves.
-
-    Returns the integer frequencies ``k`` (from ``-n//2`` to ``n//2`` for even ``n``) and
-    the factor applied to each, so that the split spectrum is a sum of pure exponentials
-    that reproduces the ``cos`` Nyquist convention of :func:`coronalign.core.fourier.axis_phase`.
-    """
-    if n % 2 == 0:
-        k = np.arange(-n // 2, n // 2 + 1)
-        factor = np.ones(k.size)
-        factor[0] = factor[-1] = 0.5
-    else:
-        k = np.arange(-(n - 1) // 2, (n - 1) // 2 + 1)
-        factor = np.ones(k.size)
-    return k, factor
 
 
 def _fine_grid(ny, nx):
@@ -234,28 +220,51 @@ def _norm_factor(weight):
     return factor * (scale * scale / (my * mx))
 
 
-def _norm_coefficients(science, rspectrum, weight_terms):
-    """Coefficients ``G`` of ``B(d) = Σ w (T_d s)²`` as a trigonometric polynomial in ``d``.
+def _upsampled(rspectrum, shape):
+    """The band-limited interpolant ``u`` of an image on the fine grid, from its ``rfft2``.
+
+    The spectrum is laid on the fine grid with the Nyquist terms of an even axis split in
+    halves between ``+n/2`` and ``−n/2`` (a sum of pure exponentials that reproduces the
+    ``cos`` Nyquist convention of :func:`coronalign.core.fourier.axis_phase`); only its
+    non-zero columns are transformed along the rows, then the rows back to real values.
+    """
+    ny, nx = shape
+    my, mx = _fine_grid(ny, nx)
+    half = ny // 2
+    fine = np.zeros((my, nx // 2 + 1), dtype=np.complex128)
+    fine[: half + 1] = rspectrum[: half + 1]  # frequencies 0 … ny // 2
+    fine[my - half :] = rspectrum[ny - half :]  # −(ny // 2) … −1
+    if ny % 2 == 0:  # the Nyquist row, split between +ny/2 and −ny/2
+        fine[half] *= 0.5
+        fine[my - half] *= 0.5
+    if nx % 2 == 0:
+        fine[:, -1] *= 0.5
+    return scipy.fft.irfft(scipy.fft.ifft(fine, axis=0, overwrite_x=True), n=mx, axis=1)
+
+
+def _folded_norm(science, rspectrum, weight_terms, out):
+    """Coefficients ``G`` of ``B(d) = Σ w (T_d s)²``, folded (:func:`coronalign.core.folded.fold`).
 
     ``T_d s`` is the band-limited interpolant ``u`` of ``s`` evaluated at ``x − d``; ``u²``
     has twice the bandwidth (frequencies ``−n … n`` along an axis of ``n`` pixels), so it
     is sampled on a grid of at least ``2n + 1`` points (a fast FFT length) where its
     spectrum is exact. Its coefficient at frequency ``q`` times ``conj(Ŵ_q)`` is ``G_q``;
-    only ``q_x ≥ 0`` is kept (the rest is the complex conjugate).
+    only ``q_x ≥ 0`` is kept (the rest is the complex conjugate). Rows ``q_y = −n_y … n_y``,
+    columns ``q_x = 0 … n_x``, folded into ``out`` (shape ``(2 n_y + 1, 2 n_x + 1)``).
     """
     ny, nx = science.shape
-    my, mx = _fine_grid(ny, nx)
-    ky, fy = _extended_axis(ny)
-    kx, fx = _extended_axis(nx)
-    keep = kx >= 0
-    kx, fx = kx[keep], fx[keep]
-    fine = np.zeros((my, mx // 2 + 1), dtype=np.complex128)
-    fine[np.ix_(ky % my, kx)] = rspectrum[np.ix_(ky % ny, kx)] * np.outer(fy, fx)
-    upsampled = scipy.fft.irfft2(fine, s=(my, mx))
+    my, _ = _fine_grid(ny, nx)
+    upsampled = _upsampled(rspectrum, science.shape)
     squared = scipy.fft.rfft2(upsampled * upsampled)
     # Rows q_y = −n_y … −1 then 0 … n_y; columns q_x = 0 … n_x.
     coefficients = np.concatenate((squared[my - ny :, : nx + 1], squared[: ny + 1, : nx + 1]))
-    return complex_multiply(coefficients, weight_terms.norm_factor, out=coefficients)
+    c_real, c_imag = coefficients.real, coefficients.imag
+    f_real, f_imag = weight_terms.norm_parts
+    real, imag = c_real * f_real, c_real * f_imag
+    real -= c_imag * f_imag
+    imag += c_imag * f_real
+    rows, columns = Rows.make("symmetric", ny), Columns.make("half", nx)
+    return fold(real, imag, rows, columns, out)
 
 
 def prepare_science(science, weight_terms):
