@@ -46,7 +46,7 @@ import numpy as np
 import scipy.fft
 
 from coronalign.core.folded import Columns, Rows, column_factors, fold, row_factors
-from coronalign.core.fourier import axis_phases, phase_derivatives, shift_spectrum
+from coronalign.core.fourier import phase_derivatives, shift_spectrum
 from coronalign.core.reproducible import (
     ExactLeft,
     complex_multiply,
@@ -351,6 +351,22 @@ class Objectives:
         self.cross = ExactLeft.in_place(stacked, fill)
         self.norm = science_terms.norm_coefficients
         self.energy = np.array([ref.energy for ref in references])
+        # The phase factors of both sums along each axis, from one evaluation per axis.
+        self.x_frequencies = np.concatenate(
+            (self.columns_a.frequencies, self.columns_b.frequencies)
+        )
+        self.y_frequencies = np.concatenate(
+            (self.rows_a.even_frequencies, self.rows_b.even_frequencies)
+        )
+
+    def _phases(self, frequencies, count, shift, orders):
+        """Phase factors (and derivatives) at ``frequencies``; the first ``count`` are those
+        of an FFT axis, whose Nyquist factor is the real ``cos(π d)``
+        (:func:`coronalign.core.fourier.axis_phases`)."""
+        phases = phase_derivatives(frequencies, shift, orders)
+        nyquist = np.flatnonzero(np.abs(frequencies[:count]) == 0.5)
+        phases.imag[..., nyquist] = 0.0
+        return phases[..., :count], phases[..., count:]
 
     def matrices(self, index, d, orders=3):
         """Contractions of ``A`` and ``B`` for PSFs ``index`` at shifts ``d`` (k, 2).
@@ -359,21 +375,21 @@ class Objectives:
         ``i``-th derivative in y of the ``j``-th derivative in x (value ``[0, 0]``).
         """
         k = len(index)
-        dx, dy = d[:, 0], d[:, 1]
+        px, ex = self._phases(self.x_frequencies, self.columns_a.size, d[:, 0], orders)
+        py, ey = self._phases(self.y_frequencies, self.rows_a.count, d[:, 1], orders)
         rows, columns = self.rows_a, self.columns_a
-        px = column_factors(axis_phases(columns.frequencies, self.nx, dx, orders), columns)
-        py = row_factors(axis_phases(rows.even_frequencies, self.ny, dy, orders), rows)
+        px = column_factors(px, columns)
         bound = columns.bounds(orders)
-        a = exact_small_matmul(py, exact_matmul(self.cross.select(index), px, bound))
+        a = exact_small_matmul(
+            row_factors(py, rows), exact_matmul(self.cross.select(index), px, bound)
+        )
         rows, columns = self.rows_b, self.columns_b
-        ex = column_factors(phase_derivatives(columns.frequencies, dx, orders), columns)
-        ex = ex.transpose(1, 0, 2).reshape(columns.width, k * orders)
+        ex = column_factors(ex, columns).transpose(1, 0, 2).reshape(columns.width, k * orders)
         # One product for all PSFs: G is read once (it is the largest array here).
         bound = np.tile(columns.bounds(orders), k)
         products = exact_matmul(self.norm, ex, bound)
         products = products.reshape(rows.size, k, orders).transpose(1, 0, 2)
-        ey = row_factors(phase_derivatives(rows.even_frequencies, dy, orders), rows)
-        b = exact_small_matmul(ey, products)
+        b = exact_small_matmul(row_factors(ey, rows), products)
         return a, b
 
 
