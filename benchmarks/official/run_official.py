@@ -7,7 +7,7 @@ dependency of the project.  It only calls the installed package, it contains non
 Usage::
 
     python run_official.py SCI PSFSTACK PSFMASK -o OUTDIR
-        [--shifts-json FILE] [--median-box-length 3] [--bad-bits DO_NOT_USE]
+        [--shifts-json FILE] [--median-box-length 3] [--bad-bits DO_NOT_USE] [--also SCI ...]
 
 What it does
 ------------
@@ -23,6 +23,9 @@ What it does
 3. Saves the product as ``OUTDIR/<SCI root>_psfalign.fits`` (``<root>`` is the science file name
    without ``_calints.fits``; in calwebb_coron3 the association candidate id is added too:
    ``<root>_<acid>_psfalign.fits``).
+   With ``--also SCI2 SCI3 ...`` the same step object then aligns each further science
+   exposure to the same stack and saves it (``also_step_and_save_s``: their times), as
+   ``calwebb_coron3`` does for an association's science members in one process.
 4. With ``--shifts-json`` it also computes the official float64 fit of ``(xshift, yshift, beta)``
    for every science integration ``k`` and PSF ``m`` and writes
    ``{"xshift": [[...]], "yshift": [[...]], "beta": [[...]], ...}`` indexed ``[k][m]``.
@@ -175,9 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shifts-json", type=Path, default=None)
     ap.add_argument("--median-box-length", type=int, default=3)
     ap.add_argument("--bad-bits", default="DO_NOT_USE")
+    ap.add_argument(
+        "--also",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more science exposures aligned to the same stack in this process, in order "
+        "(as calwebb_coron3 loops over an association's science members)",
+    )
     args = ap.parse_args(argv)
 
-    for p in (args.sci, args.psfstack, args.psfmask):
+    for p in (args.sci, args.psfstack, args.psfmask, *args.also):
         if not p.is_file():
             ap.error(f"input file {p} does not exist")
     args.outdir.mkdir(parents=True, exist_ok=True)
@@ -216,6 +227,16 @@ def main(argv: list[str] | None = None) -> int:
                 s_psfali=result.meta.cal_step.align_psfs,
             )
             result.close()
+            more = []
+            for science in args.also:
+                t0 = time.perf_counter()
+                result = step.run(str(science), str(args.psfstack))
+                root = science.name.removesuffix(".fits").removesuffix("_calints")
+                result.save(args.outdir / f"{root}_psfalign.fits")
+                result.close()
+                more.append(time.perf_counter() - t0)
+            if more:
+                report["also_step_and_save_s"] = more
 
             if args.shifts_json is not None:
                 t0 = time.perf_counter()

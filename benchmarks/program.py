@@ -1,0 +1,222 @@
+"""A whole program through the workflow, side by side with the official step in sequence.
+
+Used by ``run.py`` (its "whole program" section); runs in the project's environment.
+
+The program: 10 NIRCam science exposures of 10 integrations (320 × 320) and 3 PSF
+exposures of 3 integrations, grouped into 3 coron3 associations (4, 3 and 3 science
+exposures, each with all 3 PSF exposures: 9 PSFs per stack), as a program with one target
+observed in three visits against the same references would be.
+
+* **coronalign**: the workflow (this repository's Snakefile) with ``--cores 2`` on the three
+  associations, from nothing (a fresh folder): stacking, input checks, PSFMASK records,
+  alignment, validation, plots, summary and manifest. Measured: the wall time of the whole
+  run and of the same run limited to the aligned products (``stack_refs``,
+  ``check_psfstack``, ``psfmask``, ``align``), and per job the wall time Snakemake records
+  (``benchmark:``) against the time the step itself reports in the job's log: their
+  difference is what a job costs besides its work (Snakemake's start of the script, the
+  interpreter, imports).
+* **official**: ``jwst.coron.AlignRefsStep`` (1.15.1) on every science exposure in
+  sequence, one process per association as ``calwebb_coron3`` runs one (imports once, then
+  the step on each member in turn, each product saved), on the PSF stacks the workflow
+  made. Measured: the wall time of the three processes one after the other.
+
+Snakemake starts its Slurm executor plugin, which runs ``scontrol show config``; on a
+machine with Slurm installed but no controller (this one) that waits 10 s, so ``scontrol``
+is shadowed by a stand-in that fails at once, as the test suite does.
+"""
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+#: Science exposures of each association (indices into the simulated exposures).
+GROUPS = {"c1001": range(4), "c1002": range(4, 7), "c1003": range(7, 10)}
+NINTS, PSF_EXPOSURES, PSF_NINTS = 10, 3, 3
+
+
+def simulate_program(work):
+    """Simulate the program once (kept in ``work``); return its description."""
+    folder = Path(work) / "program"
+    marker = folder / "program.json"
+    if marker.exists():
+        return json.loads(marker.read_text())
+    from coronalign import simulation
+
+    data = simulation.write_association(
+        folder,
+        "nircam",
+        n_science=sum(len(group) for group in GROUPS.values()),
+        n_psf=PSF_EXPOSURES,
+        nints=NINTS,
+        psf_nints=PSF_NINTS,
+        seed=3,
+        mask_style="crds",
+    )
+    associations = {}
+    for asn_id, indices in GROUPS.items():
+        science = [data["science"][i] for i in indices]
+        members = [{"expname": p.name, "exptype": "science", "exposerr": None} for p in science]
+        members += [{"expname": p.name, "exptype": "psf", "exposerr": None} for p in data["psf"]]
+        product = f"jw01234-{asn_id}_t001_nircam_f335m-maska335r-sub320a335r"
+        asn = {
+            "asn_id": asn_id,
+            "asn_type": "coron3",
+            "products": [{"name": product, "members": members}],
+        }
+        (folder / f"jw01234-{asn_id}_coron3_00001_asn.json").write_text(json.dumps(asn))
+        associations[asn_id] = {"product": product, "science": [str(p) for p in science]}
+    (folder / data["asn"].name).unlink()  # the simulator's own association of all members
+    program = {
+        "folder": str(folder),
+        "psfmask": str(data["psfmask"]),
+        "associations": associations,
+    }
+    marker.write_text(json.dumps(program, indent=1))
+    return program
+
+
+def _environment(work):
+    """The environment of the runs: ``scontrol`` shadowed (see the module)."""
+    bin_folder = Path(work) / "bin"
+    bin_folder.mkdir(parents=True, exist_ok=True)
+    scontrol = bin_folder / "scontrol"
+    scontrol.write_text("#!/bin/sh\nexit 1\n")
+    scontrol.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CRDS_")}
+    env["PATH"] = os.pathsep.join([str(bin_folder), env.get("PATH", "/usr/bin:/bin")])
+    return env
+
+
+def _step_seconds(log):
+    """The step's own time from an align job's log (``done: ... in X s``)."""
+    found = re.search(r"done: \d+ fits \(\d+ converged\) in ([0-9.]+) s", log.read_text())
+    return float(found[1]) if found else None
+
+
+def _jobs(results):
+    """Per job: rule, wall time Snakemake recorded, and (align) the step's own time."""
+    jobs = []
+    for table in sorted((results / "benchmarks").glob("*/*.tsv")):
+        rule = table.parent.name
+        header, values = table.read_text().splitlines()[:2]
+        record = dict(zip(header.split("\t"), values.split("\t"), strict=True))
+        job = {"rule": rule, "name": table.stem, "wall_s": float(record["s"])}
+        if rule == "align":
+            job["step_s"] = _step_seconds(results.parent / "logs" / "align" / f"{table.stem}.log")
+        jobs.append(job)
+    return jobs
+
+
+def run_workflow(program, rundir, work, cores=2, products_only=False):
+    """One workflow run from nothing in ``rundir``; its wall time and jobs."""
+    shutil.rmtree(rundir, ignore_errors=True)
+    rundir.mkdir(parents=True)
+    config = {
+        "asn": [str(Path(program["folder"]) / "jw01234-c100*_coron3_00001_asn.json")],
+        "psfmask": program["psfmask"],
+    }
+    (rundir / "config.yaml").write_text(json.dumps(config))
+    targets = []
+    if products_only:
+        for asn_id, association in program["associations"].items():
+            for science in association["science"]:
+                root = Path(science).name.removesuffix("_calints.fits")
+                targets.append(f"results/psfalign/{root}_{asn_id}_psfalign.fits")
+    command = [str(ROOT / ".venv" / "bin" / "snakemake"), *targets]
+    command += ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(rundir)]
+    command += ["--configfile", str(rundir / "config.yaml"), "--cores", str(cores)]
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=_environment(work), check=False
+    )
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"the workflow failed:\n{done.stderr[-3000:]}")
+    return {"wall_s": wall, "jobs": _jobs(rundir / "results")}
+
+
+def run_official(program, stacks, outdir, venvs, work, version="1.15.1"):
+    """The official step on every science exposure, one process per association in turn."""
+    python = Path(venvs) / f"jwst-{version}" / "bin" / "python"
+    shutil.rmtree(outdir, ignore_errors=True)
+    processes = []
+    started = time.perf_counter()
+    for asn_id, association in program["associations"].items():
+        first, *more = association["science"]
+        command = [str(python), str(HERE / "official" / "run_official.py"), first]
+        command += [str(stacks / f"{association['product']}_psfstack.fits"), program["psfmask"]]
+        command += ["-o", str(outdir / asn_id)]
+        if more:
+            command += ["--also", *more]
+        begun = time.perf_counter()
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=_environment(work), check=False
+        )
+        if done.returncode:
+            raise RuntimeError(f"the official step failed:\n{done.stderr[-3000:]}")
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        processes.append({"asn_id": asn_id, "wall_s": time.perf_counter() - begun, **report})
+    return {"wall_s": time.perf_counter() - started, "processes": processes}
+
+
+def program_benchmark(work, venvs, repeats):
+    """Interleave the workflow (whole, products only) and the official sequence."""
+    program = simulate_program(work)
+    out = Path(work) / "out" / "program"
+    rows = {"workflow": [], "workflow_products": [], "official": []}
+    for repeat in range(repeats):
+        print(f"  program: repeat {repeat + 1}/{repeats}", flush=True)
+        rows["workflow"].append(run_workflow(program, out / "run", work))
+        rows["workflow_products"].append(
+            run_workflow(program, out / "products", work, products_only=True)
+        )
+        stacks = out / "run" / "results" / "stack"
+        rows["official"].append(run_official(program, stacks, out / "official", venvs, work))
+    science = sum(len(a["science"]) for a in program["associations"].values())
+    return {
+        "associations": len(program["associations"]),
+        "science_exposures": science,
+        "nints": NINTS,
+        "npsfs": PSF_EXPOSURES * PSF_NINTS,
+        "runs": rows,
+    }
+
+
+def summarize(result):
+    """Medians of the program benchmark, for the report."""
+    runs = result["runs"]
+    median = statistics.median
+    align = [job for run in runs["workflow"] for job in run["jobs"] if job["rule"] == "align"]
+    overheads = [job["wall_s"] - job["step_s"] for job in align if job["step_s"] is not None]
+    per_rule = {}
+    for run in runs["workflow"]:
+        for job in run["jobs"]:
+            per_rule.setdefault(job["rule"], []).append(job["wall_s"])
+    return {
+        "workflow_s": median(run["wall_s"] for run in runs["workflow"]),
+        "workflow_products_s": median(run["wall_s"] for run in runs["workflow_products"]),
+        "official_s": median(run["wall_s"] for run in runs["official"]),
+        "official_step_s": median(
+            sum(
+                p["step_wall_s"] + p["save_wall_s"] + sum(p.get("also_step_and_save_s", []))
+                for p in run["processes"]
+            )
+            for run in runs["official"]
+        ),
+        "align_job_s": median(job["wall_s"] for job in align),
+        "align_step_s": median(job["step_s"] for job in align if job["step_s"] is not None),
+        "align_overhead_s": median(overheads) if overheads else float("nan"),
+        "jobs": len(runs["workflow"][0]["jobs"]),
+        "per_rule": {
+            rule: (len(times) // len(runs["workflow"]), median(times))
+            for rule, times in per_rule.items()
+        },
+    }
