@@ -11,7 +11,28 @@ __all__ = [
     "InputFileError",
     "ParameterError",
     "ReferenceFileError",
+    "shown",
 ]
+
+
+def shown(path):
+    """A file name as a message shows it: on one line, control characters escaped.
+
+    A name may hold a newline or an escape sequence; the message stays one line that
+    names the file (``out\\n_psfalign.fits``), other characters are kept.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
+    return "".join(
+        character if character.isprintable() else character.encode("unicode_escape").decode()
+        for character in str(path)
+    )
 
 
 class CoronalignError(Exception):
@@ -32,7 +53,7 @@ class InputFileError(CoronalignError):
     def __init__(self, path, problem):
         self.path = str(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{shown(self.path)}: {problem}")
 
     def __reduce__(self):  # pickle (from a worker process) with both arguments
         return type(self), (self.path, self.problem)

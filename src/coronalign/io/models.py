@@ -15,6 +15,7 @@ from coronalign.core.align import Stack
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
 from coronalign.io.atomic import atomic_output
+from coronalign.io.paths import check_input, open_input
 
 __all__ = [
     "open_model",
@@ -48,12 +49,8 @@ def open_model(path, role):
     from stdatamodels.jwst import datamodels
 
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, f"{role} file not found")
-    if path.is_dir():
-        raise InputFileError(path, f"{role} is a folder, not a FITS file")
     try:
-        with path.open("rb") as stream:
+        with open_input(path, role) as stream:
             magic = stream.read(30)
     except OSError as error:
         raise InputFileError(path, f"{role} cannot be read: {error.strerror}") from None
@@ -132,9 +129,7 @@ def read_sci_shape(path, role):
     """
     from astropy.io import fits
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, f"{role} file not found")
+    path = check_input(path, role)
     try:
         header = fits.getheader(path, "SCI")
     except (OSError, KeyError, IndexError, ValueError) as error:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from coronalign.io.paths import open_input
+
 __all__ = ["SOFTWARE", "data_sha256", "file_sha256", "provenance_record", "software_versions"]
 
 #: Packages whose versions can change the numbers in a product.
@@ -30,24 +32,30 @@ def software_versions():
     return versions
 
 
-def file_sha256(path, chunk_size=1 << 22):
+def file_sha256(path, chunk_size=1 << 22, stop=None):
     """SHA-256 of a file's bytes, read in chunks.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file.
+        The file; it must be a regular file (a FIFO or a device is refused: reading
+        ``/dev/zero`` would never end).
     chunk_size : int, optional
         Bytes read at a time.
+    stop : threading.Event, optional
+        When set (the step failed, from another thread), the reading stops: the result is
+        then None.
 
     Returns
     -------
-    str
-        Hexadecimal digest.
+    str or None
+        Hexadecimal digest; None if stopped.
     """
     digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
+    with open_input(path, "input") as stream:
         while chunk := stream.read(chunk_size):
+            if stop is not None and stop.is_set():
+                return None
             digest.update(chunk)
     return digest.hexdigest()
 

@@ -5,7 +5,6 @@ and the ECSV table of ``coronalign align --shifts``.
 """
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from coronalign.core.align import RESULT_COLUMNS
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output
+from coronalign.io.paths import check_input
 
 __all__ = [
     "SHIFT_COLUMNS",
@@ -136,9 +136,7 @@ def read_shift_table(path):
     """
     from astropy.table import Table
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "shift table not found")
+    path = check_input(path, "shift table", "shift table not found")
     try:
         return Table.read(path, format="ascii.ecsv")
     except Exception as error:  # astropy raises many kinds for a bad table
