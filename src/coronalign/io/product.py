@@ -94,7 +94,12 @@ class ProductWriter:
         self._pending = []
         self._owner = os.getpid()
         try:
-            self._regions = self._write_layout(self._layout(template, meta))
+            try:
+                self._regions = self._write_layout(self._layout(template, meta))
+            except OSError as error:  # disk full, read-only file system...
+                raise InputFileError(
+                    self.path, f"cannot write the product: {error.strerror or error}"
+                ) from None
         except BaseException:
             self._writer.shutdown()
             self._output.discard()
