@@ -7,6 +7,7 @@ message, and every output is written atomically. The parameters arrive validated
 """
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ from coronalign.core.align import STATUS_DTYPE, AlignmentResult, align_stacks
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
 from coronalign.io.models import read_stack
+from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import priors_from_pointing
 from coronalign.io.product import ProductWriter, write_unaligned_product
 from coronalign.io.provenance import file_sha256, provenance_record
@@ -101,6 +103,24 @@ def _read_inputs(inputs):
     return science, science_model, psfs, psf_model, weight
 
 
+#: What the inputs are called in messages.
+_ROLES = {
+    "science": "science exposure",
+    "psfstack": "PSF stack",
+    "psfmask": "PSFMASK",
+    "selection": "PSFMASK selection",
+}
+
+
+def _check_paths(inputs, output_path, shifts_path):
+    """Before any work: inputs are regular files, outputs replace none of them or each other."""
+    named = [(_ROLES[role], path) for role, path in inputs.items()]
+    check_outputs([("product", output_path), ("shift table", shifts_path)], named)
+    check_fits_name(output_path, "product")
+    for role, path in named:
+        check_input(path, role)
+
+
 def _crds_meta(crds):
     """The product's CRDS keywords (``CRDS_CTX``, ``CRDS_VER``) when the mask came from CRDS."""
     if not (crds and crds.get("context")):
@@ -151,13 +171,19 @@ def align_files(
     parameters = StepParameters() if parameters is None else parameters
     started = time.perf_counter()
     inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
-    # The inputs' digests (for the provenance record) are computed while they are read.
+    _check_paths(inputs, output_path, shifts_path)
+    # The inputs' digests (for the provenance record) are computed while they are read;
+    # if reading fails, the hashing stops too (or the process would wait for it).
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-digests")
+    stop = threading.Event()
     try:
-        digests = {role: hasher.submit(file_sha256, path) for role, path in inputs.items()}
+        digests = {
+            role: hasher.submit(file_sha256, path, stop=stop) for role, path in inputs.items()
+        }
         science, science_model, psfs, psf_model, weight = _read_inputs(inputs)
         digests = {role: future.result() for role, future in digests.items()}
     finally:
+        stop.set()
         hasher.shutdown(wait=False, cancel_futures=True)
     instrument = science_model.meta.instrument.name
     priors, prior_source = priors_from_pointing(science_model, psf_model, psfs.nplanes)
@@ -268,6 +294,7 @@ def skip_alignment(
     tuple of int
         Shape of the product.
     """
+    _check_paths({"science": science_path, "psfstack": psfstack_path}, output_path, shifts_path)
     science, science_model = read_stack(science_path, "science exposure")
     psfs, psf_model = read_stack(psfstack_path, "PSF stack")
     check_frames(science_path, science, psfstack_path, psfs)
@@ -333,7 +360,11 @@ def align_with_selection(
     coronalign.core.align.AlignmentResult or None
         None when the alignment was skipped.
     """
+    inputs = {"science": science_path, "psfstack": psfstack_path, "selection": selection_path}
+    _check_paths(inputs, output_path, shifts_path)
     selection = read_psfmask_selection(selection_path)
+    if selection.path is not None:
+        _check_paths({**inputs, "psfmask": selection.path}, output_path, shifts_path)
     crds = None
     if selection.context:
         crds = {"context": selection.context, "version": selection.crds_version}

@@ -16,6 +16,7 @@ from pathlib import Path
 from coronalign import __version__
 from coronalign.errors import InputFileError
 from coronalign.io.models import open_model
+from coronalign.io.paths import check_outputs
 from coronalign.io.provenance import data_sha256, file_sha256, software_versions
 from coronalign.io.reports import write_json_report
 from coronalign.steps.align_refs import align_files, skip_alignment
@@ -95,6 +96,8 @@ def write_manifest(products, output):
     dict
         The manifest.
     """
+    products = list(products)
+    check_outputs([("manifest", output)], [("product", path) for path in products])
     manifest = build_manifest(products)
     write_json_report(output, manifest)
     log.info("wrote manifest of %d product(s) to %s", len(manifest["products"]), output)
@@ -164,6 +167,8 @@ def verify_entry(entry, base, scratch, changed_versions=()):
         path = _resolve(item["path"], base)
         if not path.exists():
             problems.append(f"{role} input {path} is missing")
+        elif not path.is_file():
+            problems.append(f"{role} input {path} is not a regular file")
         elif file_sha256(path) != item["sha256"]:
             problems.append(f"{role} input {path} has changed (SHA-256 differs)")
     if problems:
