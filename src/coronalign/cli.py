@@ -556,7 +556,8 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 2 for a problem with the inputs or parameters.
+        0 on success, 2 for a problem with the inputs or parameters, 128 + the signal
+        number when stopped by SIGTERM, SIGHUP or SIGINT (unfinished outputs removed).
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -564,14 +565,19 @@ def main(argv=None):
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from coronalign.errors import CoronalignError
+    from coronalign.errors import CoronalignError, Interrupted
+    from coronalign.steps.interrupt import termination_signals
 
     try:
-        status = args.handler(args)
+        with termination_signals():
+            status = args.handler(args)
     except CoronalignError as error:
         print(f"coronalign: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except Interrupted as interruption:
+        print(f"coronalign: {interruption}", file=sys.stderr)
+        return interruption.status
+    except KeyboardInterrupt:  # outside the main thread
         print("coronalign: interrupted", file=sys.stderr)
         return 130
     return status or 0

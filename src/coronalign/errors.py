@@ -5,10 +5,13 @@ reference) is raised as a :class:`CoronalignError`; the command line prints its
 message and exits with status 2. Anything else is a bug and keeps its traceback.
 """
 
+import signal
+
 __all__ = [
     "ConfigurationError",
     "CoronalignError",
     "InputFileError",
+    "Interrupted",
     "ParameterError",
     "ReferenceFileError",
     "shown",
@@ -85,3 +88,38 @@ class ReferenceFileError(CoronalignError):
 
 class ConfigurationError(CoronalignError):
     """The workflow's configuration names no inputs, or inputs that cannot be used."""
+
+
+class Interrupted(BaseException):
+    """A termination signal arrived (SIGTERM, SIGHUP, SIGINT): the step stops.
+
+    Raised in the main thread by :func:`coronalign.steps.interrupt.termination_signals`.
+    Like ``KeyboardInterrupt`` it is not an ``Exception``, so nothing that handles
+    errors stops it: it unwinds the step, and every unfinished output is removed on the way.
+
+    Parameters
+    ----------
+    signum : int
+        The signal.
+    outputs : sequence of str, optional
+        The outputs that were being written (they are not written).
+
+    Attributes
+    ----------
+    status : int
+        The conventional exit status, 128 + the signal number.
+    """
+
+    def __init__(self, signum, outputs=()):
+        self.signum = int(signum)
+        self.outputs = tuple(str(path) for path in outputs)
+        self.status = 128 + self.signum
+        name = signal.Signals(self.signum).name
+        if self.outputs:
+            what = f"not written (unfinished, removed): {', '.join(map(shown, self.outputs))}"
+        else:
+            what = "no output was being written"
+        super().__init__(f"interrupted by {name}; {what}")
+
+    def __reduce__(self):
+        return type(self), (self.signum, self.outputs)
