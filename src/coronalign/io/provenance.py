@@ -1,6 +1,7 @@
 """What a product needs to be reproduced: software versions, parameters, input checksums."""
 
 import hashlib
+import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -9,7 +10,14 @@ import numpy as np
 
 from coronalign.io.paths import open_input
 
-__all__ = ["SOFTWARE", "data_sha256", "file_sha256", "provenance_record", "software_versions"]
+__all__ = [
+    "SOFTWARE",
+    "data_sha256",
+    "file_sha256",
+    "provenance_record",
+    "recorded_text",
+    "software_versions",
+]
 
 #: Packages whose versions can change the numbers in a product.
 SOFTWARE = ("coronalign", "numpy", "scipy", "astropy", "stdatamodels", "crds")
@@ -60,6 +68,23 @@ def file_sha256(path, chunk_size=1 << 22, stop=None):
     return digest.hexdigest()
 
 
+def recorded_text(path):
+    """A path as text that any UTF-8 record can hold.
+
+    A name that is not UTF-8 (bytes of another encoding, which Python keeps as lone
+    surrogates) is written with ``\\xNN`` escapes for those bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def provenance_record(inputs, parameters, crds=None, digests=None):
     """Everything needed to reproduce a product, as a JSON-compatible dict.
 
@@ -85,8 +110,8 @@ def provenance_record(inputs, parameters, crds=None, digests=None):
         "parameters": dict(parameters),
         "inputs": {
             role: {
-                "path": str(path),
-                "name": Path(path).name,
+                "path": recorded_text(path),
+                "name": recorded_text(Path(path).name),
                 "sha256": (digests or {}).get(role) or file_sha256(path),
             }
             for role, path in inputs.items()

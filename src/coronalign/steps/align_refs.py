@@ -18,11 +18,11 @@ from coronalign import __version__, dq
 from coronalign.core.align import STATUS_DTYPE, AlignmentResult, align_stacks
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
-from coronalign.io.models import read_stack
+from coronalign.io.models import fits_text, read_stack
 from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import priors_from_pointing
 from coronalign.io.product import ProductWriter, write_unaligned_product
-from coronalign.io.provenance import file_sha256, provenance_record
+from coronalign.io.provenance import file_sha256, provenance_record, recorded_text
 from coronalign.io.tables import shift_records, write_shift_table
 from coronalign.references.mask import load_psfmask
 from coronalign.references.selection import read_psfmask_selection
@@ -202,7 +202,8 @@ def align_files(
     record["prior"] = prior_source
     meta = {
         "cal_step.align_psfs": "COMPLETE",
-        "ref_file.psfmask.name": psfmask_reference or str(psfmask_path),
+        # A FITS keyword (R_PSFMAS): ASCII, other characters as %XX escapes.
+        "ref_file.psfmask.name": fits_text(psfmask_reference or str(psfmask_path)),
         "coronalign": {"version": __version__, **record},
         **_crds_meta(crds),
     }
@@ -237,10 +238,10 @@ def align_files(
         writer.commit(shift_records(result))
     if shifts_path is not None:
         table_meta = {
-            "science": Path(science_path).name,
-            "psfstack": Path(psfstack_path).name,
-            "psfmask": psfmask_reference or str(psfmask_path),
-            "product": Path(output_path).name,
+            "science": recorded_text(Path(science_path).name),
+            "psfstack": recorded_text(Path(psfstack_path).name),
+            "psfmask": recorded_text(psfmask_reference or str(psfmask_path)),
+            "product": recorded_text(Path(output_path).name),
             "parameters": record_parameters,
             "software": record["software"],
         }
@@ -325,10 +326,10 @@ def skip_alignment(
             status=np.zeros((0, npsfs), dtype=STATUS_DTYPE),
         )
         table_meta = {
-            "science": Path(science_path).name,
-            "psfstack": Path(psfstack_path).name,
+            "science": recorded_text(Path(science_path).name),
+            "psfstack": recorded_text(Path(psfstack_path).name),
             "psfmask": "N/A",
-            "product": Path(output_path).name,
+            "product": recorded_text(Path(output_path).name),
             "skipped": True,
             "reason": reason,
             "parameters": record_parameters,
