@@ -4,6 +4,7 @@ The same records make the product's ``PSFSHIFTS`` extension (:mod:`coronalign.io
 and the ECSV table of ``coronalign align --shifts``.
 """
 
+import contextlib
 import logging
 
 import numpy as np
@@ -17,6 +18,7 @@ from coronalign.io.paths import check_input
 __all__ = [
     "SHIFT_COLUMNS",
     "SHIFT_EXTENSION",
+    "pending_shift_table",
     "read_shift_table",
     "shift_records",
     "shift_table",
@@ -119,6 +121,37 @@ def write_shift_table(path, result, meta):
     table = shift_table(result, meta)
     with atomic_output(path) as temporary:
         table.write(temporary, format="ascii.ecsv", overwrite=True)
+    log.info("wrote shift table %s", path)
+
+
+@contextlib.contextmanager
+def pending_shift_table(path, result, meta):
+    """Write the shift table under a temporary name; it gets its name when the block ends.
+
+    For outputs written together (the product and its table): the table is written
+    first and renamed only after the block (the product's commit) succeeds, so a table
+    that cannot be written (disk full) leaves neither output, and a failed product leaves
+    no table.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None
+        Output ``.ecsv`` file; None: nothing is written.
+    result : coronalign.core.align.AlignmentResult
+        The fit results.
+    meta : dict
+        Table metadata.
+
+    Yields
+    ------
+    None
+    """
+    if path is None:
+        yield
+        return
+    with atomic_output(path) as temporary:
+        shift_table(result, meta).write(temporary, format="ascii.ecsv", overwrite=True)
+        yield
     log.info("wrote shift table %s", path)
 
 

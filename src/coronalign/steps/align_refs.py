@@ -23,7 +23,7 @@ from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import priors_from_pointing
 from coronalign.io.product import ProductWriter, write_unaligned_product
 from coronalign.io.provenance import file_sha256, provenance_record, recorded_text
-from coronalign.io.tables import shift_records, write_shift_table
+from coronalign.io.tables import pending_shift_table, shift_records
 from coronalign.references.mask import load_psfmask
 from coronalign.references.selection import read_psfmask_selection
 from coronalign.steps.parameters import StepParameters
@@ -235,8 +235,6 @@ def align_files(
                 "no integration has usable data under the PSFMASK (all NaN or flagged bad): "
                 "nothing to align to",
             )
-        writer.commit(shift_records(result))
-    if shifts_path is not None:
         table_meta = {
             "science": recorded_text(Path(science_path).name),
             "psfstack": recorded_text(Path(psfstack_path).name),
@@ -245,7 +243,9 @@ def align_files(
             "parameters": record_parameters,
             "software": record["software"],
         }
-        write_shift_table(shifts_path, result, table_meta)
+        # Both outputs or neither: the table is written first, named after the product.
+        with pending_shift_table(shifts_path, result, table_meta):
+            writer.commit(shift_records(result))
     log.info(
         "done: %d fits (%d converged) in %.2f s",
         result.status.size,
@@ -311,31 +311,31 @@ def skip_alignment(
         **_crds_meta(crds),
         "coronalign": {"version": __version__, "skipped": reason, **record},
     }
-    write_unaligned_product(psf_model, output_path, meta)
+    npsfs = psfs.nplanes
+    empty = AlignmentResult(
+        integrations=[],
+        xshift=np.zeros((0, npsfs)),
+        yshift=np.zeros((0, npsfs)),
+        beta=np.zeros((0, npsfs)),
+        rms=np.zeros((0, npsfs)),
+        iterations=np.zeros((0, npsfs), dtype=np.int64),
+        status=np.zeros((0, npsfs), dtype=STATUS_DTYPE),
+    )
+    table_meta = {
+        "science": recorded_text(Path(science_path).name),
+        "psfstack": recorded_text(Path(psfstack_path).name),
+        "psfmask": "N/A",
+        "product": recorded_text(Path(output_path).name),
+        "skipped": True,
+        "reason": reason,
+        "parameters": record_parameters,
+        "software": record["software"],
+    }
+    # Both outputs or neither: the table is written first, named after the product.
+    with pending_shift_table(shifts_path, empty, table_meta):
+        write_unaligned_product(psf_model, output_path, meta)
     psf_model.close()
     log.info("wrote the unaligned PSF stack as %s", output_path)
-    if shifts_path is not None:
-        npsfs = psfs.nplanes
-        empty = AlignmentResult(
-            integrations=[],
-            xshift=np.zeros((0, npsfs)),
-            yshift=np.zeros((0, npsfs)),
-            beta=np.zeros((0, npsfs)),
-            rms=np.zeros((0, npsfs)),
-            iterations=np.zeros((0, npsfs), dtype=np.int64),
-            status=np.zeros((0, npsfs), dtype=STATUS_DTYPE),
-        )
-        table_meta = {
-            "science": recorded_text(Path(science_path).name),
-            "psfstack": recorded_text(Path(psfstack_path).name),
-            "psfmask": "N/A",
-            "product": recorded_text(Path(output_path).name),
-            "skipped": True,
-            "reason": reason,
-            "parameters": record_parameters,
-            "software": record["software"],
-        }
-        write_shift_table(shifts_path, empty, table_meta)
     return psfs.data.shape
 
 
