@@ -105,8 +105,19 @@ def read_stack(path, role):
         )
     if data.shape[0] < 1:
         raise InputFileError(path, f"{role} has no planes")
-    err = np.asarray(model.err) if model.hasattr("err") and model.err.shape == data.shape else None
-    dq = np.asarray(model.dq) if model.hasattr("dq") and model.dq.shape == data.shape else None
+    planes = {}
+    for name in ("err", "dq"):
+        array = np.asarray(getattr(model, name)) if model.hasattr(name) else None
+        if array is not None and array.shape != data.shape:
+            model.close()
+            raise InputFileError(
+                path,
+                f"the {name.upper()} array of the {role} has shape {array.shape} but its SCI "
+                f"array has shape {data.shape}; they must be the same (an extension of another "
+                "shape cannot say which pixels it describes)",
+            )
+        planes[name] = array
+    err, dq = planes["err"], planes["dq"]
     if err is None:
         err = np.zeros(data.shape, dtype=np.float32)
     if dq is None:
