@@ -5,15 +5,39 @@ reference) is raised as a :class:`CoronalignError`; the command line prints its
 message and exits with status 2. Anything else is a bug and keeps its traceback.
 """
 
+import signal
+
 __all__ = [
     "ConfigurationError",
     "CoronalignError",
     "DownloadError",
     "InputFileError",
     "InputsLockError",
+    "Interrupted",
     "ParameterError",
     "ReferenceFileError",
+    "shown",
 ]
+
+
+def shown(path):
+    """A file name as a message shows it: on one line, control characters escaped.
+
+    A name may hold a newline or an escape sequence; the message stays one line that
+    names the file (``out\\n_psfalign.fits``), other characters are kept.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
+    return "".join(
+        character if character.isprintable() else character.encode("unicode_escape").decode()
+        for character in str(path)
+    )
 
 
 class CoronalignError(Exception):
@@ -34,7 +58,7 @@ class InputFileError(CoronalignError):
     def __init__(self, path, problem):
         self.path = str(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{shown(self.path)}: {problem}")
 
     def __reduce__(self):  # pickle (from a worker process) with both arguments
         return type(self), (self.path, self.problem)
@@ -93,3 +117,38 @@ class InputsLockError(CoronalignError):
 
     def __reduce__(self):
         return type(self), (self.lock, self.problems)
+
+
+class Interrupted(BaseException):
+    """A termination signal arrived (SIGTERM, SIGHUP, SIGINT): the step stops.
+
+    Raised in the main thread by :func:`coronalign.steps.interrupt.termination_signals`.
+    Like ``KeyboardInterrupt`` it is not an ``Exception``, so nothing that handles
+    errors stops it: it unwinds the step, and every unfinished output is removed on the way.
+
+    Parameters
+    ----------
+    signum : int
+        The signal.
+    outputs : sequence of str, optional
+        The outputs that were being written (they are not written).
+
+    Attributes
+    ----------
+    status : int
+        The conventional exit status, 128 + the signal number.
+    """
+
+    def __init__(self, signum, outputs=()):
+        self.signum = int(signum)
+        self.outputs = tuple(str(path) for path in outputs)
+        self.status = 128 + self.signum
+        name = signal.Signals(self.signum).name
+        if self.outputs:
+            what = f"not written (unfinished, removed): {', '.join(map(shown, self.outputs))}"
+        else:
+            what = "no output was being written"
+        super().__init__(f"interrupted by {name}; {what}")
+
+    def __reduce__(self):
+        return type(self), (self.signum, self.outputs)

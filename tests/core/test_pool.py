@@ -88,3 +88,48 @@ def test_an_error_here_stops_the_workers():
         pool.map_in_processes(work, range(4), 2)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_workers_die_with_their_caller_even_if_it_is_killed():
+    """A caller killed with SIGKILL cannot stop its workers: the kernel does (prctl)."""
+    read_fd, write_fd = os.pipe()
+    caller = os.fork()
+    if caller == 0:  # pragma: no cover - the caller
+
+        def work(item):
+            if item == 0:  # the forked worker: report, then wait forever
+                os.write(write_fd, f"{os.getpid()}\n".encode())
+                signal.pause()
+            signal.pause()
+
+        pool.map_in_processes(work, range(2), 2)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as stream:
+        worker = int(stream.readline())
+    os.kill(caller, signal.SIGKILL)
+    os.waitpid(caller, 0)
+    deadline = time.monotonic() + 30
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _running(worker)
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_leave_termination_signals_to_their_caller():
+    """The caller's Python handlers are not inherited: SIGTERM stops a worker at once."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        handlers = pool.map_in_processes(
+            lambda item: signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, range(2), 2
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert handlers == [True, False]  # the worker's, then the caller's own

@@ -134,10 +134,10 @@ def snakemake_command(workdir, config, *args):
     return [*command, *map(str, args)]
 
 
-def run_snakemake(environment, workdir, config, *args, timeout=600):
-    """Run the workflow on ``config`` in ``workdir`` with 2 cores; return the CompletedProcess."""
+def _run(command, environment, timeout):
+    """Run a command; fail the test if it used the network; return the CompletedProcess."""
     done = subprocess.run(
-        snakemake_command(workdir, config, "--cores", "2", *args),
+        [str(part) for part in command],
         capture_output=True,
         text=True,
         env=environment,
@@ -146,23 +146,19 @@ def run_snakemake(environment, workdir, config, *args, timeout=600):
     )
     assert_offline(environment)
     return done
+
+
+def run_snakemake(environment, workdir, config, *args, timeout=600):
+    """Run the workflow on ``config`` in ``workdir`` with 2 cores; return the CompletedProcess."""
+    command = snakemake_command(workdir, config, "--cores", "2", *args)
+    return _run(command, environment, timeout)
 
 
 def run_snakemake_in(environment, workdir, *args, timeout=600):
     """Run the workflow with the configuration of ``workdir`` itself (its config/config.yaml),
     as the catalog's `snakemake --directory .test` does."""
-    executable = BIN / "snakemake"
-    command = [str(executable), "--snakefile", str(REPOSITORY / "Snakefile")]
-    done = subprocess.run(
-        [*command, "--directory", str(workdir), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=timeout,
-        check=False,
-    )
-    assert_offline(environment)
-    return done
+    command = [BIN / "snakemake", "--snakefile", REPOSITORY / "Snakefile", "--directory", workdir]
+    return _run([*command, *args], environment, timeout)
 
 
 def start_snakemake(environment, workdir, config, *args):

@@ -1,6 +1,8 @@
 """Reading coron3 associations: member order, names, and every kind of bad association."""
 
 import json
+import logging
+import os
 
 import pytest
 
@@ -94,3 +96,34 @@ def test_member_names_without_the_files(tmp_path):
         read_association(path)
     with pytest.raises(InputFileError, match="no psf members"):
         association_members(_write(tmp_path, _asn(_members(psf=[])), touch=()))
+
+
+def test_exptype_with_stray_spaces_is_read_and_the_member_named(tmp_path, caplog):
+    members = _members()
+    members[2]["exptype"] = " psf\t"
+    path = _write(tmp_path, _asn(members))
+    with caplog.at_level(logging.WARNING):
+        asn = read_association(path)
+    assert [p.name for p in asn.psf] == PSF
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert PSF[0] in warnings[0]
+    assert "stray spaces" in warnings[0]
+
+
+@pytest.mark.parametrize("spelling", ["same", "./", "symlink", "hard link"])
+def test_a_file_listed_as_science_and_as_psf_is_an_error(spelling, tmp_path):
+    twin = {
+        "same": SCIENCE[0],
+        "./": f"./{SCIENCE[0]}",
+        "symlink": "link_calints.fits",
+        "hard link": "hard_calints.fits",
+    }[spelling]
+    path = _write(tmp_path, _asn(_members(psf=[PSF[0], twin])))
+    if spelling == "symlink":
+        (tmp_path / twin).symlink_to(SCIENCE[0])
+    elif spelling == "hard link":
+        os.link(tmp_path / SCIENCE[0], tmp_path / twin)
+    with pytest.raises(InputFileError, match="listed both as science and as psf") as error:
+        read_association(path)
+    assert str(error.value).startswith(f"{path}: member file {SCIENCE[0]}")

@@ -1,12 +1,15 @@
 """Provenance: software versions, file digests, the record a product keeps, value digests."""
 
 import hashlib
+import os
 import platform
+import threading
 
 import numpy as np
 import pytest
 from stdatamodels.jwst import datamodels
 
+from coronalign.errors import InputFileError
 from coronalign.io.provenance import (
     ENVIRONMENT_LOCK,
     SOFTWARE,
@@ -104,3 +107,16 @@ def test_provenance_loads_without_numpy():
         "sys.exit('numpy' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_file_sha256_refuses_special_files_and_stops_when_asked(tmp_path):
+    fifo = tmp_path / "pipe.fits"
+    os.mkfifo(fifo)
+    with pytest.raises(InputFileError, match="is a FIFO"):
+        file_sha256(fifo)  # would block until a writer came
+    path = tmp_path / "big.fits"
+    path.write_bytes(b"x" * 100)
+    stop = threading.Event()
+    stop.set()  # the step failed: the hashing thread gives up at its next chunk
+    assert file_sha256(path, chunk_size=10, stop=stop) is None
+    assert file_sha256(path, stop=threading.Event()) == hashlib.sha256(b"x" * 100).hexdigest()

@@ -36,6 +36,7 @@ def test_not_applicable_writes_the_unaligned_stack(aligned, tmp_path):
         assert model.meta.cal_step.align_psfs == "SKIPPED"
         assert model.meta.ref_file.psfmask.name == "N/A"
         assert model.meta.ref_file.crds.context_used == "jwst_0042.pmap"
+        assert model.meta.filename == "na_psfalign.fits"  # not its temporary name
     table = Table.read(shifts)
     assert len(table) == 0
     assert table.meta["skipped"] is True

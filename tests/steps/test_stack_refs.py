@@ -1,13 +1,16 @@
 """stack_refs and the PSF-stack input check."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
 from coronalign.cli import main
 from coronalign.errors import InputFileError
+from coronalign.io.provenance import file_sha256
 from coronalign.steps.stack_refs import check_psfstack, stack_refs
 
 META = {"name": "NIRCAM", "filter": "F335M", "coronagraph": "MASKA335R", "subarray": "SUB320A335R"}
@@ -124,3 +127,65 @@ def test_stack_and_check_commands(tmp_path, capsys):
     assert main(args) == 2
     assert "'F335M'" in capsys.readouterr().err
     assert not report.exists()
+
+
+def test_stacking_the_same_files_twice_writes_the_same_bytes(tmp_path):
+    """FILENAME is the stack's own name (not its temporary one), DATE its newest member's."""
+    first = _cube(tmp_path / "one_calints.fits", 2, 5.0)
+    second = _cube(tmp_path / "two_calints.fits", 1, 7.0)
+    outputs = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        outputs.append(tmp_path / folder / "jw01-a3001_psfstack.fits")
+        stack_refs([first, second], outputs[-1])
+    assert file_sha256(outputs[0]) == file_sha256(outputs[1])
+    header = fits.getheader(outputs[0])
+    assert header["FILENAME"] == "jw01-a3001_psfstack.fits"
+    dates = [fits.getheader(path)["DATE"] for path in (first, second)]
+    assert header["DATE"] == max(dates)
+
+
+def test_each_members_configuration_is_recorded(tmp_path):
+    first = _cube(tmp_path / "one_calints.fits", 1, 5.0)
+    second = _cube(tmp_path / "two_calints.fits", 1, 7.0, coronagraph="MASK335R")
+    out = tmp_path / "x_psfstack.fits"
+    stack_refs([first, second], out)  # MASK335R is MASKA335R's older name: no error
+    with datamodels.open(out) as stack:
+        members = stack.meta.coronalign.instance["psf_members"]
+    assert [m["coronagraph"] for m in members] == ["MASKA335R", "MASK335R"]
+    assert {m["filter"] for m in members} == {"F335M"}
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"filter": "F410M"}, ["filter (FILTER) is 'F335M' in one_calints.fits, two_calints"]),
+        ({"name": "MIRI"}, ["instrument (INSTRUME) is 'NIRCAM'", "but 'MIRI' in odd_calints"]),
+        ({"subarray": "FULL"}, ["subarray (SUBARRAY)", "'FULL' in odd_calints.fits"]),
+        ({"coronagraph": "MASKA430R"}, ["coronagraph (CORONMSK)", "'MASKA430R' in odd"]),
+    ],
+)
+def test_members_that_disagree_are_one_error_naming_the_odd_one(change, words, tmp_path):
+    members = [_cube(tmp_path / f"{name}_calints.fits", 1, 5.0) for name in ("one", "two")]
+    members.append(_cube(tmp_path / "odd_calints.fits", 1, 5.0, **change))
+    with pytest.raises(InputFileError) as error:
+        stack_refs(members, tmp_path / "x_psfstack.fits")
+    message = str(error.value)
+    assert message.startswith(f"{members[2]}: the PSF exposures do not agree")
+    for word in words:
+        assert word in message
+    assert not list(tmp_path.glob("*psfstack*"))
+
+
+def test_a_member_with_a_keyword_unset_is_one_warning(tmp_path, caplog):
+    first = _cube(tmp_path / "one_calints.fits", 1, 5.0)
+    second = _cube(tmp_path / "two_calints.fits", 1, 5.0)
+    with datamodels.open(second) as model:
+        del model.meta.instrument.filter
+        model.save(second)
+    with caplog.at_level(logging.WARNING):
+        stack_refs([first, second], tmp_path / "x_psfstack.fits")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "not set, so not compared between the PSF exposures: FILTER (filter) in two_calints.fits"
+    ]

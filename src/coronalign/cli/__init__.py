@@ -50,7 +50,9 @@ def _add_align(subparsers):
         help="PSFMASK selection written by `coronalign psfmask` (override or CRDS); when it "
         "says N/A the alignment is skipped and the product is the unaligned PSF stack",
     )
-    parser.add_argument("-o", "--output", required=True, help="product to write (_psfalign.fits)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="product to write (_psfalign.fits; not an input)"
+    )
     parser.add_argument(
         "--mode",
         choices=("quad", "cube"),
@@ -87,7 +89,7 @@ def _add_align(subparsers):
     parser.add_argument(
         "--shifts",
         help="also write the fitted shifts as an ECSV table (the product holds them too, in "
-        "its PSFSHIFTS extension)",
+        "its PSFSHIFTS extension); written with the product: both or neither",
     )
     parser.add_argument(
         "--psfmask-reference", help="what to record as R_PSFMAS (default: the --psfmask path)"
@@ -147,7 +149,10 @@ def _add_stack(subparsers):
         description=(
             "Stack every integration of the PSF reference _calints files, in the order given, "
             "into one CubeModel _psfstack with the metadata of the first file, as calwebb_coron3 "
-            "stack_refs does. All files must have the same frame size."
+            "stack_refs does. All files must have the same frame size, instrument, filter, "
+            "coronagraph and subarray (every file is checked; each one's values are recorded "
+            "in meta.coronalign.psf_members). The stack's FILENAME is its own name and its DATE "
+            "the newest DATE of the files: the same files give the same bytes."
         ),
     )
     parser.add_argument("psf", nargs="+", help="PSF _calints files, in association member order")
@@ -168,7 +173,8 @@ def _add_check_psfstack(subparsers):
         description=(
             "Check that the PSF stack is a 3D CubeModel with at least one plane and some finite "
             "pixel, that its frame is that of every science exposure, and that instrument, filter, "
-            "coronagraph and subarray agree with each science exposure; write a JSON report."
+            "coronagraph and subarray agree with each science exposure (those of every member "
+            "when the stack records them, as `coronalign stack` does); write a JSON report."
         ),
     )
     parser.add_argument("psfstack", help="_psfstack file")
@@ -392,6 +398,13 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="coronalign",
         description="JWST coronagraphic PSF alignment (align_refs), fast and reproducible.",
+        epilog=(
+            "Inputs must be regular files (not folders, FIFOs or devices); an output may not "
+            "be an input or another output, however spelled (links included). Exit status: 0 "
+            "done; 2 a problem with an input, an output or a parameter (one line, nothing "
+            "written); 128 + N when stopped by signal N (SIGTERM 143, SIGHUP 129, SIGINT 130): "
+            "unfinished outputs are removed; `verify` exits with 1 when a product differs."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"coronalign {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -421,7 +434,8 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 2 for a problem with the inputs or parameters.
+        0 on success, 2 for a problem with the inputs or parameters, 128 + the signal
+        number when stopped by SIGTERM, SIGHUP or SIGINT (unfinished outputs removed).
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -430,14 +444,19 @@ def main(argv=None):
         stream=sys.stderr,
         force=True,  # in a rule's script too (see run_from_snakemake), whatever came before
     )
-    from coronalign.errors import CoronalignError
+    from coronalign.errors import CoronalignError, Interrupted
+    from coronalign.steps.interrupt import termination_signals
 
     try:
-        status = args.handler(args)
+        with termination_signals():
+            status = args.handler(args)
     except CoronalignError as error:
         print(f"coronalign: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except Interrupted as interruption:
+        print(f"coronalign: {interruption}", file=sys.stderr)
+        return interruption.status
+    except KeyboardInterrupt:  # outside the main thread
         print("coronalign: interrupted", file=sys.stderr)
         return 130
     return status or 0

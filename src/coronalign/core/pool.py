@@ -27,6 +27,7 @@ into a product that will never be committed. That last guarantee decided it.
 """
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -81,10 +82,33 @@ class _Work:
         return done
 
 
+#: prctl(2) option: the signal this process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _bind_to_parent(parent):
+    """Make a freshly forked worker die with its parent, and leave signals to the parent.
+
+    The kernel sends ``SIGKILL`` to the worker when the caller dies, however it dies (a
+    ``SIGKILL`` too), so no worker goes on writing into a product nobody will commit.
+    ``SIGTERM``, ``SIGHUP`` and ``SIGINT`` get their default action back (the caller's
+    Python handlers are inherited with the fork): the caller stops its workers itself, and
+    a signal sent to the whole process group stops them at once.
+    """
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        if callable(signal.getsignal(signum)):
+            signal.signal(signum, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the caller died before the request took effect
+        os._exit(1)
+
+
 def _run_child(work, first, write_fd):
     """Body of a worker process: compute, send the results, never return."""
     status = 0
     try:
+        _bind_to_parent(work.parent)
         try:
             payload = ("ok", work.run(first))
         except BaseException as error:  # everything goes back to the caller

@@ -71,7 +71,8 @@ def exposure_root(path):
 def _load(path):
     """The association's JSON, product name and science and psf member names (as written).
 
-    Every check of :func:`read_association` except that the member files exist.
+    Every check of :func:`read_association` except that the member files exist. An
+    ``exptype`` with stray spaces is read without them (and logged as a warning).
     """
     path = Path(path)
     if not path.is_file():
@@ -98,7 +99,16 @@ def _load(path):
     for index, member in enumerate(members):
         if not isinstance(member, dict) or not member.get("expname"):
             raise InputFileError(path, f"member {index} of product {name!r} has no 'expname'")
-        kind = str(member.get("exptype", "")).lower()
+        written = str(member.get("exptype", ""))
+        kind = written.strip().lower()
+        if kind != written.lower():
+            log.warning(
+                "%s: member %s has exptype %r with stray spaces: read as %r",
+                path,
+                member["expname"],
+                written,
+                kind,
+            )
         if kind not in ("science", "psf"):
             log.debug("%s: ignoring member %s of type %r", path, member["expname"], kind)
             continue
@@ -154,8 +164,9 @@ def read_association(path):
     ------
     InputFileError
         The file is missing or not JSON, has no product, an empty member list, no science or
-        no PSF members, a member without a file name, or a member file that does not exist.
-        The message names the association (and the member file when one is missing).
+        no PSF members, a member without a file name, a member file that does not exist,
+        or a file listed both as science and as psf (however it is spelled). The message
+        names the association (and the member file).
     """
     path = Path(path)
     asn, name, science_names, psf_names = _load(path)
@@ -168,6 +179,7 @@ def read_association(path):
                 f"member file {member.name} does not exist (looked for {member}); member "
                 "paths are relative to the association's folder",
             )
+    _check_science_is_not_psf(path, science, psf)
     return Association(
         path=path,
         asn_id=_asn_id(path, asn, name),
@@ -175,6 +187,24 @@ def read_association(path):
         science=tuple(science),
         psf=tuple(psf),
     )
+
+
+def _check_science_is_not_psf(path, science, psf):
+    """Fail if one file is both a science and a psf member (however it is spelled)."""
+    psf_files = {}
+    for member in psf:
+        info = member.stat()
+        psf_files[(info.st_dev, info.st_ino)] = member
+    for member in science:
+        info = member.stat()
+        twin = psf_files.get((info.st_dev, info.st_ino))
+        if twin is not None:
+            same = member.name if twin.name == member.name else f"{member.name} (as {twin.name})"
+            raise InputFileError(
+                path,
+                f"member file {same} is listed both as science and as psf; a reference "
+                "exposure cannot be its own science target: list it once",
+            )
 
 
 def _asn_id(path, asn, product_name):

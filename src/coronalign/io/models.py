@@ -15,13 +15,16 @@ from coronalign.core.align import Stack
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
 from coronalign.io.atomic import atomic_output
+from coronalign.io.paths import check_fits_name, check_input, open_input
 
 __all__ = [
+    "fits_text",
     "open_model",
     "open_validated_model",
     "pixel_flags",
     "read_sci_shape",
     "read_stack",
+    "save_model",
     "set_meta",
     "write_cube",
 ]
@@ -48,12 +51,8 @@ def open_model(path, role):
     from stdatamodels.jwst import datamodels
 
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, f"{role} file not found")
-    if path.is_dir():
-        raise InputFileError(path, f"{role} is a folder, not a FITS file")
     try:
-        with path.open("rb") as stream:
+        with open_input(path, role) as stream:
             magic = stream.read(30)
     except OSError as error:
         raise InputFileError(path, f"{role} cannot be read: {error.strerror}") from None
@@ -106,8 +105,19 @@ def read_stack(path, role):
         )
     if data.shape[0] < 1:
         raise InputFileError(path, f"{role} has no planes")
-    err = np.asarray(model.err) if model.hasattr("err") and model.err.shape == data.shape else None
-    dq = np.asarray(model.dq) if model.hasattr("dq") and model.dq.shape == data.shape else None
+    planes = {}
+    for name in ("err", "dq"):
+        array = np.asarray(getattr(model, name)) if model.hasattr(name) else None
+        if array is not None and array.shape != data.shape:
+            model.close()
+            raise InputFileError(
+                path,
+                f"the {name.upper()} array of the {role} has shape {array.shape} but its SCI "
+                f"array has shape {data.shape}; they must be the same (an extension of another "
+                "shape cannot say which pixels it describes)",
+            )
+        planes[name] = array
+    err, dq = planes["err"], planes["dq"]
     if err is None:
         err = np.zeros(data.shape, dtype=np.float32)
     if dq is None:
@@ -132,9 +142,7 @@ def read_sci_shape(path, role):
     """
     from astropy.io import fits
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, f"{role} file not found")
+    path = check_input(path, role)
     try:
         header = fits.getheader(path, "SCI")
     except (OSError, KeyError, IndexError, ValueError) as error:
@@ -188,7 +196,7 @@ def set_meta(node, dotted, value):
     setattr(node, last, value)
 
 
-def write_cube(path, stack, template, meta):
+def write_cube(path, stack, template, meta, *, date=None):
     """Write a CubeModel of ``stack`` with ``template``'s metadata (atomically).
 
     Parameters
@@ -202,17 +210,69 @@ def write_cube(path, stack, template, meta):
     meta : dict
         Dotted metadata keys and values set afterwards (``meta.filename`` is the file's
         name).
+    date : str, optional
+        ``DATE`` to record (see :func:`save_model`).
     """
     from stdatamodels.jwst import datamodels
 
     model = datamodels.CubeModel(data=stack.data, err=stack.err, dq=stack.dq)
     model.update(template)
-    model.meta.filename = Path(path).name
     for key, value in meta.items():
         set_meta(model.meta, key, value)
-    with atomic_output(path) as temporary:
-        model.save(temporary, overwrite=True)
+    save_model(model, path, date=date)
     model.close()
+
+
+def save_model(model, path, *, date=None):
+    """Write a data model as a FITS file, atomically, with ``path``'s own name in FILENAME.
+
+    What ``DataModel.save`` does (its ``on_save`` hook, then
+    ``stdatamodels.fits_support.to_fits``, as :mod:`coronalign.io.product` does), except
+    that the file is first written under a temporary name, which ``save`` would record in
+    ``FILENAME``: here ``FILENAME`` is the final name, so the bytes do not depend on the
+    temporary name.
+
+    Parameters
+    ----------
+    model : stdatamodels.DataModel
+        The model (its ``meta.filename`` and ``meta.date`` are set).
+    path : str or os.PathLike
+        The ``.fits`` file to write; its name must be printable ASCII.
+    date : str, optional
+        ``DATE`` (ISO 8601) to record; default the time of writing.
+    """
+    from stdatamodels import fits_support
+
+    check_fits_name(path, "output")
+    model.on_save(str(Path(path).name))  # FILENAME, DATE, model type, as save() does
+    if date is not None:
+        model.meta.date = date
+    hdulist = fits_support.to_fits(model.instance, model.schema)
+    with atomic_output(path) as temporary, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Card is too long")
+        hdulist.writeto(temporary, overwrite=True)
+
+
+def fits_text(text):
+    """``text`` as a FITS header value may hold it: printable ASCII.
+
+    Characters outside printable ASCII (an accented letter of a folder's name) are written
+    as ``%XX`` escapes of their UTF-8 bytes, as in a URL.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+    """
+    return "".join(
+        character
+        if " " <= character <= "~"
+        else "".join(f"%{byte:02X}" for byte in character.encode("utf-8", "surrogateescape"))
+        for character in str(text)
+    )
 
 
 def pixel_flags():

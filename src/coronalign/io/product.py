@@ -32,8 +32,9 @@ from astropy.io import fits
 from coronalign.core.align import STATUS_DTYPE, AlignmentResult
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
-from coronalign.io.atomic import AtomicOutput, atomic_output
-from coronalign.io.models import set_meta
+from coronalign.io.atomic import AtomicOutput
+from coronalign.io.models import save_model, set_meta
+from coronalign.io.paths import check_fits_name
 from coronalign.io.tables import SHIFT_EXTENSION, shift_records
 
 __all__ = ["ProductWriter", "write_unaligned_product"]
@@ -84,6 +85,7 @@ class ProductWriter:
 
     def __init__(self, path, mode, nrows, npsfs, shape, template, meta):
         self.path = Path(path)
+        check_fits_name(self.path, "product")
         self.mode = mode
         self.full_shape = (nrows, npsfs, *shape) if mode == "quad" else (npsfs, *shape)
         self.table_rows = nrows * npsfs
@@ -94,7 +96,12 @@ class ProductWriter:
         self._pending = []
         self._owner = os.getpid()
         try:
-            self._regions = self._write_layout(self._layout(template, meta))
+            try:
+                self._regions = self._write_layout(self._layout(template, meta))
+            except OSError as error:  # disk full, read-only file system...
+                raise InputFileError(
+                    self.path, f"cannot write the product: {error.strerror or error}"
+                ) from None
         except BaseException:
             self._writer.shutdown()
             self._output.discard()
@@ -291,7 +298,5 @@ def write_unaligned_product(psf_model, path, meta):
     product = psf_model.copy()
     for key, value in meta.items():
         set_meta(product.meta, key, value)
-    product.meta.filename = Path(path).name
-    with atomic_output(path) as temporary:
-        product.save(temporary, overwrite=True)
+    save_model(product, path)
     product.close()

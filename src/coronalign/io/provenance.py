@@ -5,9 +5,12 @@ the downloader, which use :func:`file_sha256`, load without it.
 """
 
 import hashlib
+import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from coronalign.io.paths import open_input
 
 __all__ = [
     "ENVIRONMENT_LOCK",
@@ -16,6 +19,7 @@ __all__ = [
     "environment_lock_record",
     "file_sha256",
     "provenance_record",
+    "recorded_text",
     "software_versions",
 ]
 
@@ -67,26 +71,49 @@ def environment_lock_record(path=None):
     return {"path": shown, "sha256": file_sha256(found) if found.is_file() else None}
 
 
-def file_sha256(path, chunk_size=1 << 22):
+def file_sha256(path, chunk_size=1 << 22, stop=None):
     """SHA-256 of a file's bytes, read in chunks.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file.
+        The file; it must be a regular file (a FIFO or a device is refused: reading
+        ``/dev/zero`` would never end).
     chunk_size : int, optional
         Bytes read at a time.
+    stop : threading.Event, optional
+        When set (the step failed, from another thread), the reading stops: the result is
+        then None.
+
+    Returns
+    -------
+    str or None
+        Hexadecimal digest; None if stopped.
+    """
+    digest = hashlib.sha256()
+    with open_input(path, "input") as stream:
+        while chunk := stream.read(chunk_size):
+            if stop is not None and stop.is_set():
+                return None
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def recorded_text(path):
+    """A path as text that any UTF-8 record can hold.
+
+    A name that is not UTF-8 (bytes of another encoding, which Python keeps as lone
+    surrogates) is written with ``\\xNN`` escapes for those bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
 
     Returns
     -------
     str
-        Hexadecimal digest.
     """
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        while chunk := stream.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def provenance_record(inputs, parameters, crds=None, digests=None):
@@ -115,8 +142,8 @@ def provenance_record(inputs, parameters, crds=None, digests=None):
         "parameters": dict(parameters),
         "inputs": {
             role: {
-                "path": str(path),
-                "name": Path(path).name,
+                "path": recorded_text(path),
+                "name": recorded_text(Path(path).name),
                 "size": Path(path).stat().st_size,
                 "sha256": (digests or {}).get(role) or file_sha256(path),
             }

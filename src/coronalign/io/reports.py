@@ -8,6 +8,7 @@ import numpy as np
 
 from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output
+from coronalign.io.paths import check_input
 
 __all__ = ["read_json_report", "write_json_report"]
 
@@ -73,9 +74,7 @@ def read_json_report(path, role="report"):
     InputFileError
         The file is missing or not a JSON object.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, f"{role} not found")
+    path = check_input(path, role, f"{role} not found")
     try:
         content = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -4,8 +4,8 @@ The same records make the product's ``PSFSHIFTS`` extension (:mod:`coronalign.io
 and the ECSV table of ``coronalign align --shifts``.
 """
 
+import contextlib
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -13,10 +13,12 @@ from coronalign.core.align import RESULT_COLUMNS
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output
+from coronalign.io.paths import check_input
 
 __all__ = [
     "SHIFT_COLUMNS",
     "SHIFT_EXTENSION",
+    "pending_shift_table",
     "read_shift_table",
     "shift_records",
     "shift_table",
@@ -122,6 +124,37 @@ def write_shift_table(path, result, meta):
     log.info("wrote shift table %s", path)
 
 
+@contextlib.contextmanager
+def pending_shift_table(path, result, meta):
+    """Write the shift table under a temporary name; it gets its name when the block ends.
+
+    For outputs written together (the product and its table): the table is written
+    first and renamed only after the block (the product's commit) succeeds, so a table
+    that cannot be written (disk full) leaves neither output, and a failed product leaves
+    no table.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None
+        Output ``.ecsv`` file; None: nothing is written.
+    result : coronalign.core.align.AlignmentResult
+        The fit results.
+    meta : dict
+        Table metadata.
+
+    Yields
+    ------
+    None
+    """
+    if path is None:
+        yield
+        return
+    with atomic_output(path) as temporary:
+        shift_table(result, meta).write(temporary, format="ascii.ecsv", overwrite=True)
+        yield
+    log.info("wrote shift table %s", path)
+
+
 def read_shift_table(path):
     """Read a shift table written by :func:`write_shift_table`.
 
@@ -136,9 +169,7 @@ def read_shift_table(path):
     """
     from astropy.table import Table
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "shift table not found")
+    path = check_input(path, "shift table", "shift table not found")
     try:
         return Table.read(path, format="ascii.ecsv")
     except Exception as error:  # astropy raises many kinds for a bad table

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from coronalign.errors import InputFileError, ReferenceFileError
+from coronalign.io.paths import check_input
 from coronalign.references.client import (
     OBSERVATORY,
     REFTYPE,
@@ -160,12 +161,13 @@ def select_psfmask(
     """
     if override is not None:
         path = Path(override)
-        if not path.is_file():
+        if not path.exists():
             raise InputFileError(
                 path,
                 "the PSFMASK override does not exist; give an existing mask file, or no "
                 "override to let CRDS select one",
             )
+        check_input(path, "PSFMASK override")
         return PsfmaskSelection(
             status="override",
             path=path.resolve(),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from coronalign.errors import InputFileError
+from coronalign.io.paths import check_input
 
 __all__ = ["load_psfmask"]
 
@@ -68,8 +69,7 @@ def _read_sci(path):
     """The SCI image as float64 and the mask's (xstart, ystart) if it declares one."""
     from astropy.io import fits
 
-    if not path.is_file():
-        raise InputFileError(path, "the PSFMASK file does not exist")
+    check_input(path, "PSFMASK", "the PSFMASK file does not exist")
     try:
         with fits.open(path, memmap=False) as hdul:
             if "SCI" not in hdul:

@@ -7,6 +7,7 @@ message, and every output is written atomically. The parameters arrive validated
 """
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,11 +18,12 @@ from coronalign import __version__, dq
 from coronalign.core.align import STATUS_DTYPE, AlignmentResult, align_stacks
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
-from coronalign.io.models import read_stack
+from coronalign.io.models import fits_text, read_stack
+from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import priors_from_pointing
 from coronalign.io.product import ProductWriter, write_unaligned_product
-from coronalign.io.provenance import file_sha256, provenance_record
-from coronalign.io.tables import shift_records, write_shift_table
+from coronalign.io.provenance import file_sha256, provenance_record, recorded_text
+from coronalign.io.tables import pending_shift_table, shift_records
 from coronalign.references.mask import load_psfmask
 from coronalign.references.selection import read_psfmask_selection
 from coronalign.steps.parameters import StepParameters
@@ -101,6 +103,24 @@ def _read_inputs(inputs):
     return science, science_model, psfs, psf_model, weight
 
 
+#: What the inputs are called in messages.
+_ROLES = {
+    "science": "science exposure",
+    "psfstack": "PSF stack",
+    "psfmask": "PSFMASK",
+    "selection": "PSFMASK selection",
+}
+
+
+def _check_paths(inputs, output_path, shifts_path):
+    """Before any work: inputs are regular files, outputs replace none of them or each other."""
+    named = [(_ROLES[role], path) for role, path in inputs.items()]
+    check_outputs([("product", output_path), ("shift table", shifts_path)], named)
+    check_fits_name(output_path, "product")
+    for role, path in named:
+        check_input(path, role)
+
+
 def _crds_meta(crds):
     """The product's CRDS keywords (``CRDS_CTX``, ``CRDS_VER``) when the mask came from CRDS."""
     if not (crds and crds.get("context")):
@@ -151,13 +171,19 @@ def align_files(
     parameters = StepParameters() if parameters is None else parameters
     started = time.perf_counter()
     inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
-    # The inputs' digests (for the provenance record) are computed while they are read.
+    _check_paths(inputs, output_path, shifts_path)
+    # The inputs' digests (for the provenance record) are computed while they are read;
+    # if reading fails, the hashing stops too (or the process would wait for it).
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-digests")
+    stop = threading.Event()
     try:
-        digests = {role: hasher.submit(file_sha256, path) for role, path in inputs.items()}
+        digests = {
+            role: hasher.submit(file_sha256, path, stop=stop) for role, path in inputs.items()
+        }
         science, science_model, psfs, psf_model, weight = _read_inputs(inputs)
         digests = {role: future.result() for role, future in digests.items()}
     finally:
+        stop.set()
         hasher.shutdown(wait=False, cancel_futures=True)
     instrument = science_model.meta.instrument.name
     priors, prior_source = priors_from_pointing(science_model, psf_model, psfs.nplanes)
@@ -176,7 +202,8 @@ def align_files(
     record["prior"] = prior_source
     meta = {
         "cal_step.align_psfs": "COMPLETE",
-        "ref_file.psfmask.name": psfmask_reference or str(psfmask_path),
+        # A FITS keyword (R_PSFMAS): ASCII, other characters as %XX escapes.
+        "ref_file.psfmask.name": fits_text(psfmask_reference or str(psfmask_path)),
         "coronalign": {"version": __version__, **record},
         **_crds_meta(crds),
     }
@@ -208,17 +235,17 @@ def align_files(
                 "no integration has usable data under the PSFMASK (all NaN or flagged bad): "
                 "nothing to align to",
             )
-        writer.commit(shift_records(result))
-    if shifts_path is not None:
         table_meta = {
-            "science": Path(science_path).name,
-            "psfstack": Path(psfstack_path).name,
-            "psfmask": psfmask_reference or str(psfmask_path),
-            "product": Path(output_path).name,
+            "science": recorded_text(Path(science_path).name),
+            "psfstack": recorded_text(Path(psfstack_path).name),
+            "psfmask": recorded_text(psfmask_reference or str(psfmask_path)),
+            "product": recorded_text(Path(output_path).name),
             "parameters": record_parameters,
             "software": record["software"],
         }
-        write_shift_table(shifts_path, result, table_meta)
+        # Both outputs or neither: the table is written first, named after the product.
+        with pending_shift_table(shifts_path, result, table_meta):
+            writer.commit(shift_records(result))
     log.info(
         "done: %d fits (%d converged) in %.2f s",
         result.status.size,
@@ -268,6 +295,7 @@ def skip_alignment(
     tuple of int
         Shape of the product.
     """
+    _check_paths({"science": science_path, "psfstack": psfstack_path}, output_path, shifts_path)
     science, science_model = read_stack(science_path, "science exposure")
     psfs, psf_model = read_stack(psfstack_path, "PSF stack")
     check_frames(science_path, science, psfstack_path, psfs)
@@ -283,31 +311,31 @@ def skip_alignment(
         **_crds_meta(crds),
         "coronalign": {"version": __version__, "skipped": reason, **record},
     }
-    write_unaligned_product(psf_model, output_path, meta)
+    npsfs = psfs.nplanes
+    empty = AlignmentResult(
+        integrations=[],
+        xshift=np.zeros((0, npsfs)),
+        yshift=np.zeros((0, npsfs)),
+        beta=np.zeros((0, npsfs)),
+        rms=np.zeros((0, npsfs)),
+        iterations=np.zeros((0, npsfs), dtype=np.int64),
+        status=np.zeros((0, npsfs), dtype=STATUS_DTYPE),
+    )
+    table_meta = {
+        "science": recorded_text(Path(science_path).name),
+        "psfstack": recorded_text(Path(psfstack_path).name),
+        "psfmask": "N/A",
+        "product": recorded_text(Path(output_path).name),
+        "skipped": True,
+        "reason": reason,
+        "parameters": record_parameters,
+        "software": record["software"],
+    }
+    # Both outputs or neither: the table is written first, named after the product.
+    with pending_shift_table(shifts_path, empty, table_meta):
+        write_unaligned_product(psf_model, output_path, meta)
     psf_model.close()
     log.info("wrote the unaligned PSF stack as %s", output_path)
-    if shifts_path is not None:
-        npsfs = psfs.nplanes
-        empty = AlignmentResult(
-            integrations=[],
-            xshift=np.zeros((0, npsfs)),
-            yshift=np.zeros((0, npsfs)),
-            beta=np.zeros((0, npsfs)),
-            rms=np.zeros((0, npsfs)),
-            iterations=np.zeros((0, npsfs), dtype=np.int64),
-            status=np.zeros((0, npsfs), dtype=STATUS_DTYPE),
-        )
-        table_meta = {
-            "science": Path(science_path).name,
-            "psfstack": Path(psfstack_path).name,
-            "psfmask": "N/A",
-            "product": Path(output_path).name,
-            "skipped": True,
-            "reason": reason,
-            "parameters": record_parameters,
-            "software": record["software"],
-        }
-        write_shift_table(shifts_path, empty, table_meta)
     return psfs.data.shape
 
 
@@ -333,7 +361,11 @@ def align_with_selection(
     coronalign.core.align.AlignmentResult or None
         None when the alignment was skipped.
     """
+    inputs = {"science": science_path, "psfstack": psfstack_path, "selection": selection_path}
+    _check_paths(inputs, output_path, shifts_path)
     selection = read_psfmask_selection(selection_path)
+    if selection.path is not None:
+        _check_paths({**inputs, "psfmask": selection.path}, output_path, shifts_path)
     crds = None
     if selection.context:
         crds = {"context": selection.context, "version": selection.crds_version}

@@ -21,6 +21,7 @@ from coronalign import __version__
 from coronalign.errors import InputFileError
 from coronalign.io.inputs_lock import MANIFEST_KEY, lock_document, read_inputs_lock
 from coronalign.io.models import open_model
+from coronalign.io.paths import check_outputs
 from coronalign.io.provenance import (
     data_sha256,
     environment_lock_record,
@@ -125,6 +126,8 @@ def write_manifest(products, output, *, inputs_lock=None, environment_lock=None)
     dict
         The manifest.
     """
+    products = list(products)
+    check_outputs([("manifest", output)], [("product", path) for path in products])
     manifest = build_manifest(products, inputs_lock=inputs_lock, environment_lock=environment_lock)
     write_json_report(output, manifest)
     log.info("wrote manifest of %d product(s) to %s", len(manifest["products"]), output)
@@ -194,6 +197,9 @@ def verify_entry(entry, base, scratch, changed_versions=()):
         path = _resolve(item["path"], base)
         if not path.exists():
             problems.append(f"{role} input {path} is missing")
+            continue
+        if not path.is_file():
+            problems.append(f"{role} input {path} is not a regular file")
             continue
         digest = file_sha256(path)
         if digest != item["sha256"]:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from coronalign.dq import DO_NOT_USE, FitStatus
-from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output
 from coronalign.io.models import open_model
+from coronalign.io.paths import check_input, check_outputs
 from coronalign.io.tables import read_shift_table
 
 __all__ = ["plot_exposure"]
@@ -97,6 +97,10 @@ def plot_exposure(product, science, shifts, output, psfmask=None, selection=None
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    inputs = [("product", product), ("science exposure", science), ("shift table", shifts)]
+    check_outputs([("figure", output)], inputs)
+    for role, path in inputs:
+        check_input(path, role)
     table = read_shift_table(shifts)
     sci_model = open_model(science, "science exposure")
     sci = _usable(sci_model.data[0], sci_model.dq[0] if sci_model.hasattr("dq") else None)
@@ -104,8 +108,6 @@ def plot_exposure(product, science, shifts, output, psfmask=None, selection=None
     sci_model.close()
     mask = _mask_for_display(psfmask, selection, sci.shape, subarray)
     product = Path(product)
-    if not product.is_file():
-        raise InputFileError(product, "product not found")
     model = open_model(product, "product")
     try:
         index = (0, 0) if model.data.ndim == 4 else (0,)

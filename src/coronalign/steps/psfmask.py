@@ -10,6 +10,7 @@ reads.
 import logging
 
 from coronalign.io.models import open_model
+from coronalign.io.paths import check_outputs
 from coronalign.references.crds import select_psfmask
 from coronalign.references.selection import write_psfmask_selection
 
@@ -40,6 +41,8 @@ def choose_psfmask(
     -------
     coronalign.references.selection.PsfmaskSelection
     """
+    inputs = [("science exposure", science), ("PSFMASK override", override)]
+    check_outputs([("PSFMASK selection", output)], inputs)
     if override is not None and any(
         value is not None for value in (crds_path, context, server_url)
     ):

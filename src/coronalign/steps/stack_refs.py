@@ -5,9 +5,19 @@ the PSF reference exposures, in member order, becomes one plane of a CubeModel `
 whose metadata are those of the first member. :func:`check_psfstack` is the workflow's input
 check: it fails, with a message that shows both values and both files, when a PSF stack
 cannot be used with a science exposure.
+
+Every member is checked, not only the first one whose metadata the stack carries: members
+whose instrument, filter, coronagraph or subarray differ are an error that lists every
+value and the files that have it; a keyword missing from some members is one warning. Each
+member's values are recorded in ``meta.coronalign.psf_members``, so that
+:func:`check_psfstack` can compare every member of a stack with the science.
+NIRCam's coronagraph names are compared as one mask whatever the spelling
+(``MASK335R`` is the older name of ``MASKA335R``), and MIRI's generic ``4QPM`` and
+``LYOT`` agree with any mask of that family (``4QPM_1550``: the filter tells them apart).
 """
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +25,7 @@ import numpy as np
 from coronalign.core.align import Stack
 from coronalign.errors import InputFileError
 from coronalign.io.models import open_model, read_stack, write_cube
+from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import members_record
 from coronalign.io.reports import write_json_report
 
@@ -39,6 +50,9 @@ def _frame(shape):
 def stack_refs(psf_paths, output):
     """Stack all integrations of the PSF exposures into a ``_psfstack`` CubeModel.
 
+    The stack's ``FILENAME`` is its own name and its ``DATE`` the newest ``DATE`` of its
+    members, so stacking the same files always writes the same bytes.
+
     Parameters
     ----------
     psf_paths : sequence of path-like
@@ -54,17 +68,25 @@ def stack_refs(psf_paths, output):
     Raises
     ------
     InputFileError
-        A member cannot be read or is not 3D, or the members do not all share one frame
-        size (the message lists every file and its shape).
+        A member cannot be read or is not 3D, the output would replace a member, or the
+        members do not all share one frame size, instrument, filter, coronagraph and
+        subarray (the message lists every file and its value).
     """
     paths = [Path(p) for p in psf_paths]
     if not paths:
         raise InputFileError(output, "no PSF exposures given to stack")
-    stacks, first_model, members = [], None, []
+    check_outputs([("PSF stack", output)], [("PSF exposure", path) for path in paths])
+    check_fits_name(output, "PSF stack")
+    for path in paths:
+        check_input(path, "PSF exposure")
+    stacks, first_model, members, dates = [], None, [], []
     for path in paths:
         stack, model = read_stack(path, "PSF exposure")
         stacks.append(stack)
-        members += members_record([path], [model])
+        record = members_record([path], [model])[0]
+        record.update(_agreeing_values(model))
+        members.append(record)
+        dates.append(_meta_value(model, "date"))
         if first_model is None:
             first_model = model
         else:
@@ -81,15 +103,24 @@ def stack_refs(psf_paths, output):
             "all PSF exposures must have the same frame size (ny x nx) to be stacked, but "
             f"they differ: {listing}; stack only exposures of one subarray",
         )
+    try:
+        _check_members_agree(paths, members)
+    except InputFileError:
+        first_model.close()
+        raise
     data = np.concatenate([np.asarray(s.data, dtype=np.float32) for s in stacks])
     err = np.concatenate([np.asarray(s.err, dtype=np.float32) for s in stacks])
     dq = np.concatenate([np.asarray(s.dq, dtype=np.uint32) for s in stacks])
     meta = {
         "cal_step.stack_psfs": "COMPLETE",
-        # Each member's pointing: the stack's own metadata are the first member's only.
+        # Each member's pointing and configuration: the stack's own metadata are the first
+        # member's only.
         "coronalign": {"psf_members": members},
     }
-    write_cube(output, Stack(data=data, err=err, dq=dq), first_model, meta)
+    known = [str(date) for date in dates if date]
+    write_cube(
+        output, Stack(data=data, err=err, dq=dq), first_model, meta, date=max(known, default=None)
+    )
     first_model.close()
     log.info(
         "stacked %d PSF exposures (%s planes) into %s, %d x %s",
@@ -102,6 +133,119 @@ def stack_refs(psf_paths, output):
     return data.shape
 
 
+#: Older NIRCam coronagraph names (without the module letter A), as stdatamodels' schema
+#: still allows them, and the names the instrument now writes.
+_NIRCAM_OLD_MASK = re.compile(r"MASK(210R|335R|430R|LWB|SWB)")
+#: MIRI's generic coronagraph names, which agree with every mask of their family.
+_GENERIC_MASKS = ("4QPM", "LYOT")
+
+
+def _comparable(label, value):
+    """A metadata value as it is compared: stripped, upper case, one spelling per mask."""
+    text = str(value).strip().upper()
+    if label == "coronagraph":
+        found = _NIRCAM_OLD_MASK.fullmatch(text)
+        if found:
+            text = f"MASKA{found.group(1)}"
+    return text
+
+
+def _distinct(label, values):
+    """The comparable values that differ, a generic MIRI mask merged into its family."""
+    found = {_comparable(label, value) for value in values}
+    if label == "coronagraph":
+        for generic in _GENERIC_MASKS:
+            if generic in found and any(v.startswith(generic + "_") for v in found):
+                found.discard(generic)
+    return found
+
+
+def _agreeing_values(model):
+    """The model's instrument, filter, coronagraph and subarray (None where not set)."""
+    return {label: _meta_value(model, attr) for label, _key, attr in AGREEING_KEYWORDS}
+
+
+def _listing(label, names, values):
+    """``'F335M' in a.fits, b.fits but 'F410M' in c.fits`` (the spellings as found)."""
+    groups = {}
+    for name, value in zip(names, values, strict=True):
+        spellings, files = groups.setdefault(_comparable(label, value), ([], []))
+        spellings.append(str(value))
+        files.append(name)
+    return " but ".join(
+        f"{' or '.join(repr(v) for v in dict.fromkeys(spellings))} in {', '.join(files)}"
+        for spellings, files in groups.values()
+    )
+
+
+def _disagreements(names, members):
+    """What differs between the members, and the first member that differs from the first.
+
+    Parameters
+    ----------
+    names : list of str
+        The members' file names.
+    members : list of dict
+        Their values of the agreeing keywords (``_agreeing_values``).
+
+    Returns
+    -------
+    problems : list of str
+        One sentence per keyword whose values differ.
+    first_odd : int or None
+        Index of the first member that differs from the first member.
+    """
+    problems, missing, first_odd = [], [], None
+    for label, keyword, _attr in AGREEING_KEYWORDS:
+        values = [member.get(label) for member in members]
+        unset = [name for name, value in zip(names, values, strict=True) if value is None]
+        if unset:
+            missing.append(f"{keyword} ({label}) in {', '.join(unset)}")
+        known = [(n, v) for n, v in zip(names, values, strict=True) if v is not None]
+        if len(_distinct(label, [v for _, v in known])) <= 1:
+            continue
+        problems.append(
+            f"{label} ({keyword}) is "
+            + _listing(label, [n for n, _ in known], [v for _, v in known])
+        )
+        reference = _comparable(label, known[0][1])
+        odd = next(n for n, v in known if _comparable(label, v) != reference)
+        index = names.index(odd)
+        first_odd = index if first_odd is None else min(first_odd, index)
+    if missing:
+        log.warning("not set, so not compared between the PSF exposures: %s", "; ".join(missing))
+    return problems, first_odd
+
+
+_AGREE_ADVICE = "use PSF exposures taken with one instrument, filter, coronagraph and subarray"
+
+
+def _check_members_agree(paths, members):
+    """One error if the members' instrument, filter, coronagraph or subarray differ."""
+    problems, first_odd = _disagreements([path.name for path in paths], members)
+    if problems:
+        raise InputFileError(
+            paths[first_odd],
+            f"the PSF exposures do not agree: {'; '.join(problems)}; {_AGREE_ADVICE}",
+        )
+
+
+def _member_records(model):
+    """The stack's per-member values of the agreeing keywords, or None if not recorded."""
+    record = getattr(model.meta, "coronalign", None)
+    record = getattr(record, "instance", record)  # stdatamodels wraps unknown nodes
+    members = record.get("psf_members") if isinstance(record, dict) else None
+    labels = [label for label, _key, _attr in AGREEING_KEYWORDS]
+    if not isinstance(members, list) or not members:
+        return None
+    if not all(isinstance(m, dict) and all(k in m for k in labels) for m in members):
+        return None  # an older stack, or one made by the official stack_refs
+    return [
+        {"filename": str(m.get("filename") or f"member {i}"), **{k: m[k] for k in labels}}
+        for i, m in enumerate(members)
+    ]
+
+
 def _meta_value(model, dotted):
     node = model.meta
     for name in dotted.split("."):
@@ -109,6 +253,22 @@ def _meta_value(model, dotted):
         if node is None:
             return None
     return node
+
+
+def _compare_with_science(psfstack, science, label, keyword, source, sci_meta):
+    """Fail if one member's (or the stack's) value of a keyword differs from the science's."""
+    ours, theirs = source[label], sci_meta[label]
+    if ours is None or theirs is None or len(_distinct(label, [ours, theirs])) == 1:
+        return
+    whose = "the PSF stack"
+    if source["filename"] is not None:
+        whose = f"PSF exposure {source['filename']} of the PSF stack"
+    raise InputFileError(
+        psfstack,
+        f"{label} ({keyword}) of {whose} is {ours!r} but that of science exposure {science} is "
+        f"{theirs!r}; use PSF exposures taken with the same instrument, filter, coronagraph and "
+        "subarray as the science",
+    )
 
 
 def check_psfstack(psfstack, science_paths, report=None):
@@ -139,6 +299,10 @@ def check_psfstack(psfstack, science_paths, report=None):
         A check fails; the message names the files and shows the disagreeing values.
     """
     psfstack = Path(psfstack)
+    inputs = [("PSF stack", psfstack)] + [("science exposure", path) for path in science_paths]
+    check_outputs([("report", report)], inputs)
+    for role, path in inputs:
+        check_input(path, role)
     stack, model = read_stack(psfstack, "PSF stack")
     kind = type(model).__name__
     if kind != "CubeModel":
@@ -151,8 +315,19 @@ def check_psfstack(psfstack, science_paths, report=None):
         model.close()
         raise InputFileError(psfstack, "the PSF stack has no finite pixel (all NaN)")
     empty_planes = np.flatnonzero(~finite.any(axis=(1, 2))).tolist()
-    stack_meta = {label: _meta_value(model, attr) for label, _key, attr in AGREEING_KEYWORDS}
+    stack_meta = _agreeing_values(model)
+    members = _member_records(model)
     model.close()
+    if members is not None:
+        problems, _ = _disagreements([m["filename"] for m in members], members)
+        if problems:
+            raise InputFileError(
+                psfstack,
+                f"the PSF stack's member exposures do not agree: {'; '.join(problems)}; "
+                + _AGREE_ADVICE,
+            )
+    # What is compared with the science: every member's values, else the stack's own.
+    sources = members or [{"filename": None, **stack_meta}]
     warnings = []
     if empty_planes:
         warnings.append(f"PSF planes {empty_planes} are all NaN; they cannot be aligned")
@@ -170,17 +345,11 @@ def check_psfstack(psfstack, science_paths, report=None):
                 "from exposures of the science subarray",
             )
         for label, keyword, _attr in AGREEING_KEYWORDS:
-            ours, theirs = stack_meta[label], sci_meta[label]
-            if ours is None or theirs is None:
-                missing = psfstack.name if ours is None else science.name
+            for source in sources:
+                _compare_with_science(psfstack, science, label, keyword, source, sci_meta)
+            if any(source[label] is None for source in sources) or sci_meta[label] is None:
+                missing = psfstack.name if sci_meta[label] is not None else science.name
                 warnings.append(f"{keyword} ({label}) is not set in {missing}: not compared")
-            elif str(ours).strip().upper() != str(theirs).strip().upper():
-                raise InputFileError(
-                    psfstack,
-                    f"{label} ({keyword}) of the PSF stack is {ours!r} but that of science "
-                    f"exposure {science} is {theirs!r}; use PSF exposures taken with the same "
-                    "instrument, filter, coronagraph and subarray as the science",
-                )
         science_reports.append({"path": str(science), "shape": list(shape), **sci_meta})
     for warning in dict.fromkeys(warnings):
         log.warning("%s", warning)

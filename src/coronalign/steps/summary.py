@@ -14,6 +14,7 @@ import numpy as np
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output
+from coronalign.io.paths import check_outputs
 from coronalign.io.reports import read_json_report
 from coronalign.io.tables import read_shift_table
 
@@ -148,6 +149,11 @@ def summarize(validation_paths, shift_paths, output):
         A file is missing or unreadable, or the two lists cannot be paired.
     """
     validation_paths, shift_paths = list(validation_paths), list(shift_paths)
+    check_outputs(
+        [("summary", output)],
+        [("validation report", p) for p in validation_paths]
+        + [("shift table", p) for p in shift_paths],
+    )
     if len(validation_paths) != len(shift_paths):
         raise InputFileError(
             output,

@@ -43,6 +43,7 @@ from coronalign import dq
 from coronalign.dq import FitStatus
 from coronalign.errors import CoronalignError, InputFileError, ParameterError
 from coronalign.io.models import open_validated_model, read_sci_shape
+from coronalign.io.paths import check_input, check_outputs
 from coronalign.io.reports import write_json_report
 from coronalign.io.tables import read_shift_table
 from coronalign.steps.parameters import MODES, parse_max_shift
@@ -184,8 +185,8 @@ def validate_product(
     if mode not in MODES:
         raise ParameterError("mode", f"{mode!r} is not one of {', '.join(MODES)}")
     product = Path(product)
-    if not product.is_file():
-        raise InputFileError(product, "product not found")
+    check_outputs([("validation report", report)], [("product", product), ("shift table", shifts)])
+    check_input(product, "product")
     table = read_shift_table(shifts)
     skipped = bool(table.meta.get("skipped", False))
     reason = str(table.meta.get("reason", "")) if skipped else None
@@ -255,6 +256,8 @@ def validate_files(
     """
     if (science is None) != (psfstack is None):
         raise ParameterError("--science/--psfstack", "give both or neither")
+    inputs = [("science exposure", science), ("PSF stack", psfstack)]
+    check_outputs([("validation report", report)], [("product", product), *inputs])
     max_shift = None if max_shift is None else parse_max_shift(max_shift)
     shape = None if science is None else expected_shape(science, psfstack, mode)
     return validate_product(
