@@ -93,7 +93,9 @@ class FitResult:
     iterations : int
         Newton iterations taken (by the start that was kept).
     converged : bool
-        True if the last step changed the shift by at most ``SHIFT_TOLERANCE`` pixels.
+        True if the next Newton step would change the shift by at most the tolerance
+        (``SHIFT_TOLERANCE`` pixels by default): evaluated, or predicted from quadratic
+        convergence (see :mod:`coronalign.core.newton`).
     xshift_err, yshift_err, beta_err : float
         Formal 1σ uncertainties (NaN where the Hessian is not positive definite).
     objective : float
