@@ -389,3 +389,20 @@ def test_clean_plane_stack_shape_mismatch():
         clean_plane_stack(
             np.zeros((4, 4)), np.zeros((4, 5)), np.zeros((4, 4), dtype=np.uint32), 1, 3
         )
+
+
+@pytest.mark.parametrize("zero_flags", [0, 512])
+def test_clean_data_planes_is_the_data_of_clean_plane_stack(zero_flags):
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(2, 30, 40))
+    err = rng.random((2, 30, 40))
+    dq = np.where(rng.random((2, 30, 40)) < 0.05, 1, 0).astype(np.uint32)
+    dq[0, 5:15, 5:9] |= 513
+    data[1, 3, 4] = np.nan
+    err[1, 7, 8] = np.nan
+    expected, _, expected_replaced = badpix.clean_plane_stack(
+        data, err, dq, 1, 3, zero_flags=zero_flags
+    )
+    clean, replaced = badpix.clean_data_planes(data, dq, 1, 3, zero_flags=zero_flags)
+    np.testing.assert_array_equal(clean, expected)
+    np.testing.assert_array_equal(replaced, expected_replaced)

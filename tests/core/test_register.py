@@ -119,3 +119,26 @@ def test_no_signal_gives_nan_and_not_converged():
     fit = register.fit_shift(blob_image(shape), np.zeros(shape), np.ones(shape))
     assert np.isnan(fit.xshift)
     assert not fit.converged
+
+
+def test_predicted_convergence_ends_where_one_more_evaluation_would(monkeypatch):
+    """A fit that stops on a predicted (quadratically converging) step matches the fit
+    that evaluates once more, and saves that evaluation."""
+    from coronalign.core import newton
+
+    rng = np.random.default_rng(7)
+    shape = (64, 64)
+    science = blob_image(shape, seed=4)
+    psf = shifted(science, 0.37, -0.21, 1.3) + 1e-3 * rng.normal(size=shape)
+    weight = border_weight(shape)
+    warm = register.fit_shift(psf, science, weight, start=(0.3, -0.15))
+    monkeypatch.setattr(newton, "PREDICTED_FRACTION", 0.0)
+    full = register.fit_shift(psf, science, weight, start=(0.3, -0.15))
+    assert warm.converged
+    assert full.converged
+    assert warm.iterations < full.iterations
+    assert abs(warm.xshift - full.xshift) <= 1e-7
+    assert abs(warm.yshift - full.yshift) <= 1e-7
+    assert warm.beta == pytest.approx(full.beta, rel=1e-9)
+    assert warm.rms == pytest.approx(full.rms, rel=1e-6)
+    assert warm.xshift_err == pytest.approx(full.xshift_err, rel=1e-4)

@@ -174,3 +174,40 @@ def test_formal_errors_match_the_scatter_over_noise_realisations(instrument):
     fits = np.array(fits)
     ratio = fits[:, :3].std(axis=0, ddof=1) / np.median(fits[:, 3:], axis=0)
     assert np.all(np.abs(ratio - 1) <= 0.3), ratio
+
+
+def _peaks_on_the_whole_frame(score, prior, max_shift, limit=register.MAX_CANDIDATES):
+    """The peak search written on the whole frame (the reference for the windowed one)."""
+    ny, nx = score.shape
+    oy, ox = register._signed_offsets(ny), register._signed_offsets(nx)
+    dx, dy = ox[None, :] - prior[0], oy[:, None] - prior[1]
+    from_prior = np.sqrt(dx * dx + dy * dy)
+    near = (np.abs(dx) < 1) & (np.abs(dy) < 1)
+    peak = score > (np.max(score[near]) if near.any() else -np.inf)
+    for sy in (-1, 0, 1):
+        for sx in (-1, 0, 1):
+            if sy or sx:
+                peak &= score >= np.roll(score, (sy, sx), axis=(0, 1))
+    peak &= (from_prior <= max_shift) & (from_prior > register.DISTINCT) & np.isfinite(score)
+    rows, cols = np.nonzero(peak)
+    kept = []
+    for i in np.argsort(-score[rows, cols], kind="stable"):
+        here = np.array([ox[cols[i]], oy[rows[i]]])
+        if all(register.distance(here, other) > register.DISTINCT for other in kept):
+            kept.append(here)
+            if len(kept) == limit:
+                break
+    return np.array(kept, dtype=np.float64).reshape(-1, 2)
+
+
+def test_the_windowed_peak_search_equals_the_whole_frame_search():
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        ny, nx = rng.integers(5, 60, 2)
+        score = np.round(rng.normal(size=(ny, nx)), 1)  # many ties
+        score[rng.random((ny, nx)) < 0.05] = -np.inf
+        prior = tuple(rng.normal(size=2) * rng.choice([0.5, 3.0, 30.0]))
+        max_shift = float(rng.choice([0.3, 1.0, 2.5, 10.0, 100.0]))
+        expected = _peaks_on_the_whole_frame(score, prior, max_shift)
+        found = register.cross_correlation_peaks(score, prior, max_shift)
+        np.testing.assert_array_equal(found, expected)

@@ -36,7 +36,7 @@ import numpy as np
 
 from coronalign import dq
 from coronalign.core import register
-from coronalign.core.badpix import clean_plane_stack
+from coronalign.core.badpix import clean_data_planes, clean_plane_stack
 from coronalign.core.fourier import shift_single, single_phases, single_spectra
 from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
 from coronalign.core.pool import can_fork, map_in_processes
@@ -206,9 +206,8 @@ class _Aligner:
 
     def fit(self, k, starts):
         """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
-        clean, _, _ = clean_plane_stack(
+        clean, _ = clean_data_planes(  # the fit needs no ERR
             self.science.data[k : k + 1],
-            self.science.err[k : k + 1],
             self.science.dq[k : k + 1],
             self.bad_bits,
             self.box_length,

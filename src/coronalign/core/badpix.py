@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "bad_pixel_mask",
     "box_half_width",
+    "clean_data_planes",
     "clean_plane_stack",
     "replace_bad_pixels",
 ]
@@ -498,9 +499,44 @@ def clean_plane_stack(data, err, dq, bad_bits, box_length, *, zero_flags=0):
     dq = np.asarray(dq)
     if err.shape != data.shape:
         raise ValueError(f"err shape {err.shape} differs from data shape {data.shape}")
-    bad = bad_pixel_mask(data, dq, bad_bits)
-    zero = _dq_has_bits(dq, zero_flags) if int(zero_flags) else None
-    data_clean, replaced = replace_bad_pixels(data, bad, box_length, zero=zero)
+    data_clean, replaced, bad, zero = _clean_data(data, dq, bad_bits, box_length, zero_flags)
     err_zero = None if zero is None else zero & bad  # where DATA became 0.0
     err_clean, _ = replace_bad_pixels(err, ~np.isfinite(err), box_length, zero=err_zero)
     return data_clean, err_clean, replaced
+
+
+def _clean_data(data, dq, bad_bits, box_length, zero_flags):
+    """DATA cleaned as :func:`clean_plane_stack` does, with its bad and zero masks."""
+    bad = bad_pixel_mask(data, dq, bad_bits)
+    zero = _dq_has_bits(dq, zero_flags) if int(zero_flags) else None
+    data_clean, replaced = replace_bad_pixels(data, bad, box_length, zero=zero)
+    return data_clean, replaced, bad, zero
+
+
+def clean_data_planes(data, dq, bad_bits, box_length, *, zero_flags=0):
+    """The DATA of :func:`clean_plane_stack` alone (for a fit, which needs no ERR).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Float array of shape ``(..., ny, nx)``. Never modified.
+    dq : numpy.ndarray
+        Integer DQ words, same shape.
+    bad_bits : int
+        Bit mask (see :func:`coronalign.steps.parameters.parse_bad_bits`).
+    box_length : int
+        The ``median_box_length`` (see :func:`replace_bad_pixels`).
+    zero_flags : int, optional
+        As for :func:`clean_plane_stack`.
+
+    Returns
+    -------
+    data_clean : numpy.ndarray of float64
+        Identical to the first result of :func:`clean_plane_stack`.
+    replaced : numpy.ndarray of bool
+        True where the DATA value was replaced.
+    """
+    data = np.asarray(data)
+    dq = np.asarray(dq)
+    data_clean, replaced, _, _ = _clean_data(data, dq, bad_bits, box_length, zero_flags)
+    return data_clean, replaced

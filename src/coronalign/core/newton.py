@@ -11,8 +11,16 @@ Evaluations: the first at the start is whole (values, first and second derivativ
 long step's trial is evaluated whole when it is a plain Newton step (accepted, it serves
 the next iteration), else for the value only; after a short step (``SHORT_STEP``) the fit
 is in the Newton basin, and the next evaluation takes the values and gradients and keeps
-the second derivatives. From a warm start that is three evaluations, the last two-thirds
-of the cost.
+the second derivatives.
+
+Newton's method converges quadratically: the next step is about ``c · |s|²`` after a step
+``s``, with ``c`` measured on the last two plain Newton steps (each from second derivatives
+evaluated where it started, neither shortened nor stopped by the window). When that
+prediction is at most ``PREDICTED_FRACTION`` of the tolerance, the short step ``s`` is
+taken and the fit ends there without another evaluation: the values and gradients of ``A``
+and ``B`` at its end are their Taylor expansions (the value to second order, the gradient to
+first; an error of order ``|s|³`` and ``|s|²`` times the third derivatives), the second
+derivatives those of its start. From a warm start that is two evaluations.
 
 Uncertainties
 -------------
@@ -34,6 +42,7 @@ from coronalign.core.objective import derivative_terms, profile_derivatives
 __all__ = [
     "MAX_ITERATIONS",
     "MAX_STEP",
+    "PREDICTED_FRACTION",
     "SHIFT_TOLERANCE",
     "SHORT_STEP",
     "converge",
@@ -49,6 +58,10 @@ MAX_STEP = 0.5
 #: gradient only, keeping the second derivatives (they change by a fraction of the step).
 SHORT_STEP = 1e-2
 MAX_ITERATIONS = 50
+#: A plain Newton step shorter than ``SHORT_STEP`` ends the fit (taken, no further
+#: evaluation) when the next step, predicted from quadratic convergence, is at most this
+#: fraction of the tolerance.
+PREDICTED_FRACTION = 0.1
 
 
 def _symmetric_eigen(matrix):
@@ -133,7 +146,10 @@ def converge(objectives, psf, d, priors, max_shift, tolerance):
     next step would be at most ``tolerance`` has converged and stays where it was
     evaluated, so its ``A`` and ``B`` contractions are those of its final shift (the values
     and first derivatives; after a step shorter than ``SHORT_STEP`` the second derivatives
-    are those of the previous iterate, which differ by a fraction of that step).
+    are those of the previous iterate, which differ by a fraction of that step). A fit
+    whose next step is predicted (quadratic convergence, see the module) to be at most
+    ``PREDICTED_FRACTION * tolerance`` takes its last step and has converged too; its
+    contractions are then their Taylor expansion to that step's end.
 
     Parameters
     ----------
@@ -170,9 +186,14 @@ def converge(objectives, psf, d, priors, max_shift, tolerance):
     # was short, so the next evaluation takes the gradient and keeps the Hessian.
     known = np.zeros(count, dtype=bool)
     short = np.zeros(count, dtype=bool)
+    # fresh: the second derivatives at d were evaluated there; previous: the length of the
+    # plain Newton step (from fresh derivatives, not shortened) that led to d, else NaN.
+    fresh = np.zeros(count, dtype=bool)
+    previous = np.full(count, np.nan)
     active = np.arange(count)
     for _ in range(MAX_ITERATIONS):
         _evaluate(objectives, psf, d, active[~known[active]], short, final_a, final_b)
+        fresh[active] = known[active] | ~short[active]
         known[active] = False
         a_terms, b_terms = derivative_terms(final_a[active]), derivative_terms(final_b[active])
         grad_r, hess_r = profile_derivatives(a_terms, b_terms)
@@ -208,16 +229,48 @@ def converge(objectives, psf, d, priors, max_shift, tolerance):
             long &= np.max(np.abs(target - here), axis=1) > SHORT_STEP
         moved = np.max(np.abs(target - here), axis=1)
         iterations[active] += 1
+        offset = target - priors[active]
+        edge = np.sqrt(np.sum(offset * offset, axis=1)) >= max_shift[active] * (1 - 1e-9)
+        plain = newton & fresh[active] & ~edge
         done = moved <= tolerance
-        d[active[~done]] = target[~done]
+        # Quadratic convergence: the next step would be about ``c · moved²`` with
+        # c = moved / previous² measured on the last two plain Newton steps. When that is
+        # far below the tolerance the step is taken and the contractions at its end are
+        # their Taylor expansion (no further evaluation).
+        last = previous[active]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            predicted = moved * moved * (moved / (last * last))
+        early = ~done & plain & (moved <= SHORT_STEP)
+        early &= predicted <= PREDICTED_FRACTION * tolerance
+        if early.any():
+            fits = active[early]
+            step = target[early] - here[early]
+            final_a[fits] = _taylor(final_a[fits], step)
+            final_b[fits] = _taylor(final_b[fits], step)
+            done |= early
+        d[active[~done | early]] = target[~done | early]
         converged[active[done]] = True
         short[active] = moved <= SHORT_STEP
+        previous[active] = np.where(plain, moved, np.nan)
         active = active[~done]
         if not active.size:
             break
     if active.size:  # out of iterations: the contractions where they stopped
         final_a[active], final_b[active] = objectives.matrices(psf[active], d[active])
     return d, iterations, converged, final_a, final_b
+
+
+def _taylor(matrix, step):
+    """Contractions (k, 3, 3) moved by ``step`` (k, 2): the value to second order, the
+    gradient to first order; the second derivatives are kept."""
+    sx, sy = step[:, 0], step[:, 1]
+    out = matrix.copy()
+    m = matrix
+    quadratic = m[:, 0, 2] * (sx * sx) + 2.0 * m[:, 1, 1] * (sx * sy) + m[:, 2, 0] * (sy * sy)
+    out[:, 0, 0] = m[:, 0, 0] + (m[:, 0, 1] * sx + m[:, 1, 0] * sy) + 0.5 * quadratic
+    out[:, 0, 1] = m[:, 0, 1] + (m[:, 0, 2] * sx + m[:, 1, 1] * sy)
+    out[:, 1, 0] = m[:, 1, 0] + (m[:, 1, 1] * sx + m[:, 2, 0] * sy)
+    return out
 
 
 def _evaluate(objectives, psf, d, fits, short, final_a, final_b):

@@ -52,6 +52,7 @@ from coronalign.core.reproducible import (
     complex_multiply,
     exact_matmul,
     exact_small_matmul,
+    sincos_2pi,
 )
 from coronalign.errors import ParameterError
 
@@ -358,11 +359,39 @@ class Objectives:
         self.y_frequencies = np.concatenate(
             (self.rows_a.even_frequencies, self.rows_b.even_frequencies)
         )
+        self._x_nyquist = np.flatnonzero(np.abs(self.columns_a.frequencies) == 0.5)
+        self._y_nyquist = np.flatnonzero(np.abs(self.rows_a.even_frequencies) == 0.5)
 
-    def _phases(self, frequencies, count, shift, orders):
-        """Phase factors (and derivatives) at ``frequencies``; the first ``count`` are those
-        of an FFT axis, whose Nyquist factor is the real ``cos(π d)``
-        (:func:`coronalign.core.fourier.axis_phases`)."""
+    def _phases(self, d, orders):
+        """Phase factors (and derivatives) of both sums along x and y, from one evaluation.
+
+        Returns ``(px, ex, py, ey)``: along x for ``A`` and ``B``, then along y. The first
+        factors of each axis are those of an FFT axis, whose Nyquist factor is the real
+        ``cos(π d)`` (:func:`coronalign.core.fourier.axis_phases`).
+        """
+        if self.x_frequencies.size != self.y_frequencies.size:
+            px, ex = self._axis_phases(self.x_frequencies, self.columns_a.size, d[:, 0], orders)
+            py, ey = self._axis_phases(self.y_frequencies, self.rows_a.count, d[:, 1], orders)
+            return px, ex, py, ey
+        # Both axes stacked (2, k): the same operations, element by element.
+        frequencies = np.stack((self.x_frequencies, self.y_frequencies))[:, None, :]
+        cos, sin = sincos_2pi(np.ascontiguousarray(d.T)[:, :, None] * -frequencies)
+        omega = 2.0 * np.pi * frequencies  # the derivative multiplies by -i * omega
+        phases = np.empty((2, len(d), orders, frequencies.shape[-1]), dtype=np.complex128)
+        real, imag = cos, sin
+        for order in range(orders):
+            phases[:, :, order, :].real = real
+            phases[:, :, order, :].imag = imag
+            real, imag = imag * omega, -(real * omega)
+        x, y = phases[0], phases[1]
+        x.imag[..., self._x_nyquist] = 0.0
+        y.imag[..., self._y_nyquist] = 0.0
+        x_count, y_count = self.columns_a.size, self.rows_a.count
+        return x[..., :x_count], x[..., x_count:], y[..., :y_count], y[..., y_count:]
+
+    @staticmethod
+    def _axis_phases(frequencies, count, shift, orders):
+        """Phase factors (and derivatives) along one axis (see :meth:`_phases`)."""
         phases = phase_derivatives(frequencies, shift, orders)
         nyquist = np.flatnonzero(np.abs(frequencies[:count]) == 0.5)
         phases.imag[..., nyquist] = 0.0
@@ -375,8 +404,7 @@ class Objectives:
         ``i``-th derivative in y of the ``j``-th derivative in x (value ``[0, 0]``).
         """
         k = len(index)
-        px, ex = self._phases(self.x_frequencies, self.columns_a.size, d[:, 0], orders)
-        py, ey = self._phases(self.y_frequencies, self.rows_a.count, d[:, 1], orders)
+        px, ex, py, ey = self._phases(d, orders)
         rows, columns = self.rows_a, self.columns_a
         px = column_factors(px, columns)
         bound = columns.bounds(orders)

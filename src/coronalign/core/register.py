@@ -93,7 +93,9 @@ class FitResult:
     iterations : int
         Newton iterations taken (by the start that was kept).
     converged : bool
-        True if the last step changed the shift by at most ``SHIFT_TOLERANCE`` pixels.
+        True if the next Newton step would change the shift by at most the tolerance
+        (``SHIFT_TOLERANCE`` pixels by default): evaluated, or predicted from quadratic
+        convergence (see :mod:`coronalign.core.newton`).
     xshift_err, yshift_err, beta_err : float
         Formal 1σ uncertainties (NaN where the Hessian is not positive definite).
     objective : float
@@ -169,22 +171,28 @@ def cross_correlation_peaks(score, prior, max_shift, limit=MAX_CANDIDATES):
     ny, nx = score.shape
     oy, ox = _signed_offsets(ny), _signed_offsets(nx)
     px, py = prior
-    dx, dy = ox[None, :] - px, oy[:, None] - py
+    # Only the window's bounding box (and the prior's neighbours) can hold a peak: work
+    # there, rows and columns in FFT order as in the whole frame (same ties, same order).
+    half = max(max_shift, 1.0)
+    iy = np.flatnonzero(np.abs(oy - py) <= half)
+    ix = np.flatnonzero(np.abs(ox - px) <= half)
+    box = score[np.ix_(iy, ix)]
+    dx, dy = ox[ix][None, :] - px, oy[iy][:, None] - py
     from_prior = np.sqrt(dx * dx + dy * dy)
     inside = from_prior <= max_shift
     near = (np.abs(dx) < 1) & (np.abs(dy) < 1)
-    floor = np.max(score[near]) if near.any() else -np.inf
-    peak = score > floor
+    floor = np.max(box[near]) if near.any() else -np.inf
+    peak = box > floor
     for sy in (-1, 0, 1):
         for sx in (-1, 0, 1):
-            if sy or sx:
-                peak &= score >= np.roll(score, (sy, sx), axis=(0, 1))
-    peak &= inside & (from_prior > DISTINCT) & np.isfinite(score)
+            if sy or sx:  # the neighbour np.roll(score, (sy, sx)) puts here
+                peak &= box >= score[np.ix_((iy - sy) % ny, (ix - sx) % nx)]
+    peak &= inside & (from_prior > DISTINCT) & np.isfinite(box)
     rows, cols = np.nonzero(peak)
-    order = np.argsort(-score[rows, cols], kind="stable")
+    order = np.argsort(-box[rows, cols], kind="stable")
     kept = []
     for i in order:
-        here = np.array([ox[cols[i]], oy[rows[i]]])
+        here = np.array([ox[ix[cols[i]]], oy[iy[rows[i]]]])
         if all(distance(here, other) > DISTINCT for other in kept):
             kept.append(here)
             if len(kept) == limit:

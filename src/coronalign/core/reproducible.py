@@ -396,12 +396,16 @@ def exact_small_matmul(left, right):
     -------
     ndarray of float64 (both factors real) or complex128, shape (..., m, n)
     """
+    # Both factors contiguous along the contraction axis, so the products are too and
+    # every sum runs along contiguous memory (pairwise, and fast).
     if not (np.iscomplexobj(left) or np.iscomplexobj(right)):
-        left = np.asarray(left, dtype=np.float64)[..., :, None, :]
-        right = np.swapaxes(np.asarray(right, dtype=np.float64), -1, -2)[..., None, :, :]
+        left = np.ascontiguousarray(left, dtype=np.float64)[..., :, None, :]
+        right = np.swapaxes(np.asarray(right, dtype=np.float64), -1, -2)
+        right = np.ascontiguousarray(right)[..., None, :, :]
         return np.sum(left * right, axis=-1)
-    left = np.asarray(left, dtype=np.complex128)[..., :, None, :]
-    right = np.swapaxes(np.asarray(right, dtype=np.complex128), -1, -2)[..., None, :, :]
+    left = np.ascontiguousarray(left, dtype=np.complex128)[..., :, None, :]
+    right = np.swapaxes(np.asarray(right, dtype=np.complex128), -1, -2)
+    right = np.ascontiguousarray(right)[..., None, :, :]
     lr, li, rr, ri = left.real, left.imag, right.real, right.imag
     real = lr * rr
     real -= li * ri
