@@ -18,6 +18,7 @@ from coronalign import __version__, dq
 from coronalign.core.align import STATUS_DTYPE, AlignmentResult, align_stacks
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
+from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.models import fits_text, read_stack
 from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import priors_from_pointing
@@ -172,6 +173,35 @@ def align_files(
     started = time.perf_counter()
     inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
     _check_paths(inputs, output_path, shifts_path)
+    # asdf loads the gwcs and JWST transform extensions only if the data models need them.
+    with only_needed_extensions([science_path, psfstack_path]):
+        return _align_checked(
+            science_path,
+            psfstack_path,
+            psfmask_path,
+            output_path,
+            parameters,
+            started,
+            shifts_path=shifts_path,
+            psfmask_reference=psfmask_reference,
+            crds=crds,
+        )
+
+
+def _align_checked(
+    science_path,
+    psfstack_path,
+    psfmask_path,
+    output_path,
+    parameters,
+    started,
+    *,
+    shifts_path,
+    psfmask_reference,
+    crds,
+):
+    """:func:`align_files` once the paths are checked."""
+    inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
     # The inputs' digests (for the provenance record) are computed while they are read;
     # if reading fails, the hashing stops too (or the process would wait for it).
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-digests")
