@@ -54,6 +54,8 @@ with only_needed_extensions(sys.argv[1:]) as light:
         {key: described(value) for key, value in model.to_flat_dict(include_arrays=False).items()}
         for model in models
     ]
+    for tree, model in zip(trees, models):  # a node no schema names (to_flat_dict leaves it out)
+        tree["extra_quantity"] = repr(model.instance["meta"].get("extra_quantity"))
 print(json.dumps({"light": light, "gwcs": "gwcs" in sys.modules, "trees": trees}))
 """
 
@@ -129,6 +131,22 @@ def test_a_file_with_a_gwcs_wcs_loads_every_extension(tmp_path):
     assert fast["gwcs"] is True
     assert fast["trees"] == plain["trees"]
     assert fast["trees"][1]["meta.wcs"] == ["gwcs.wcs._wcs", [13.5, 8.0]]
+
+
+def test_a_file_with_an_astropy_quantity_loads_every_extension(tmp_path):
+    import astropy.units as u
+    from stdatamodels.jwst import datamodels
+
+    from tests.helpers.datasets import write_small_dataset
+
+    paths, _ = write_small_dataset(tmp_path, nints=1, npsfs=1, shape=(16, 16))
+    with datamodels.open(paths["science"]) as model:
+        model.meta.extra_quantity = 3.5 * u.arcsec  # converted by asdf-astropy
+        model.save(paths["science"])
+    fast, plain = _read([paths["science"]], plain=False), _read([paths["science"]], plain=True)
+    assert fast["light"] is False
+    assert fast["trees"] == plain["trees"]
+    assert fast["trees"][0]["extra_quantity"] == repr(3.5 * u.arcsec)
 
 
 ALIGN_PROBE = """
