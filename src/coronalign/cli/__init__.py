@@ -105,6 +105,15 @@ def _add_align(subparsers):
 
 
 def _run_align(args):
+    from coronalign.steps import collector
+
+    # The start-up (imports, schemas, asdf's extensions, the inputs) makes objects that
+    # live until the end: no cyclic garbage collection until the fits begin.
+    with collector.paused(until_exit=args.ends_process):
+        _align(args)
+
+
+def _align(args):
     from coronalign.errors import ParameterError
     from coronalign.steps.align_refs import align_files, align_with_selection
     from coronalign.steps.parameters import StepParameters
@@ -437,7 +446,13 @@ def main(argv=None):
         0 on success, 2 for a problem with the inputs or parameters, 128 + the signal
         number when stopped by SIGTERM, SIGHUP or SIGINT (unfinished outputs removed).
     """
+    return _main(argv, ends_process=argv is None)
+
+
+def _main(argv, *, ends_process):
+    """:func:`main`; ``ends_process``: the process ends when it returns (its own command)."""
     args = build_parser().parse_args(argv)
+    args.ends_process = ends_process
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -481,6 +496,6 @@ def run_from_snakemake(snakemake, argv):
         if log is not None:
             stream = stack.enter_context(open(log, "w", encoding="utf-8", buffering=1))
             stack.enter_context(contextlib.redirect_stderr(stream))
-        status = main(argv)
+        status = _main(argv, ends_process=True)  # the rule's script ends with the command
     if status:
         sys.exit(status)

@@ -27,6 +27,7 @@ from coronalign.io.provenance import file_sha256, provenance_record, recorded_te
 from coronalign.io.tables import pending_shift_table, shift_records
 from coronalign.references.mask import load_psfmask
 from coronalign.references.selection import read_psfmask_selection
+from coronalign.steps.collector import end_of_startup
 from coronalign.steps.parameters import StepParameters
 
 __all__ = [
@@ -243,6 +244,7 @@ def _align_checked(
     with ProductWriter(
         output_path, parameters.mode, nrows, psfs.nplanes, shape, psf_model, meta
     ) as writer:
+        end_of_startup()  # the collector, if the command line paused it, runs again
         result = align_stacks(
             science,
             psfs,
