@@ -1,4 +1,4 @@
-"""Make asdf's one-off start-up cost small: parse its extension manifests with libyaml.
+"""Make asdf's one-off start-up cost small: libyaml for its manifests, only the extensions needed.
 
 Every process that opens or writes a JWST data model makes asdf load the manifests of
 all installed extensions (49 YAML documents with stdatamodels, asdf-astropy and friends).
@@ -12,6 +12,17 @@ same Python objects, so parsing the manifests with it changes nothing but the ti
 layout is not the one it knows, or if ``CORONALIGN_PLAIN_ASDF`` is set in the
 environment (to compare against plain asdf). The test suite checks that the loaded
 extensions are identical either way.
+
+:func:`only_needed_extensions` (used by the ``align`` step) leaves out the costliest
+extensions, those of gwcs, stdatamodels' JWST transforms and asdf-astropy, while a block
+reads and writes files whose ASDF trees use none of their tags (see the section below);
+``CORONALIGN_PLAIN_ASDF`` turns that off too. The test suite checks that the same models
+are read and the same product written either way, and that a file with a gwcs WCS or an
+astropy quantity loads everything.
+
+Both use private parts of asdf (``asdf.extension._manifest.yaml``,
+``asdf._entry_points.entry_points``, ``AsdfConfig._extensions``), checked before use: if
+asdf changes them, asdf runs as it is, only slower.
 """
 
 import contextlib
