@@ -395,6 +395,20 @@ def _run_verify(args):
     return 0 if same == len(results) else 1
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version is read (from the package's metadata) only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from coronalign import __version__
+
+        print(f"coronalign {__version__}", file=sys.stdout)
+        parser.exit()
+
+
 def build_parser():
     """The argument parser of the ``coronalign`` command.
 
@@ -402,8 +416,6 @@ def build_parser():
     -------
     argparse.ArgumentParser
     """
-    from coronalign import __version__
-
     parser = argparse.ArgumentParser(
         prog="coronalign",
         description="JWST coronagraphic PSF alignment (align_refs), fast and reproducible.",
@@ -415,7 +427,7 @@ def build_parser():
             "unfinished outputs are removed; `verify` exits with 1 when a product differs."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"coronalign {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_align(subparsers)
