@@ -246,3 +246,25 @@ def test_cli_simulate_rejects_bad_values(tmp_path, capsys):
     status = main(["simulate", "--mask-style", "crds", "--taper", "2", "-o", str(tmp_path)])
     assert status == 2
     assert "taper" in capsys.readouterr().err
+
+
+def test_version_is_read_only_when_asked_for():
+    from importlib.metadata import version
+
+    probe = "import sys, coronalign.cli; print('importlib.metadata' in sys.modules)"
+    imported = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert imported == "False"
+    shown = subprocess.run(
+        [sys.executable, "-m", "coronalign.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown == f"coronalign {version('coronalign')}\n"
+    import coronalign
+
+    assert coronalign.__version__ == version("coronalign")
+    with pytest.raises(AttributeError):
+        _ = coronalign.no_such_attribute

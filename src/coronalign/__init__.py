@@ -14,11 +14,22 @@ Layers, each importing only those below it (``tests/test_layers.py`` checks):
 imports the core, so its truth stays independent.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("coronalign")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name):
+    """``__version__``, read from the installed package's metadata on first use.
+
+    Importing :mod:`importlib.metadata` takes about 30 ms, which a command that never
+    shows the version (or imports it anyway through astropy) need not pay up front.
+    """
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("coronalign")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        value = "0.0.0+unknown"
+    globals()["__version__"] = value
+    return value

@@ -105,6 +105,15 @@ def _add_align(subparsers):
 
 
 def _run_align(args):
+    from coronalign.steps import collector
+
+    # The start-up (imports, schemas, asdf's extensions, the inputs) makes objects that
+    # live until the end: no cyclic garbage collection until the fits begin.
+    with collector.paused(until_exit=args.ends_process):
+        _align(args)
+
+
+def _align(args):
     from coronalign.errors import ParameterError
     from coronalign.steps.align_refs import align_files, align_with_selection
     from coronalign.steps.parameters import StepParameters
@@ -386,6 +395,20 @@ def _run_verify(args):
     return 0 if same == len(results) else 1
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version is read (from the package's metadata) only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from coronalign import __version__
+
+        print(f"coronalign {__version__}", file=sys.stdout)
+        parser.exit()
+
+
 def build_parser():
     """The argument parser of the ``coronalign`` command.
 
@@ -393,8 +416,6 @@ def build_parser():
     -------
     argparse.ArgumentParser
     """
-    from coronalign import __version__
-
     parser = argparse.ArgumentParser(
         prog="coronalign",
         description="JWST coronagraphic PSF alignment (align_refs), fast and reproducible.",
@@ -406,7 +427,7 @@ def build_parser():
             "unfinished outputs are removed; `verify` exits with 1 when a product differs."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"coronalign {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_align(subparsers)
@@ -437,7 +458,13 @@ def main(argv=None):
         0 on success, 2 for a problem with the inputs or parameters, 128 + the signal
         number when stopped by SIGTERM, SIGHUP or SIGINT (unfinished outputs removed).
     """
+    return _main(argv, ends_process=argv is None)
+
+
+def _main(argv, *, ends_process):
+    """:func:`main`; ``ends_process``: the process ends when it returns (its own command)."""
     args = build_parser().parse_args(argv)
+    args.ends_process = ends_process
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -481,6 +508,6 @@ def run_from_snakemake(snakemake, argv):
         if log is not None:
             stream = stack.enter_context(open(log, "w", encoding="utf-8", buffering=1))
             stack.enter_context(contextlib.redirect_stderr(stream))
-        status = main(argv)
+        status = _main(argv, ends_process=True)  # the rule's script ends with the command
     if status:
         sys.exit(status)

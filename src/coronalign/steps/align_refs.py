@@ -18,6 +18,7 @@ from coronalign import __version__, dq
 from coronalign.core.align import STATUS_DTYPE, AlignmentResult, align_stacks
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
+from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.models import fits_text, read_stack
 from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import priors_from_pointing
@@ -26,6 +27,7 @@ from coronalign.io.provenance import file_sha256, provenance_record, recorded_te
 from coronalign.io.tables import pending_shift_table, shift_records
 from coronalign.references.mask import load_psfmask
 from coronalign.references.selection import read_psfmask_selection
+from coronalign.steps.collector import end_of_startup
 from coronalign.steps.parameters import StepParameters
 
 __all__ = [
@@ -172,6 +174,35 @@ def align_files(
     started = time.perf_counter()
     inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
     _check_paths(inputs, output_path, shifts_path)
+    # asdf loads the gwcs and JWST transform extensions only if the data models need them.
+    with only_needed_extensions([science_path, psfstack_path]):
+        return _align_checked(
+            science_path,
+            psfstack_path,
+            psfmask_path,
+            output_path,
+            parameters,
+            started,
+            shifts_path=shifts_path,
+            psfmask_reference=psfmask_reference,
+            crds=crds,
+        )
+
+
+def _align_checked(
+    science_path,
+    psfstack_path,
+    psfmask_path,
+    output_path,
+    parameters,
+    started,
+    *,
+    shifts_path,
+    psfmask_reference,
+    crds,
+):
+    """:func:`align_files` once the paths are checked."""
+    inputs = {"science": science_path, "psfstack": psfstack_path, "psfmask": psfmask_path}
     # The inputs' digests (for the provenance record) are computed while they are read;
     # if reading fails, the hashing stops too (or the process would wait for it).
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="input-digests")
@@ -213,6 +244,7 @@ def align_files(
     with ProductWriter(
         output_path, parameters.mode, nrows, psfs.nplanes, shape, psf_model, meta
     ) as writer:
+        end_of_startup()  # the collector, if the command line paused it, runs again
         result = align_stacks(
             science,
             psfs,
