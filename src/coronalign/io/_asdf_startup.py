@@ -27,6 +27,7 @@ asdf changes them, asdf runs as it is, only slower.
 
 import contextlib
 import os
+import stat
 import types
 
 import numpy as np
@@ -93,6 +94,8 @@ def _asdf_yaml(path):
     """The YAML text of a FITS file's ``ASDF`` extension (b"" when it has none)."""
     from astropy.io import fits
 
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block: the step reports it
+        raise OSError(f"{path} is not a regular file")
     with fits.open(path, memmap=False, lazy_load_hdus=True) as hdulist:
         try:
             extension = hdulist["ASDF"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coronalign.dq import DO_NOT_USE, FitStatus
+from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.atomic import atomic_output
 from coronalign.io.models import open_model
 from coronalign.io.paths import check_input, check_outputs
@@ -92,6 +93,13 @@ def plot_exposure(product, science, shifts, output, psfmask=None, selection=None
     selection : path-like, optional
         A PSFMASK selection (``coronalign psfmask``) naming that mask, instead of ``psfmask``.
     """
+    # asdf loads the gwcs and JWST transform extensions only if the files need them.
+    with only_needed_extensions([product, science]):
+        _plot_exposure(product, science, shifts, output, psfmask, selection)
+
+
+def _plot_exposure(product, science, shifts, output, psfmask, selection):
+    """:func:`plot_exposure`."""
     from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
     from matplotlib.colors import AsinhNorm
     from matplotlib.figure import Figure

@@ -24,6 +24,7 @@ import numpy as np
 
 from coronalign.core.align import Stack
 from coronalign.errors import InputFileError
+from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.models import open_model, read_stack, write_cube
 from coronalign.io.paths import check_fits_name, check_input, check_outputs
 from coronalign.io.pointing import members_record
@@ -73,6 +74,13 @@ def stack_refs(psf_paths, output):
         subarray (the message lists every file and its value).
     """
     paths = [Path(p) for p in psf_paths]
+    # asdf loads the gwcs and JWST transform extensions only if the members need them.
+    with only_needed_extensions(paths):
+        return _stack_checked(paths, output)
+
+
+def _stack_checked(paths, output):
+    """:func:`stack_refs` on a list of paths."""
     if not paths:
         raise InputFileError(output, "no PSF exposures given to stack")
     check_outputs([("PSF stack", output)], [("PSF exposure", path) for path in paths])
@@ -299,6 +307,13 @@ def check_psfstack(psfstack, science_paths, report=None):
         A check fails; the message names the files and shows the disagreeing values.
     """
     psfstack = Path(psfstack)
+    science_paths = list(science_paths)
+    with only_needed_extensions([psfstack, *science_paths]):
+        return _check_psfstack(psfstack, science_paths, report)
+
+
+def _check_psfstack(psfstack, science_paths, report):
+    """:func:`check_psfstack` on paths."""
     inputs = [("PSF stack", psfstack)] + [("science exposure", path) for path in science_paths]
     check_outputs([("report", report)], inputs)
     for role, path in inputs:

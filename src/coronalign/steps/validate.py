@@ -42,6 +42,7 @@ import numpy as np
 from coronalign import dq
 from coronalign.dq import FitStatus
 from coronalign.errors import CoronalignError, InputFileError, ParameterError
+from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.models import open_validated_model, read_sci_shape
 from coronalign.io.paths import check_input, check_outputs
 from coronalign.io.reports import write_json_report
@@ -259,10 +260,12 @@ def validate_files(
     inputs = [("science exposure", science), ("PSF stack", psfstack)]
     check_outputs([("validation report", report)], [("product", product), *inputs])
     max_shift = None if max_shift is None else parse_max_shift(max_shift)
-    shape = None if science is None else expected_shape(science, psfstack, mode)
-    return validate_product(
-        product, shifts, mode=mode, expected_shape=shape, report=report, max_shift=max_shift
-    )
+    models = [path for path in (product, science, psfstack) if path is not None]
+    with only_needed_extensions(models):
+        shape = None if science is None else expected_shape(science, psfstack, mode)
+        return validate_product(
+            product, shifts, mode=mode, expected_shape=shape, report=report, max_shift=max_shift
+        )
 
 
 def _recorded_max_shift(table):
