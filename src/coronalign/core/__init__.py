@@ -3,7 +3,9 @@
 Bad-pixel replacement (:mod:`~coronalign.core.badpix`), the Fourier shift
 (:mod:`~coronalign.core.fourier`), the registration (:mod:`~coronalign.core.objective`,
 :mod:`~coronalign.core.newton`, :mod:`~coronalign.core.register`), the loop over
-integrations and PSFs (:mod:`~coronalign.core.align`) and the worker processes
+integrations and PSFs (:mod:`~coronalign.core.align`), its containers
+(:mod:`~coronalign.core.results`), the choices offered above (:mod:`~coronalign.core.choices`)
+and the worker processes
 (:mod:`~coronalign.core.pool`). It imports numpy, scipy, the standard library,
 :mod:`coronalign.errors` and :mod:`coronalign.dq` only: no file, no data model, no CRDS.
 """

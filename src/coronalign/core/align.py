@@ -30,7 +30,6 @@ import functools
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +39,7 @@ from coronalign.core.badpix import clean_data_planes, clean_plane_stack
 from coronalign.core.fourier import shift_single, single_phases, single_spectra
 from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
 from coronalign.core.pool import can_fork, map_in_processes
+from coronalign.core.results import RESULT_COLUMNS, STATUS_DTYPE, AlignmentResult, Stack
 from coronalign.dq import FitStatus
 
 __all__ = [
@@ -61,82 +61,11 @@ DQ_REPLACED = np.uint32(dq.FLUX_ESTIMATED)
 #: Output pixels whose value comes from data wrapped around the frame edge.
 DQ_WRAPPED = np.uint32(dq.DO_NOT_USE | dq.OTHER_BAD_PIXEL)
 
-#: The numpy type of a status array: room for the longest status.
-STATUS_DTYPE = f"<U{max(len(status) for status in FitStatus)}"
 #: A fit is an outlier beyond this many robust standard deviations of its PSF's fits...
 OUTLIER_SIGMAS = 5.0
 #: ...and this many pixels (integrations of one exposure share the pointing to a few
 #: hundredths of a pixel; a fit in another minimum lies a pixel or more away).
 OUTLIER_FLOOR = 0.5
-
-
-@dataclass(frozen=True)
-class Stack:
-    """A stack of images with their uncertainties and data-quality flags.
-
-    Attributes
-    ----------
-    data, err : ndarray, shape (nplanes, ny, nx)
-        Values and 1-sigma uncertainties (any float dtype).
-    dq : ndarray of unsigned int, shape (nplanes, ny, nx)
-        JWST DQ flags.
-    """
-
-    data: np.ndarray
-    err: np.ndarray
-    dq: np.ndarray
-
-    @property
-    def nplanes(self):
-        """Number of planes (integrations or PSFs)."""
-        return self.data.shape[0]
-
-
-#: The per-fit columns of an :class:`AlignmentResult` (float arrays), in table order.
-RESULT_COLUMNS = (
-    "xshift",
-    "yshift",
-    "beta",
-    "rms",
-    "xshift_err",
-    "yshift_err",
-    "beta_err",
-    "xprior",
-    "yprior",
-)
-
-
-@dataclass
-class AlignmentResult:
-    """Fitted parameters, one row per fitted integration and one column per PSF.
-
-    ``xshift_err``, ``yshift_err``, ``beta_err`` are the formal 1σ errors; ``xprior``,
-    ``yprior`` the centre of each fit's search window; ``status`` the
-    :class:`~coronalign.dq.FitStatus` of each fit (as strings).
-    """
-
-    integrations: list
-    xshift: np.ndarray
-    yshift: np.ndarray
-    beta: np.ndarray
-    rms: np.ndarray
-    iterations: np.ndarray
-    status: np.ndarray = field(repr=False)
-    xshift_err: np.ndarray = None
-    yshift_err: np.ndarray = None
-    beta_err: np.ndarray = None
-    xprior: np.ndarray = None
-    yprior: np.ndarray = None
-
-    def __post_init__(self):
-        for name in RESULT_COLUMNS:
-            if getattr(self, name) is None:
-                setattr(self, name, np.full(self.xshift.shape, np.nan))
-
-    @property
-    def converged(self):
-        """True where the fit converged (``outlier`` fits converged too)."""
-        return (self.status == FitStatus.CONVERGED) | (self.status == FitStatus.OUTLIER)
 
 
 def _median_or_nan(values):

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from coronalign.core.choices import WEIGHTINGS
 from coronalign.core.folded import Columns, Rows, column_factors, fold, row_factors
 from coronalign.core.fourier import phase_derivatives, shift_spectrum
 from coronalign.core.reproducible import (
@@ -71,10 +72,6 @@ __all__ = [
     "prepare_weight",
     "profile_derivatives",
 ]
-
-#: How the PSFMASK weighs the residual: "official" (residual × mask, the official step's
-#: objective, Σ (m r)²) or "linear" (Σ m r²).
-WEIGHTINGS = ("official", "linear")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coronalign.core.choices import DEFAULT_MAX_SHIFT
 from coronalign.core.newton import SHIFT_TOLERANCE, converge, hessian_errors
 from coronalign.core.objective import (
     Objectives,
@@ -51,11 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Default search radius around the prior, in pixels (see docs/registration.md): ten
-#: times the largest expected science/reference offset (TA errors of a few mas, small-grid
-#: dither steps of 20 mas: under 1 px even for NIRCam's 31 mas short-wave pixels), and
-#: enough for a reference 8.9 px away, (7.3, 5.1), with no pointing metadata.
-DEFAULT_MAX_SHIFT = 10.0
 #: A start away from the prior wins only if its objective is below this fraction of the
 #: objective of the prior's basin. Measured (registration facts): spurious far minima of
 #: a poorly matched reference reach 0.96-0.98 of it; a real (7.3, 5.1) px offset 0.09-0.15.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coronalign.core.align import Stack
+from coronalign.core.results import Stack
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
 from coronalign.io.atomic import atomic_output

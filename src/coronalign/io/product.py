@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from coronalign.core.align import STATUS_DTYPE, AlignmentResult
+from coronalign.core.results import STATUS_DTYPE, AlignmentResult
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
 from coronalign.io.atomic import AtomicOutput

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-from coronalign.core.align import RESULT_COLUMNS
+from coronalign.core.results import RESULT_COLUMNS
 from coronalign.dq import FitStatus
 from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output

@@ -25,8 +25,7 @@ from numbers import Integral
 
 import numpy as np
 
-from coronalign.core.objective import WEIGHTINGS
-from coronalign.core.register import DEFAULT_MAX_SHIFT
+from coronalign.core.choices import DEFAULT_MAX_SHIFT, WEIGHTINGS
 from coronalign.errors import ParameterError
 from coronalign.io.models import pixel_flags
 

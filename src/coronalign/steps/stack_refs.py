@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coronalign.core.align import Stack
+from coronalign.core.results import Stack
 from coronalign.errors import InputFileError
 from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.models import open_model, read_stack, write_cube

@@ -1,0 +1,86 @@
+"""The core's containers: a stack of images and the fitted parameters of a stack.
+
+Kept apart from :mod:`coronalign.core.align` so that what reads and writes them (the
+``io`` layer, the validation, the plots) does not import the fitting code and its
+transforms (scipy.fft alone takes about 0.15 s to import).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coronalign.dq import FitStatus
+
+__all__ = ["RESULT_COLUMNS", "STATUS_DTYPE", "AlignmentResult", "Stack"]
+
+#: The numpy type of a status array: room for the longest status.
+STATUS_DTYPE = f"<U{max(len(status) for status in FitStatus)}"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A stack of images with their uncertainties and data-quality flags.
+
+    Attributes
+    ----------
+    data, err : ndarray, shape (nplanes, ny, nx)
+        Values and 1-sigma uncertainties (any float dtype).
+    dq : ndarray of unsigned int, shape (nplanes, ny, nx)
+        JWST DQ flags.
+    """
+
+    data: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+
+    @property
+    def nplanes(self):
+        """Number of planes (integrations or PSFs)."""
+        return self.data.shape[0]
+
+
+#: The per-fit columns of an :class:`AlignmentResult` (float arrays), in table order.
+RESULT_COLUMNS = (
+    "xshift",
+    "yshift",
+    "beta",
+    "rms",
+    "xshift_err",
+    "yshift_err",
+    "beta_err",
+    "xprior",
+    "yprior",
+)
+
+
+@dataclass
+class AlignmentResult:
+    """Fitted parameters, one row per fitted integration and one column per PSF.
+
+    ``xshift_err``, ``yshift_err``, ``beta_err`` are the formal 1σ errors; ``xprior``,
+    ``yprior`` the centre of each fit's search window; ``status`` the
+    :class:`~coronalign.dq.FitStatus` of each fit (as strings).
+    """
+
+    integrations: list
+    xshift: np.ndarray
+    yshift: np.ndarray
+    beta: np.ndarray
+    rms: np.ndarray
+    iterations: np.ndarray
+    status: np.ndarray = field(repr=False)
+    xshift_err: np.ndarray = None
+    yshift_err: np.ndarray = None
+    beta_err: np.ndarray = None
+    xprior: np.ndarray = None
+    yprior: np.ndarray = None
+
+    def __post_init__(self):
+        for name in RESULT_COLUMNS:
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(self.xshift.shape, np.nan))
+
+    @property
+    def converged(self):
+        """True where the fit converged (``outlier`` fits converged too)."""
+        return (self.status == FitStatus.CONVERGED) | (self.status == FitStatus.OUTLIER)
