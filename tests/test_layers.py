@@ -36,7 +36,8 @@ THIRD_PARTY = {
     "io": {"numpy", "astropy", "stdatamodels", "asdf", "yaml"},
     "references": {"numpy", "astropy.io", "crds"},
     "steps": {"numpy", "astropy.nddata", "astropy.visualization", "matplotlib"},
-    "simulation": {"numpy", "scipy", "stdatamodels"},
+    # gwcs and astropy.modeling (stdatamodels' own dependencies): the WCS real exposures carry.
+    "simulation": {"numpy", "scipy", "stdatamodels", "gwcs", "astropy.modeling"},
     "cli": set(),
 }
 

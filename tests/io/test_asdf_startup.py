@@ -77,18 +77,9 @@ def _read(paths, plain):
 
 def _with_wcs(path):
     """Give the data model in ``path`` a gwcs WCS (as real JWST exposures have)."""
-    from astropy.modeling import models
-    from gwcs import coordinate_frames, wcs
-    from stdatamodels.jwst import datamodels
+    from coronalign.simulation import add_gwcs_wcs
 
-    transform = models.Shift(10.5) & models.Scale(2.0)
-    detector = coordinate_frames.Frame2D(name="detector")
-    world = coordinate_frames.Frame2D(name="world")
-    with datamodels.open(path) as model:
-        model.meta.wcs = wcs.WCS(
-            forward_transform=transform, input_frame=detector, output_frame=world
-        )
-        model.save(path)
+    add_gwcs_wcs(path)
 
 
 def test_file_tags_names_the_tags_and_extensions_of_the_tree(tmp_path):

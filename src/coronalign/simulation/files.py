@@ -24,7 +24,7 @@ from coronalign.simulation.observation import simulate_observation, truth_dict
 from coronalign.simulation.options import OPTION_NAMES, check_options
 from coronalign.simulation.pointing import dither_meta
 
-__all__ = ["write_association", "write_simulation"]
+__all__ = ["add_gwcs_wcs", "write_association", "write_simulation"]
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +236,29 @@ def write_association(
         "psfmask": mask_path,
         "truth": truth_path,
     }
+
+
+def add_gwcs_wcs(path):
+    """Give the data model in a file a gwcs WCS in ``meta.wcs``, as real JWST exposures have.
+
+    The transform is a plain shift and scale between two 2-D frames (not a real
+    distortion model); what matters is that the file's ASDF tree holds gwcs and astropy
+    modeling tags, so a reader must load their asdf extensions.
+
+    Parameters
+    ----------
+    path : path-like
+        A FITS data model (rewritten in place).
+    """
+    from astropy.modeling import models
+    from gwcs import coordinate_frames, wcs
+    from stdatamodels.jwst import datamodels
+
+    transform = models.Shift(10.5) & models.Scale(2.0)
+    detector = coordinate_frames.Frame2D(name="detector")
+    world = coordinate_frames.Frame2D(name="world")
+    with datamodels.open(path) as model:
+        model.meta.wcs = wcs.WCS(
+            forward_transform=transform, input_frame=detector, output_frame=world
+        )
+        model.save(path)
