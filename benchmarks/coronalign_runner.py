@@ -59,7 +59,17 @@ class AnonSampler(threading.Thread):
 
 
 def _floor(science, psfstack, psfmask, output, mode):
-    """Read the inputs and write a product of the right shape, without fitting."""
+    """Read the inputs and write a product of the right shape, without fitting.
+
+    Like the step, with asdf's extensions limited to what the files use.
+    """
+    from coronalign.io._asdf_startup import only_needed_extensions
+
+    with only_needed_extensions([science, psfstack]):
+        _floor_files(science, psfstack, psfmask, output, mode)
+
+
+def _floor_files(science, psfstack, psfmask, output, mode):
     import numpy as np
 
     from coronalign.core.align import STATUS_DTYPE, AlignmentResult
