@@ -522,7 +522,7 @@ def main(argv=None):
     print("simulating data sets", flush=True)
     sets = {}
     for frame, (instrument, _) in FRAMES.items():
-        prefix = "nircam" if frame == "320" else f"{instrument.replace('-', '_')}_{frame}"
+        prefix = _prefix(frame)
         for nints, npsfs in ((10, 9), (1, 1)):
             tools = ALL_TOOLS if frame == "320" else FRAME_TOOLS
             name = f"{prefix}_{nints}x{npsfs}"
@@ -604,6 +604,7 @@ def _marginal(timing, name, tool):
 
 
 def _prefix(frame):
+    """The data sets' name prefix of a frame size of ``FRAMES``."""
     instrument = FRAMES[frame][0]
     return "nircam" if frame == "320" else f"{instrument.replace('-', '_')}_{frame}"
 

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from coronalign.simulation import add_gwcs_wcs
+
 PROBE = """
 import json, sys
 from coronalign.io import _asdf_startup
@@ -75,13 +77,6 @@ def _read(paths, plain):
     return json.loads(result.stdout)
 
 
-def _with_wcs(path):
-    """Give the data model in ``path`` a gwcs WCS (as real JWST exposures have)."""
-    from coronalign.simulation import add_gwcs_wcs
-
-    add_gwcs_wcs(path)
-
-
 def test_file_tags_names_the_tags_and_extensions_of_the_tree(tmp_path):
     from coronalign.io._asdf_startup import file_tags
     from tests.helpers.datasets import write_small_dataset
@@ -91,7 +86,7 @@ def test_file_tags_names_the_tags_and_extensions_of_the_tree(tmp_path):
     assert "tag:stsci.edu:asdf/core/ndarray-1.1.0" in tags
     assert not any("gwcs" in tag for tag in tags)
     assert any("asdf-format.org/core/extensions" in uri for uri in uris)
-    _with_wcs(paths["science"])
+    add_gwcs_wcs(paths["science"])
     tags, uris = file_tags(paths["science"])
     assert any(tag.startswith("tag:stsci.edu:gwcs/wcs-") for tag in tags)
     assert any("gwcs" in uri for uri in uris)
@@ -115,7 +110,7 @@ def test_a_file_with_a_gwcs_wcs_loads_every_extension(tmp_path):
     from tests.helpers.datasets import write_small_dataset
 
     paths, _ = write_small_dataset(tmp_path, nints=2, npsfs=2, shape=(16, 16))
-    _with_wcs(paths["psfstack"])
+    add_gwcs_wcs(paths["psfstack"])
     files = [paths["science"], paths["psfstack"]]
     fast, plain = _read(files, plain=False), _read(files, plain=True)
     assert fast["light"] is False
@@ -187,5 +182,5 @@ def test_align_loads_gwcs_only_for_files_with_a_wcs(tmp_path):
     light, plain = _product(tmp_path / "a_psfalign.fits"), _product(tmp_path / "p_psfalign.fits")
     assert "meta.coronalign.version" in light
     assert light == plain
-    _with_wcs(paths["psfstack"])
+    add_gwcs_wcs(paths["psfstack"])
     assert _align(paths, tmp_path / "b_psfalign.fits") == {"status": 0, "gwcs": True}
