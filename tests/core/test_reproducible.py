@@ -9,13 +9,13 @@ changed SCI and ERR).
 """
 
 import hashlib
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from coronalign.core import reproducible
 from coronalign.core.reproducible import (
     ExactLeft,
     complex_multiply,
@@ -23,6 +23,7 @@ from coronalign.core.reproducible import (
     expi_2pi,
     sincos_2pi,
 )
+from tests.helpers.machines import SETTINGS, environment_for
 
 
 def test_sincos_agrees_with_libm_to_a_few_ulp(rng):
@@ -35,6 +36,39 @@ def test_sincos_agrees_with_libm_to_a_few_ulp(rng):
     cos, sin = sincos_2pi(exact)
     np.testing.assert_array_equal(np.abs(cos) + np.abs(sin), 1.0)
     assert np.allclose(expi_2pi(0.125), np.exp(0.25j * np.pi), rtol=0, atol=1e-16)
+
+
+def test_exp_log_power_sinc_agree_with_libm_to_a_few_ulp(rng):
+    x = np.concatenate([rng.uniform(-740, 709, 20000), rng.uniform(-1, 1, 20000)])
+    np.testing.assert_allclose(reproducible.exp(x), np.exp(x), rtol=4.5e-16, atol=0)
+    special = reproducible.exp([0.0, 709.79, 1e308, -746.0, -np.inf, np.inf, np.nan])
+    np.testing.assert_array_equal(special, [1.0, np.inf, np.inf, 0.0, 0.0, np.inf, np.nan])
+    assert reproducible.exp(-745.1) == np.exp(-745.1) > 0  # subnormal results
+    y = np.exp(rng.uniform(-700, 700, 20000))
+    np.testing.assert_allclose(reproducible.log(y), np.log(y), rtol=4.5e-16, atol=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        edges = [0.0, 1.0, np.inf, -1.0, np.nan, 5e-324]
+        np.testing.assert_array_equal(reproducible.log(edges), np.log(edges))
+    f = rng.uniform(1e-6, 0.5, 2000)
+    np.testing.assert_allclose(reproducible.power(f, -0.625), f**-0.625, rtol=1e-15, atol=0)
+    assert reproducible.power(np.inf, -0.625) == 0.0
+    assert reproducible.power(0.0, 0.0) == 1.0
+    s = rng.uniform(-3, 3, 2000)
+    np.testing.assert_allclose(reproducible.sinc(s), np.sinc(s), rtol=0, atol=5e-16)
+    assert reproducible.sinc(0.0) == 1.0
+
+
+def test_small_symmetric_systems_are_solved_and_classified(rng):
+    a = rng.normal(size=(200, 3, 3))
+    spd = a @ np.swapaxes(a, 1, 2) + 0.05 * np.eye(3)
+    b = rng.normal(size=(200, 3))
+    x = reproducible.solve_3x3(spd, b)
+    np.testing.assert_allclose(np.einsum("nij,nj->ni", spd, x), b, rtol=0, atol=1e-10)
+    assert reproducible.positive_definite_3x3(spd).all()
+    indefinite = spd - 2.0 * np.linalg.eigvalsh(spd)[:, 1, None, None] * np.eye(3)
+    assert not reproducible.positive_definite_3x3(indefinite).any()
+    assert not reproducible.positive_definite_3x3(-spd).any()
+    assert np.all(~np.isfinite(reproducible.solve_3x3(np.zeros((1, 3, 3)), np.ones((1, 3)))))
 
 
 def test_complex_multiply_is_the_complex_product(rng):
@@ -73,28 +107,6 @@ def test_exact_matmul_slices_sum_exactly_in_any_order(rng):
 # ---------------------------------------------------------------------------------------
 # Whole products under settings that change BLAS, numpy and libm on this machine
 
-#: numpy's run-time dispatch targets above the x86-64-v2 baseline (AVX2/FMA, AVX-512).
-NO_SIMD_DISPATCH = "AVX512_ICL AVX512_SPR X86_V4 X86_V3"
-#: glibc's libm then picks its non-FMA exp/sin/cos, as on a CPU without AVX2 and FMA.
-NO_FMA_LIBM = "glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F"
-
-SETTINGS = {
-    "default": {"OPENBLAS_NUM_THREADS": "1"},
-    "haswell-2-blas-threads-2-processes": {
-        "OPENBLAS_CORETYPE": "Haswell",
-        "OPENBLAS_NUM_THREADS": "2",
-        "OMP_NUM_THREADS": "2",
-        "--threads": "2",
-    },
-    "sandybridge-2-processes": {"OPENBLAS_CORETYPE": "Sandybridge", "--threads": "2"},
-    "prescott-2-blas-threads": {"OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "2"},
-    "skylakex-no-fma-anywhere": {
-        "OPENBLAS_CORETYPE": "SkylakeX",
-        "NPY_DISABLE_CPU_FEATURES": NO_SIMD_DISPATCH,
-        "GLIBC_TUNABLES": NO_FMA_LIBM,
-    },
-}
-
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
@@ -127,8 +139,7 @@ def test_products_are_identical_under_any_blas_kernel_threads_processes_or_dispa
     paths = datasets[instrument]
     digests = {}
     for name, setting in SETTINGS.items():
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS", "OMP_"))}
-        env.update({k: v for k, v in setting.items() if not k.startswith("--")})
+        env = environment_for(setting)
         output = tmp_path / f"{name}_psfalign.fits"
         command = [
             sys.executable,

@@ -17,9 +17,13 @@ the products would differ. This module gives the numerical core what it needs wi
 results fixed by the code alone:
 
 * :func:`sincos_2pi`: cosine and sine from the basic operations ``+ - * /`` and
-  :func:`numpy.rint`, which IEEE 754 rounds the same way everywhere;
+  :func:`numpy.rint`, which IEEE 754 rounds the same way everywhere; :func:`exp`,
+  :func:`log`, :func:`power` and :func:`sinc` likewise (with the exact :func:`numpy.ldexp`
+  and :func:`numpy.frexp`);
 * :func:`complex_multiply`: complex products from real products and sums, each a
   separate numpy operation (so no operation can be fused);
+* :func:`solve_3x3` and :func:`positive_definite_3x3`: small symmetric systems by
+  cofactors, where LAPACK would call BLAS;
 * :class:`ExactLeft` and :func:`exact_matmul`: matrix products through BLAS in which every
   product and every partial sum BLAS forms is exact, so the order BLAS chooses cannot
   change a bit (operands split into slices of a few significant bits with a common
@@ -41,8 +45,14 @@ __all__ = [
     "complex_multiply",
     "exact_matmul",
     "exact_small_matmul",
+    "exp",
     "expi_2pi",
+    "log",
+    "positive_definite_3x3",
+    "power",
+    "sinc",
     "sincos_2pi",
+    "solve_3x3",
 ]
 
 # Taylor coefficients of sin(x)/x and cos(x) in x**2, highest order first; on |x| <= pi/4
@@ -103,6 +113,167 @@ def expi_2pi(turns):
     out.real = cos
     out.imag = sin
     return out
+
+
+#: ln 2 split so that ``k * _LN2_HI`` is exact for |k| < 2**11 (Cody and Waite).
+_LN2_HI = 0.693145751953125
+_LN2_LO = 1.4286068203094173e-06
+#: Taylor coefficients of exp(r) on |r| <= ln(2)/2, highest order first (the first omitted
+#: term is below 1e-18).
+_EXP = tuple(1.0 / math.factorial(n) for n in range(14, -1, -1))
+#: 2 atanh(s) = log((1 + s) / (1 - s)) = 2 (s + s**3/3 + ...), in s**2, highest order first;
+#: |s| <= 0.172 for a mantissa in [sqrt(1/2), sqrt(2)), the first omitted term below 1e-19.
+_LOG = tuple(2.0 / (2 * n + 1) for n in range(12, -1, -1))
+
+
+def exp(x):
+    """``e**x`` for real arrays, computed the same way on every CPU.
+
+    numpy's ``exp`` has AVX-512 code paths and glibc picks an FMA variant at run time,
+    which round differently; this uses ``+ - * /``, :func:`numpy.rint` and
+    :func:`numpy.ldexp` only.
+
+    Parameters
+    ----------
+    x : array_like of float
+
+    Returns
+    -------
+    ndarray of float64
+        Accurate to a few units in the last place; 0 below about -745, inf above 709.78,
+        NaN for NaN.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    clipped = np.clip(np.where(np.isnan(x), 0.0, x), -746.0, 709.78)
+    k = np.rint(clipped * (1.0 / math.log(2.0)))
+    value = _horner(_EXP, (clipped - k * _LN2_HI) - k * _LN2_LO)
+    # two steps: 2**k alone may be out of range where the result is not (subnormals)
+    half = np.trunc(k / 2.0).astype(np.int64)
+    out = np.ldexp(np.ldexp(value, half), k.astype(np.int64) - half)
+    out = np.where(x > 709.78, np.inf, out)
+    return np.where(np.isnan(x), np.nan, out)
+
+
+def log(x):
+    """Natural logarithm of real arrays, computed the same way on every CPU.
+
+    Parameters
+    ----------
+    x : array_like of float
+
+    Returns
+    -------
+    ndarray of float64
+        Accurate to a few units in the last place; -inf at 0, inf at inf, NaN below 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    safe = np.where(np.isfinite(x) & (x > 0), x, 1.0)
+    mantissa, exponent = np.frexp(safe)  # exact: safe = mantissa * 2**exponent
+    low = mantissa < math.sqrt(0.5)
+    mantissa = np.where(low, 2.0 * mantissa, mantissa)  # [sqrt(1/2), sqrt(2))
+    exponent = (exponent - low).astype(np.float64)
+    s = (mantissa - 1.0) / (mantissa + 1.0)
+    value = _horner(_LOG, s * s) * s
+    out = exponent * _LN2_HI + (exponent * _LN2_LO + value)
+    out = np.where(x == 0, -np.inf, out)
+    out = np.where(x == np.inf, np.inf, out)
+    return np.where((x < 0) | np.isnan(x), np.nan, out)
+
+
+def power(x, p):
+    """``x**p`` for real ``x >= 0`` and real ``p``, computed the same way on every CPU.
+
+    Parameters
+    ----------
+    x : array_like of float
+        Bases, >= 0 (inf allowed).
+    p : float or array_like
+        Exponents.
+
+    Returns
+    -------
+    ndarray of float64
+        ``exp(p log x)``: relative error about ``|p log x|`` units in the last place.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = exp(p * log(x))
+    return np.where(p == 0, 1.0, out)
+
+
+def sinc(x):
+    """``sin(pi x) / (pi x)`` (1 at 0), computed the same way on every CPU.
+
+    Parameters
+    ----------
+    x : array_like of float
+
+    Returns
+    -------
+    ndarray of float64
+    """
+    x = np.asarray(x, dtype=np.float64)
+    _, sin = sincos_2pi(0.5 * x)
+    safe = np.where(x == 0, 1.0, x)
+    return np.where(x == 0, 1.0, sin / (math.pi * safe))
+
+
+def _minors_3x3(matrix):
+    a = np.asarray(matrix, dtype=np.float64)
+    c00 = a[..., 1, 1] * a[..., 2, 2] - a[..., 1, 2] * a[..., 2, 1]
+    c01 = a[..., 1, 2] * a[..., 2, 0] - a[..., 1, 0] * a[..., 2, 2]
+    c02 = a[..., 1, 0] * a[..., 2, 1] - a[..., 1, 1] * a[..., 2, 0]
+    det = a[..., 0, 0] * c00 + a[..., 0, 1] * c01 + a[..., 0, 2] * c02
+    return a, (c00, c01, c02), det
+
+
+def positive_definite_3x3(matrix):
+    """Whether symmetric 3 x 3 matrices are positive definite (Sylvester's criterion).
+
+    Parameters
+    ----------
+    matrix : array_like, shape (..., 3, 3)
+
+    Returns
+    -------
+    ndarray of bool, shape (...)
+    """
+    a, _, det = _minors_3x3(matrix)
+    second = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+    return (a[..., 0, 0] > 0) & (second > 0) & (det > 0)
+
+
+def solve_3x3(matrix, rhs):
+    """Solve ``matrix @ x = rhs`` for batches of 3 x 3 systems by cofactors (no LAPACK).
+
+    Parameters
+    ----------
+    matrix : array_like, shape (..., 3, 3)
+        Non-singular matrices.
+    rhs : array_like, shape (..., 3)
+        Right-hand sides.
+
+    Returns
+    -------
+    ndarray of float64, shape (..., 3)
+        NaN or inf where a matrix is singular.
+    """
+    a, (c00, c01, c02), det = _minors_3x3(matrix)
+    b = np.asarray(rhs, dtype=np.float64)
+    # the rest of the adjugate (cofactors of rows 1 and 2, transposed)
+    c10 = a[..., 0, 2] * a[..., 2, 1] - a[..., 0, 1] * a[..., 2, 2]
+    c11 = a[..., 0, 0] * a[..., 2, 2] - a[..., 0, 2] * a[..., 2, 0]
+    c12 = a[..., 0, 1] * a[..., 2, 0] - a[..., 0, 0] * a[..., 2, 1]
+    c20 = a[..., 0, 1] * a[..., 1, 2] - a[..., 0, 2] * a[..., 1, 1]
+    c21 = a[..., 0, 2] * a[..., 1, 0] - a[..., 0, 0] * a[..., 1, 2]
+    c22 = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x0 = (c00 * b0 + c10 * b1 + c20 * b2) / det
+        x1 = (c01 * b0 + c11 * b1 + c21 * b2) / det
+        x2 = (c02 * b0 + c12 * b1 + c22 * b2) / det
+    return np.stack([x0, x1, x2], axis=-1)
 
 
 def complex_multiply(a, b, out=None):
