@@ -6,10 +6,19 @@ import dataclasses
 
 import numpy as np
 
+from coronalign.core import reproducible as rep
 from coronalign.dq import DEAD, DO_NOT_USE, HOT, JUMP_DET, NON_SCIENCE, SATURATED
 from coronalign.simulation.instruments import coronagraph_center, science_columns
 
 __all__ = ["GARBAGE_COUNTS", "Defects", "detect", "static_defects"]
+
+
+_LN10 = 2.302585092994046  # ln 10
+
+
+def _exp10(x):
+    """``10**x``, the same bits on every CPU (numpy's power has AVX-512 code paths)."""
+    return rep.exp(np.asarray(x) * _LN10)
 
 
 @dataclasses.dataclass
@@ -60,8 +69,9 @@ def static_defects(rng, setup, shape):
     angle = rng.uniform(0, 2 * np.pi)
     r = 2.0 * setup.core_radius + 6.0
     first_col = science_columns(setup, shape)
-    y0 = int(np.clip(round(cy + r * np.sin(angle)), 2, ny - 3))
-    x0 = int(np.clip(round(cx + r * np.cos(angle)), first_col + 2, nx - 3))
+    cos, sin = (float(v) for v in rep.sincos_2pi(angle / (2 * np.pi)))
+    y0 = int(np.clip(round(cy + r * sin), 2, ny - 3))
+    x0 = int(np.clip(round(cx + r * cos), first_col + 2, nx - 3))
     block = [(y0 + i, x0 + j) for i in (-1, 0, 1) for j in (-1, 0, 1)] + [
         (y0, x0 + 2),
         (y0 + 2, x0),
@@ -159,8 +169,8 @@ def _add_garbage(rng, data, err, dq, defects, x0):
     hot = defects.kind == 0
     values = np.where(
         hot[None, :],
-        scale[:, None] * 10.0 ** rng.uniform(1.0, 3.0, size=(n, di.size)),
-        -scale[:, None] * 10.0 ** rng.uniform(-3.0, -0.5, size=(n, di.size)),
+        scale[:, None] * _exp10(rng.uniform(1.0, 3.0, size=(n, di.size))),
+        -scale[:, None] * _exp10(rng.uniform(-3.0, -0.5, size=(n, di.size))),
     )
     in_science = di % nx >= x0  # NON_SCIENCE pixels keep their NaN
     flat_data[:, di[in_science]] = values[:, in_science]
@@ -188,11 +198,11 @@ def _add_garbage(rng, data, err, dq, defects, x0):
         flat_err[i, g] = 0.0
         flat_dq[i, g] |= DO_NOT_USE | SATURATED
         g = groups["huge"]
-        plane[g] = s * 10.0 ** rng.uniform(1.0, 4.0, g.size)
+        plane[g] = s * _exp10(rng.uniform(1.0, 4.0, g.size))
         flat_err[i, g] = 0.0
         flat_dq[i, g] |= DO_NOT_USE
         g = groups["negative"]
-        plane[g] = -s * 10.0 ** rng.uniform(-1.0, 2.0, g.size)
+        plane[g] = -s * _exp10(rng.uniform(-1.0, 2.0, g.size))
         flat_err[i, g] = 0.0
         flat_dq[i, g] |= DO_NOT_USE
         g = groups["nan_flagged"]

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import math
 import time
 
 import numpy as np
 import scipy.fft as sfft
 
+from coronalign.core import reproducible as rep
 from coronalign.simulation.detector import detect, static_defects
 from coronalign.simulation.instruments import SETUPS, Setup, coronagraph_center
 from coronalign.simulation.optics import (
@@ -21,6 +21,7 @@ from coronalign.simulation.optics import (
     mixing_weights,
     offaxis_spectrum,
     phase_screens,
+    real_scale,
     reference_static_screen,
     shift_ramp,
 )
@@ -120,7 +121,7 @@ def simulate_observation(setup, shape, sci_groups, psf_groups, seed, opts):
         if opts.psf_dither != "none":
             off = off + dither[j, ::-1] / setup.pixel_scale
         pos.append(np.array([cy, cx]) + off + rng_stars.normal(0.0, jitter, size=(nints, 2)))
-        ratio = math.exp(rng_stars.uniform(math.log(0.5), math.log(3.0)))
+        ratio = float(rep.exp(rng_stars.uniform(float(rep.log(0.5)), float(rep.log(3.0)))))
         flux.append(ratio * (1.0 + 0.005 * rng_stars.standard_normal(nints)))
     all_pos = np.concatenate(pos)
     all_flux = np.concatenate(flux)
@@ -130,19 +131,20 @@ def simulate_observation(setup, shape, sci_groups, psf_groups, seed, opts):
     # one common normalisation: the brightest pixel of the first star = peak_counts
     reference = sfft.irfft2(spectra[0], s=shape)
     norm = setup.peak_counts / reference.max()
-    spectra *= (all_flux * norm)[:, None, None]
-    spectra *= shift_ramp(optics, all_pos[:, 0], all_pos[:, 1])
+    real_scale(spectra, (all_flux * norm)[:, None, None])
+    rep.complex_multiply(spectra, shift_ramp(optics, all_pos[:, 0], all_pos[:, 1]), out=spectra)
     # companion in the science exposures (rotates by a few degrees between exposures)
     sep, pa, frac = setup.companion
     comp = offaxis_spectrum(optics, static)
-    comp *= frac * setup.peak_counts / sfft.irfft2(comp, s=shape).max()
+    real_scale(comp, frac * setup.peak_counts / sfft.irfft2(comp, s=shape).max())
     start = 0
     for e, nints in enumerate(sci_groups):
-        angle = math.radians(pa + 8.0 * e)
-        cyy = all_pos[start : start + nints, 0] + sep * math.cos(angle)
-        cxx = all_pos[start : start + nints, 1] - sep * math.sin(angle)
+        cos, sin = (float(v) for v in rep.sincos_2pi((pa + 8.0 * e) / 360.0))
+        cyy = all_pos[start : start + nints, 0] + sep * cos
+        cxx = all_pos[start : start + nints, 1] - sep * sin
         fl = all_flux[start : start + nints, None, None]
-        spectra[start : start + nints] += comp[None] * fl * shift_ramp(optics, cyy, cxx)
+        ramp = shift_ramp(optics, cyy, cxx)
+        spectra[start : start + nints] += rep.complex_multiply(real_scale(ramp, fl), comp[None])
         start += nints
     images = sfft.irfft2(spectra, s=shape, axes=(1, 2))
     del spectra

@@ -1,5 +1,10 @@
 """Fourier optics of a coronagraph: pupil, phase screens, occulter, Lyot stop, and the
 exact, band-limited image spectra they give (see :mod:`coronalign.simulation`).
+
+Every transcendental function, complex product and sum of products here comes from
+:mod:`coronalign.core.reproducible` (or :func:`numpy.sum`), not from numpy's dispatched
+ufuncs, libm or BLAS: the same options give the same arrays, bit for bit, on every CPU and
+BLAS kernel (the pocketfft transforms of :mod:`scipy.fft` have no run-time dispatch).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import math
 import numpy as np
 import scipy.fft as sfft
 
+from coronalign.core import reproducible as rep
 from coronalign.simulation.instruments import ARCSEC, TELESCOPE_DIAMETER
 
 __all__ = [
@@ -20,6 +26,7 @@ __all__ = [
     "occulter_sigma",
     "offaxis_spectrum",
     "phase_screens",
+    "real_scale",
     "reference_static_screen",
     "shift_ramp",
     "signed_indices",
@@ -34,7 +41,7 @@ class Optics:
     box_y: np.ndarray  # indices of the pupil box rows in the unshifted (2ny, 2nx) grid
     box_x: np.ndarray
     pupil_box: np.ndarray  # entrance pupil amplitude on the box
-    occulter: np.ndarray  # (2ny, 2nx) complex focal-plane mask, unshifted layout
+    occulter: np.ndarray  # (2ny, 2nx) real focal-plane amplitude mask, unshifted layout
     crop_y: np.ndarray  # rows / columns of the 2x pupil grid kept for the final plane
     crop_x: np.ndarray
     lyot: np.ndarray  # (ny, nx) Lyot stop on the final pupil grid, unshifted layout
@@ -63,11 +70,46 @@ def signed_indices(n):
 
 def _spiders(uy, ux, width, angles_deg):
     out = np.zeros(np.broadcast(uy, ux).shape, dtype=bool)
-    for angle in np.deg2rad(angles_deg):
-        along = ux * np.cos(angle) + uy * np.sin(angle)
-        across = -ux * np.sin(angle) + uy * np.cos(angle)
+    cos, sin = rep.sincos_2pi(np.asarray(angles_deg, dtype=np.float64) / 360.0)
+    for c, s in zip(cos, sin, strict=True):
+        along = ux * c + uy * s
+        across = -ux * s + uy * c
         out |= (along > 0) & (np.abs(across) < 0.5 * width)
     return out
+
+
+def _radius(y, x):
+    """``sqrt(y**2 + x**2)`` with IEEE-rounded operations only (``np.hypot`` calls libm)."""
+    return np.sqrt(y * y + x * x)
+
+
+def real_scale(spectrum, factor):
+    """``spectrum * factor`` in place for a complex ``spectrum`` and a real ``factor``.
+
+    Real and imaginary parts are scaled separately: numpy would make ``factor`` complex
+    and use its dispatched complex product.
+
+    Parameters
+    ----------
+    spectrum : ndarray of complex128
+        Scaled in place.
+    factor : array_like of float
+        Broadcasts against ``spectrum``.
+
+    Returns
+    -------
+    ndarray
+        ``spectrum``.
+    """
+    spectrum.real *= factor
+    spectrum.imag *= factor
+    return spectrum
+
+
+def _pupil_field(amplitude, phase):
+    """``amplitude * exp(1j * phase)`` (phase in radians), the same bits on every CPU."""
+    field = rep.expi_2pi(np.asarray(phase) * (1.0 / (2.0 * math.pi)))
+    return real_scale(field, amplitude)
 
 
 def occulter_sigma(setup):
@@ -84,7 +126,7 @@ def occulter_sigma(setup):
     -------
     float
     """
-    return setup.occulter_hwhm / math.sqrt(-2.0 * math.log(1.0 - math.sqrt(0.5)))
+    return setup.occulter_hwhm / math.sqrt(-2.0 * float(rep.log(1.0 - math.sqrt(0.5))))
 
 
 def _spot_and_bar(setup, dy, dx):
@@ -123,7 +165,7 @@ def make_optics(setup, shape):
     ix = np.arange(-hx, hx + 1)
     uy = (iy * du_y)[:, None]
     ux = (ix * du_x)[None, :]
-    r = np.hypot(uy, ux)
+    r = _radius(uy, ux)
     spider_angles = (90.0, 210.0, 330.0)
     pupil = (r <= 0.5 * D) & (r >= 0.5 * 0.11 * D) & ~_spiders(uy, ux, 0.02 * D, spider_angles)
     lyot_box = (
@@ -136,17 +178,17 @@ def make_optics(setup, shape):
     xx = (signed_indices(Nx) / 2.0)[None, :] - setup.occulter_offset[1]
     if setup.occulter == "round":
         sigma = occulter_sigma(setup)
-        occ = (1.0 - np.exp(-(yy**2 + xx**2) / (2.0 * sigma**2))).astype(np.complex128)
+        occ = 1.0 - rep.exp(-(yy**2 + xx**2) / (2.0 * sigma**2))
     elif setup.occulter == "spot":
-        occ = (~_spot_and_bar(setup, yy, xx)).astype(np.complex128)
+        occ = (~_spot_and_bar(setup, yy, xx)).astype(np.float64)
     else:  # four-quadrant phase mask: pi phase in two opposite quadrants
-        occ = (np.sign(yy + 0.25) * np.sign(xx + 0.25)).astype(np.complex128)
+        occ = np.sign(yy + 0.25) * np.sign(xx + 0.25)
     crop_y = np.r_[0 : (ny + 1) // 2, Ny - ny // 2 : Ny]
     crop_x = np.r_[0 : (nx + 1) // 2, Nx - nx // 2 : Nx]
     # Lyot stop on the final (ny, nx) pupil grid, unshifted layout
     ky = signed_indices(ny)[:, None] * du_y
     kx = signed_indices(nx)[None, :] * du_x
-    rk = np.hypot(ky, kx)
+    rk = _radius(ky, kx)
     lyot = (
         (rk <= 0.5 * setup.lyot_outer * D)
         & (rk >= 0.5 * setup.lyot_inner * D)
@@ -159,7 +201,7 @@ def make_optics(setup, shape):
         raise AssertionError("Lyot stop too large: the image would not be band-limited")
     fy = np.fft.fftfreq(ny)[:, None]
     fx = np.fft.rfftfreq(nx)[None, :]
-    mtf = np.sinc(fy) * np.sinc(fx)
+    mtf = rep.sinc(fy) * rep.sinc(fx)
     # zero everything beyond the band (it is zero analytically; this makes it exact)
     margin_y = band_y + 1.5 / ny
     margin_x = band_x + 1.5 / nx
@@ -216,14 +258,16 @@ def phase_screens(rng, optics, count, rms_nm, wavelength, slope):
     fx = np.fft.fftfreq(bx)[None, :]
     f2 = fy**2 + fx**2
     f2[0, 0] = np.inf
-    filt = f2 ** (-slope / 4.0)
+    filt = rep.power(f2, -slope / 4.0)
     noise = rng.standard_normal(shape)
-    screens = sfft.ifft2(sfft.fft2(noise, axes=(1, 2)) * filt, axes=(1, 2)).real
+    screens = sfft.ifft2(real_scale(sfft.fft2(noise, axes=(1, 2)), filt), axes=(1, 2)).real
     inside = optics.pupil_box > 0
     basis = np.stack([np.ones(inside.sum()), uy.repeat(bx, 1)[inside], ux.repeat(by, 0)[inside]])
     values = screens[:, inside]
-    coef, *_ = np.linalg.lstsq(basis.T, values.T, rcond=None)
-    values = values - (basis.T @ coef).T
+    # least squares by the normal equations (3 unknowns), with sums of numpy's fixed order
+    gram = rep.exact_small_matmul(basis, basis.T)
+    coef = rep.solve_3x3(gram[None], rep.exact_small_matmul(values, basis.T))  # (count, 3)
+    values = values - (coef[:, 0:1] * basis[0] + coef[:, 1:2] * basis[1] + coef[:, 2:3] * basis[2])
     values *= (rms_nm / np.sqrt(np.mean(values**2, axis=1)))[:, None]
     screens[:] = 0.0
     screens[:, inside] = values
@@ -245,8 +289,8 @@ def mixing_weights(decorrelation):
     """
     if decorrelation >= 1.0:
         return 0.0, 1.0
-    angle = 0.5 * math.pi * decorrelation
-    return math.cos(angle), math.sin(angle)
+    cos, sin = rep.sincos_2pi(0.25 * decorrelation)
+    return float(cos), float(sin)
 
 
 def reference_static_screen(rng, optics, setup, static, decorrelation):
@@ -278,8 +322,12 @@ def reference_static_screen(rng, optics, setup, static, decorrelation):
     other = phase_screens(rng, optics, 1, setup.static_wfe, setup.wavelength, slope=2.5)[0]
     inside = optics.pupil_box > 0
     a, b = static[inside], other[inside]
-    b = b - (a @ b) / (a @ a) * a
-    b *= math.sqrt((a @ a) / (b @ b))
+
+    def dot(u, v):  # numpy's pairwise sum, not BLAS
+        return float(np.sum(u * v))
+
+    b = b - dot(a, b) / dot(a, a) * a
+    b *= math.sqrt(dot(a, a) / dot(b, b))
     c, s = mixing_weights(decorrelation)
     out = np.zeros_like(static)
     out[inside] = c * a + s * b
@@ -313,14 +361,13 @@ def coronagraphic_spectra(optics, phases, chunk=4):
         c = stop - start
         field[:] = 0.0
         for j in range(c):  # one assignment per star, not per pixel
-            field[j][sel] = optics.pupil_box * np.exp(1j * phases[start + j])
-        e1 = sfft.fft2(field[:c], axes=(1, 2))
-        e1 *= optics.occulter
+            field[j][sel] = _pupil_field(optics.pupil_box, phases[start + j])
+        e1 = real_scale(sfft.fft2(field[:c], axes=(1, 2)), optics.occulter)
         lyot_plane = sfft.ifft2(e1, axes=(1, 2), overwrite_x=True)
-        final = lyot_plane[:, optics.crop_y][:, :, optics.crop_x] * optics.lyot
+        final = real_scale(lyot_plane[:, optics.crop_y][:, :, optics.crop_x], optics.lyot)
         e2 = sfft.fft2(final, axes=(1, 2), overwrite_x=True)
         intensity = e2.real**2 + e2.imag**2
-        out[start:stop] = sfft.rfft2(intensity, axes=(1, 2)) * optics.mtf
+        out[start:stop] = real_scale(sfft.rfft2(intensity, axes=(1, 2)), optics.mtf)
     return out
 
 
@@ -340,12 +387,12 @@ def offaxis_spectrum(optics, phase):
     """
     ny, nx = optics.shape
     pupil = np.zeros((2 * ny, 2 * nx), dtype=np.complex128)
-    pupil[np.ix_(optics.box_y, optics.box_x)] = (
-        optics.pupil_box * optics.lyot_box * np.exp(1j * phase)
+    pupil[np.ix_(optics.box_y, optics.box_x)] = _pupil_field(
+        optics.pupil_box * optics.lyot_box, phase
     )
     final = pupil[optics.crop_y][:, optics.crop_x]
     e2 = sfft.fft2(final)
-    return sfft.rfft2(e2.real**2 + e2.imag**2) * optics.mtf
+    return real_scale(sfft.rfft2(e2.real**2 + e2.imag**2), optics.mtf)
 
 
 def shift_ramp(optics, y, x):
@@ -362,6 +409,6 @@ def shift_ramp(optics, y, x):
     -------
     ndarray, shape (n, ny, nx // 2 + 1)
     """
-    ey = np.exp(-2j * np.pi * optics.fy[None] * np.asarray(y, dtype=np.float64)[:, None, None])
-    ex = np.exp(-2j * np.pi * optics.fx[None] * np.asarray(x, dtype=np.float64)[:, None, None])
-    return ey * ex
+    ey = rep.expi_2pi(-optics.fy[None] * np.asarray(y, dtype=np.float64)[:, None, None])
+    ex = rep.expi_2pi(-optics.fx[None] * np.asarray(x, dtype=np.float64)[:, None, None])
+    return rep.complex_multiply(ey, ex)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from coronalign.core import reproducible as rep
 from coronalign.errors import ParameterError
 from coronalign.simulation.instruments import (
     check_shape,
@@ -23,7 +24,7 @@ def _ramp(distance, width):
     if width <= 0:
         return (distance > 0).astype(np.float64)
     t = np.clip(distance / width, 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * t)
+    return 0.5 - 0.5 * rep.sincos_2pi(0.5 * t)[0]
 
 
 #: Mask styles of :func:`psfmask_array`.
@@ -69,7 +70,7 @@ def _geometric_mask(setup, shape, taper):
     cy, cx = coronagraph_center(setup, (ny, nx))
     y = np.arange(ny, dtype=np.float64)[:, None]
     x = np.arange(nx, dtype=np.float64)[None, :]
-    r = np.hypot(y - cy, x - cx)
+    r = np.sqrt((y - cy) ** 2 + (x - cx) ** 2)  # not np.hypot: libm
     core = _ramp(r - setup.core_radius, taper)
     x0 = science_columns(setup, (ny, nx))
     # distance (in px) inside the allowed area, measured from the border line
@@ -95,7 +96,7 @@ def _crds_like_mask(setup, shape):
     dx = np.arange(nx, dtype=np.float64)[None, :] - cx
     if setup.name == "NIRCAM":
         sigma = occulter_sigma(setup)
-        transmission = (1.0 - np.exp(-(dy**2 + dx**2) / (2.0 * sigma**2))) ** 2
+        transmission = (1.0 - rep.exp(-(dy**2 + dx**2) / (2.0 * sigma**2))) ** 2
         mask = (CRDS_FLOOR + (CRDS_LEVEL - CRDS_FLOOR) * transmission).astype(np.float32)
         mask[-1, :] = 0.0
         mask[:, -1] = 0.0

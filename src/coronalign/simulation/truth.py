@@ -1,6 +1,10 @@
 """The exact least-squares truth of every (integration, PSF) pair, computed here by its own
 method (never the package's fit): the objective in closed form in the Fourier domain,
 minimised by Newton's method to ~1e-10 px.
+
+Its arithmetic is :mod:`coronalign.core.reproducible`'s (phase factors, complex products,
+sums of products, 3 x 3 solves), never BLAS, LAPACK or numpy's dispatched ufuncs, so the
+truth has the same bits on every CPU and BLAS kernel.
 """
 
 from __future__ import annotations
@@ -8,15 +12,16 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from coronalign.simulation.optics import signed_indices
+from coronalign.core import reproducible as rep
+from coronalign.simulation.optics import real_scale, signed_indices
 
 __all__ = ["truth_fit"]
 
 
 def _band_slices(spectra, tol=1e-13):
     """Signed ky rows and kx columns where any spectrum is non-negligible."""
-    amp = np.abs(spectra).max(axis=0)
-    big = amp > tol * amp.max()
+    power = (spectra.real**2 + spectra.imag**2).max(axis=0)  # |z|**2 without libm's hypot
+    big = power > tol**2 * power.max()
     ny = spectra.shape[1]
     ky = signed_indices(ny)
     rows = np.flatnonzero(big.any(axis=1))
@@ -24,6 +29,19 @@ def _band_slices(spectra, tol=1e-13):
     kymax = int(np.abs(ky[rows]).max())
     kxmax = int(cols.max())
     return kymax, kxmax
+
+
+def _times_i(z, a):
+    """``1j * a * z`` for complex ``z`` and real ``a`` (broadcast), by real products only."""
+    out = np.empty(np.broadcast_shapes(z.shape, np.shape(a)), dtype=np.complex128)
+    out.real = -(z.imag * a)
+    out.imag = z.real * a
+    return out
+
+
+def _real_dot(a, b):
+    """``Re(sum(a * b))`` over the last axis, with numpy's pairwise sums (no BLAS, no FMA)."""
+    return np.sum(a.real * b.real, axis=-1) - np.sum(a.imag * b.imag, axis=-1)
 
 
 def _gradient_hessian(c, q, beta):
@@ -77,9 +95,9 @@ def _damped_newton(terms, dx, dy, max_iterations=500):
     done = np.zeros(m, dtype=bool)
     for _ in range(max_iterations):
         grad, H = _gradient_hessian(c, q, beta)
-        positive = np.linalg.eigvalsh(H)[:, 0] > 0
+        positive = rep.positive_definite_3x3(H)
         safe_H = np.where(positive[:, None, None], H, eye)
-        newton = -np.linalg.solve(safe_H, grad[:, :, None])[:, :, 0]
+        newton = -rep.solve_3x3(safe_H, grad)
         size = np.maximum(np.abs(newton[:, :2]).max(axis=1), np.abs(newton[:, 2] / beta))
         size[~positive] = np.inf
         done = size < 1e-10
@@ -90,11 +108,11 @@ def _damped_newton(terms, dx, dy, max_iterations=500):
         diag = np.abs(np.diagonal(H, axis1=1, axis2=2)) + 1e-300
         for _ in range(200):
             A = H + (mu[:, None] * diag)[:, :, None] * eye
-            bad = np.linalg.eigvalsh(A)[:, 0] <= 0
+            bad = ~rep.positive_definite_3x3(A)
             if not bad.any():
                 break
             mu[bad] *= 4.0
-        step = -np.linalg.solve(A, grad[:, :, None])[:, :, 0]
+        step = -rep.solve_3x3(A, grad)
         step[near] = newton[near]
         big = np.abs(step[:, :2]).max(axis=1) > 0.25
         step[big] *= (0.25 / np.abs(step[big, :2]).max(axis=1))[:, None]
@@ -146,7 +164,7 @@ def truth_fit(sci_images, psf_images, weight, start, *, damped=False):
     kx = np.arange(kxmax + 1, dtype=np.float64)
     cw = np.where((kx == 0) | (2 * kx == nx), 1.0, 2.0)
     A = np.conj(sfft.rfft2(weight * psf_images, axes=(1, 2)))[:, rows][:, :, : kxmax + 1]
-    A *= cw / N
+    real_scale(A, cw / N)
     Fb = F[:, rows][:, :, : kxmax + 1]
     # Q: Fourier series of sci**2 (band up to 2 kmax) from a 2x upsampled grid
     Ny, Nx = 2 * ny, 2 * nx
@@ -157,40 +175,43 @@ def truth_fit(sci_images, psf_images, weight, start, *, damped=False):
     cw2 = np.where((Kx == 0) | (Kx == nx), 1.0, 2.0)
     W = sfft.fft2(weight)
     Wq = np.conj(W[np.ix_(Ky % ny, Kx.astype(int) % nx)])
-    ay = -2j * np.pi * ky / ny
-    ax = -2j * np.pi * kx / nx
-    aY = -2j * np.pi * Ky / ny
-    aX = -2j * np.pi * Kx / nx
+    # the phase factors exp(-2 pi i k d / n) and their derivatives i a exp(...), a = -2 pi k / n
+    ty, tx, tY, tX = -ky / ny, -kx / nx, -Ky / ny, -Kx / nx  # turns per pixel of shift
+    ay, ax, aY, aX = (2.0 * np.pi * t for t in (ty, tx, tY, tX))
     result = np.empty((K, M, 3))
     for k in range(K):
         up = np.zeros((Ny, nx + 1), dtype=np.complex128)
         up[np.ix_(ky % Ny, np.arange(kxmax + 1))] = Fb[k]
         sci_up = sfft.irfft2(up, s=(Ny, Nx)) * 4.0
-        G = sfft.rfft2(sci_up**2)[qrows][:, : qmax_x + 1] / (4.0 * N)
-        MQ = G * Wq * cw2
-        MC = A * Fb[k]  # (M, ry, rx)
+        G = sfft.rfft2(sci_up**2)[qrows][:, : qmax_x + 1]
+        G.real /= 4.0 * N
+        G.imag /= 4.0 * N
+        MQ = real_scale(rep.complex_multiply(G, Wq), cw2)
+        MC = rep.complex_multiply(A, Fb[k][None])  # (M, ry, rx)
 
         def terms(dx, dy, MC=MC, MQ=MQ):
-            ex = np.exp(ax[None, :] * dx[:, None])  # (M, rx)
-            ey = np.exp(ay[None, :] * dy[:, None])  # (M, ry)
-            EX = np.stack([ex, ex * ax, ex * ax**2], axis=2)  # (M, rx, 3)
-            V = MC @ EX  # (M, ry, 3)
-            c00 = np.einsum("my,my->m", ey, V[:, :, 0]).real
-            c10 = np.einsum("my,my->m", ey, V[:, :, 1]).real  # d/ddx
-            c20 = np.einsum("my,my->m", ey, V[:, :, 2]).real
-            c01 = np.einsum("my,my->m", ey * ay, V[:, :, 0]).real  # d/ddy
-            c02 = np.einsum("my,my->m", ey * ay**2, V[:, :, 0]).real
-            c11 = np.einsum("my,my->m", ey * ay, V[:, :, 1]).real
-            eX = np.exp(aX[None, :] * dx[:, None])  # (M, qx)
-            eY = np.exp(aY[None, :] * dy[:, None])  # (M, qy)
-            EXQ = np.concatenate([eX, eX * aX, eX * aX**2], axis=0).T  # (qx, 3M)
-            U = (MQ @ EXQ).T.reshape(3, M, -1)  # (3, M, qy)
-            q00 = np.einsum("my,my->m", eY, U[0]).real
-            q10 = np.einsum("my,my->m", eY, U[1]).real
-            q20 = np.einsum("my,my->m", eY, U[2]).real
-            q01 = np.einsum("my,my->m", eY * aY, U[0]).real
-            q02 = np.einsum("my,my->m", eY * aY**2, U[0]).real
-            q11 = np.einsum("my,my->m", eY * aY, U[1]).real
+            ex = rep.expi_2pi(tx[None, :] * dx[:, None])  # (M, rx)
+            ey = rep.expi_2pi(ty[None, :] * dy[:, None])  # (M, ry)
+            EX = np.stack([ex, _times_i(ex, ax), real_scale(ex.copy(), -(ax**2))], axis=2)
+            V = rep.exact_small_matmul(MC, EX)  # (M, ry, 3)
+            ey_y = _times_i(ey, ay)
+            c00 = _real_dot(ey, V[:, :, 0])
+            c10 = _real_dot(ey, V[:, :, 1])  # d/ddx
+            c20 = _real_dot(ey, V[:, :, 2])
+            c01 = _real_dot(ey_y, V[:, :, 0])  # d/ddy
+            c02 = -_real_dot(real_scale(ey.copy(), ay**2), V[:, :, 0])
+            c11 = _real_dot(ey_y, V[:, :, 1])
+            eX = rep.expi_2pi(tX[None, :] * dx[:, None])  # (M, qx)
+            eY = rep.expi_2pi(tY[None, :] * dy[:, None])  # (M, qy)
+            EXQ = np.concatenate([eX, _times_i(eX, aX), real_scale(eX.copy(), -(aX**2))]).T
+            U = rep.exact_small_matmul(MQ, EXQ).T.reshape(3, M, -1)  # (3, M, qy)
+            eY_y = _times_i(eY, aY)
+            q00 = _real_dot(eY, U[0])
+            q10 = _real_dot(eY, U[1])
+            q20 = _real_dot(eY, U[2])
+            q01 = _real_dot(eY_y, U[0])
+            q02 = -_real_dot(real_scale(eY.copy(), aY**2), U[0])
+            q11 = _real_dot(eY_y, U[1])
             return (c00, c10, c01, c20, c02, c11), (q00, q10, q01, q20, q02, q11)
 
         dx, dy, beta = (start[k, :, i].astype(np.float64).copy() for i in range(3))
@@ -201,7 +222,7 @@ def truth_fit(sci_images, psf_images, weight, start, *, damped=False):
         beta = c[0] / q[0]
         for iteration in range(50):
             grad, H = _gradient_hessian(c, q, beta)
-            step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
+            step = -rep.solve_3x3(H, grad)
             # keep steps sane if a start were far from the optimum
             big = np.abs(step[:, :2]).max(axis=1) > 0.25
             step[big] *= (0.25 / np.abs(step[big, :2]).max(axis=1))[:, None]
@@ -211,7 +232,7 @@ def truth_fit(sci_images, psf_images, weight, start, *, damped=False):
             if size < 1e-11 or (iteration >= 8 and size < 1e-8):  # quadratic, or rounding
                 break
         # a minimum, not a saddle: the Hessian must be positive definite
-        if size > 1e-8 or np.any(np.linalg.eigvalsh(H) <= 0):
+        if size > 1e-8 or not np.all(rep.positive_definite_3x3(H)):
             raise RuntimeError("truth fit did not converge to a minimum (simulator bug)")
         result[k, :, 0], result[k, :, 1], result[k, :, 2] = dx, dy, beta
     return result
