@@ -177,7 +177,8 @@ class HostileRun:
     def assert_nothing_outside(self):
         assert list(self.tmpdir.iterdir()) == []
         beside = {path.name for path in self.base.iterdir()}
-        assert beside <= {"run", "tmp"} | {n for n in beside if n.startswith("stderr-")}
+        test_files = {n for n in beside if n.startswith(("stderr-", "hold-"))}  # the tests' own
+        assert beside <= {"run", "tmp"} | test_files
 
     def assert_refused(self, result, words, status=2):
         """A clean refusal: ``status``, one error line with ``words``, nothing changed.

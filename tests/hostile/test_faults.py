@@ -11,6 +11,7 @@ folder cases need root to mount a small tmpfs (CI runs as root; elsewhere they s
 
 import os
 import signal
+import time
 
 import pytest
 from stdatamodels.jwst import datamodels
@@ -34,14 +35,27 @@ def _align(names, *extra, out=OUT):
     return ["align", *inputs, "-o", out, *extra]
 
 
-def _started(run, names, threads):
-    """Start a slow alignment; return it once its product is being written (and, with
-    ``threads`` > 1, its workers run), with the workers' process ids."""
-    process = run.start(*_align(names, "--shifts", TABLE, "--threads", threads))
-    wait_for(lambda: run.partial_files() or process.poll() is not None, what="the product")
-    if threads > 1:
-        wait_for(lambda: children_of(process.pid) or process.poll() is not None, what="workers")
+def _held(run, names, threads, *extra):
+    """Start an alignment that holds every process mid-write (``tests.helpers.slow_cli``);
+    return it once all ``threads`` processes have written a row and wait, with the hold folder
+    (create ``release`` in it to let them go on)."""
+    hold = run.base / f"hold-{time.monotonic_ns()}"
+    hold.mkdir()
+    command = _align(names, *extra, "--threads", threads)
+    process = run.start(*command, env={"CORONALIGN_TEST_HOLD": str(hold)})
+    wait_for(
+        lambda: len(list(hold.glob("held-*"))) == threads or process.poll() is not None,
+        what="every process to hold mid-write",
+    )
     assert process.poll() is None, process.stderr_path.read_text()
+    assert run.partial_files()
+    return process, hold
+
+
+def _started(run, names, threads):
+    """Start an alignment held mid-write (not timed: it cannot finish before the signal);
+    return it with the workers' process ids."""
+    process, _ = _held(run, names, threads, "--shifts", TABLE)
     return process, children_of(process.pid)
 
 
@@ -214,8 +228,7 @@ def test_two_writers_on_one_output_end_with_one_complete_product(threads, long_d
     run = HostileRun(tmp_path, data)
     before = run.snapshot()
     command = _align(names, "--shifts", TABLE, "--threads", threads)
-    first = run.start(*command, env={"CORONALIGN_TEST_ROW_DELAY": "0.7"})
-    wait_for(lambda: run.partial_files() or first.poll() is not None, what="the first writer")
+    first, hold = _held(run, names, threads, "--shifts", TABLE)  # mid-write until released
     [first_partial] = run.partial_files()
     second = run.start(*command)
 
@@ -224,8 +237,9 @@ def test_two_writers_on_one_output_end_with_one_complete_product(threads, long_d
         return [p for p in theirs if p.name.startswith(f".{OUT[:-5]}.")]
 
     wait_for(lambda: seconds_partial() or second.poll() is not None, what="the second writer")
-    assert first.poll() is None, "the first writer finished too soon to test anything"
+    assert first.poll() is None, first.stderr_path.read_text()
     assert first_partial.exists()  # the second writer did not take it for a stale file
+    (hold / "release").touch()
     for process in (first, second):
         status = process.wait(timeout=120)
         stderr = process.stderr_path.read_text()
