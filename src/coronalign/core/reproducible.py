@@ -118,6 +118,7 @@ def expi_2pi(turns):
 #: ln 2 split so that ``k * _LN2_HI`` is exact for |k| < 2**11 (Cody and Waite).
 _LN2_HI = 0.693145751953125
 _LN2_LO = 1.4286068203094173e-06
+_INV_LN2 = 1.4426950408889634  # 1 / ln 2 (a literal: math.log is libm)
 #: Taylor coefficients of exp(r) on |r| <= ln(2)/2, highest order first (the first omitted
 #: term is below 1e-18).
 _EXP = tuple(1.0 / math.factorial(n) for n in range(14, -1, -1))
@@ -145,7 +146,7 @@ def exp(x):
     """
     x = np.asarray(x, dtype=np.float64)
     clipped = np.clip(np.where(np.isnan(x), 0.0, x), -746.0, 709.78)
-    k = np.rint(clipped * (1.0 / math.log(2.0)))
+    k = np.rint(clipped * _INV_LN2)
     value = _horner(_EXP, (clipped - k * _LN2_HI) - k * _LN2_LO)
     # two steps: 2**k alone may be out of range where the result is not (subnormals)
     half = np.trunc(k / 2.0).astype(np.int64)
