@@ -4,16 +4,20 @@ Every integration's planes wait ``CORONALIGN_TEST_ROW_DELAY`` seconds (default 0
 they are written, in the main process and in forked workers alike. With
 ``CORONALIGN_TEST_HOLD`` set to a folder, each process instead writes its first row and then
 stops before its second: it creates ``held-<pid>`` in that folder and waits until a file
-``release`` appears there. A test can then send a real signal to a real ``coronalign align``
-that is certain to be mid-write, however busy the machine is. Only the tests use this: the
-package has no such delay.
+``release`` appears there, or until the process is told to stop (a termination signal has
+raised :class:`~coronalign.errors.Interrupted`: a real write would finish its row in a moment,
+so the held one then finishes too rather than blocking the unwinding for ever). A test can then
+send a real signal to a real ``coronalign align`` that is certain to be mid-write, however busy
+the machine is. Only the tests use this: the package has no such delay.
 """
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
+from coronalign import errors
 from coronalign.cli import main
 from coronalign.io import product
 
@@ -21,12 +25,19 @@ DELAY = float(os.environ.get("CORONALIGN_TEST_ROW_DELAY", "0.3"))
 HOLD = os.environ.get("CORONALIGN_TEST_HOLD")
 _write_row = product.ProductWriter._write_row
 _rows = {}  # process id -> rows this process has written (forked workers start afresh)
+_stopping = threading.Event()  # set when a termination signal raised Interrupted here
+_interrupted_init = errors.Interrupted.__init__
+
+
+def _noting_interrupted_init(self, *args, **kwargs):
+    _stopping.set()
+    _interrupted_init(self, *args, **kwargs)
 
 
 def _hold():
     folder = Path(HOLD)
     (folder / f"held-{os.getpid()}").touch()
-    while not (folder / "release").exists():
+    while not (folder / "release").exists() and not _stopping.is_set():
         time.sleep(0.02)
 
 
@@ -42,6 +53,7 @@ def _slow_write_row(self, *args):
 
 
 product.ProductWriter._write_row = _slow_write_row
+errors.Interrupted.__init__ = _noting_interrupted_init
 
 if __name__ == "__main__":
     sys.exit(main())
