@@ -98,11 +98,20 @@ def test_a_corrupt_fits_header_card_is_named(association, tmp_path, capsys):
     source = Path(association["science"][0])
     data = bytearray(source.read_bytes())
     start = data.index(b"NAXIS3  =")
-    data[start : start + 80] = b"NAXIS3  = 'garbage!'  ".ljust(80)
+    data[start : start + 80] = b"NAXIS3  = 12x#!garbage".ljust(80)
     corrupt = tmp_path / source.name
     corrupt.write_bytes(bytes(data))
     code = main(
-        ["-q", "align", str(corrupt), str(association["psf"][0]), "-o", str(tmp_path / "o.fits")]
+        [
+            "-q",
+            "align",
+            str(corrupt),
+            str(association["psf"][0]),
+            "--psfmask",
+            str(association["psfmask"]),
+            "-o",
+            str(tmp_path / "o.fits"),
+        ]
     )
     err = capsys.readouterr().err
     assert code != 0
