@@ -134,9 +134,15 @@ def _strict_configfiles():
 
 #: Every folder the rules write in; each must be a folder (or absent) before any job runs.
 OUTPUT_FOLDERS = [
-    *(f"logs/{step}" for step in ("align", "check_psfstack", "download", "manifest", "plot")),
+    *(
+        f"logs/{step}"
+        for step in ("align", "check_psfstack", "download", "manifest", "plot")
+    ),
     *(f"logs/{step}" for step in ("psfmask", "stack_refs", "summary", "validate")),
-    *(f"results/{step}" for step in ("benchmarks", "check", "plots", "psfalign", "psfmask")),
+    *(
+        f"results/{step}"
+        for step in ("benchmarks", "check", "plots", "psfalign", "psfmask")
+    ),
     *(f"results/{step}" for step in ("shifts", "stack", "summary", "validation")),
 ]
 
