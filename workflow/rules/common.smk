@@ -114,7 +114,53 @@ def validate_config(config):
     _step_parameters(config)
 
 
+def _strict_configfiles():
+    """Re-read the configuration files with the strict loader before the schema sees them.
+
+    Snakemake keeps the last of two values given to one key and expands YAML aliases (nine
+    nested ones are a billion values, and a schema message formatted from them never ends);
+    coronalign.io.strict_load refuses both, naming the file, the key and the lines.
+    """
+    from coronalign.io.strict_load import read_yaml
+
+    paths = [*(workflow.overwrite_configfiles or []), *(workflow.configfiles or [])]
+    for path in dict.fromkeys(map(str, paths)):
+        if Path(path).is_file():
+            try:
+                read_yaml(path, "configuration")
+            except CoronalignError as error:
+                raise WorkflowError(str(error)) from None
+
+
+#: Every folder the rules write in; each must be a folder (or absent) before any job runs.
+OUTPUT_FOLDERS = [
+    *(
+        f"logs/{step}"
+        for step in ("align", "check_psfstack", "download", "manifest", "plot")
+    ),
+    *(f"logs/{step}" for step in ("psfmask", "stack_refs", "summary", "validate")),
+    *(
+        f"results/{step}"
+        for step in ("benchmarks", "check", "plots", "psfalign", "psfmask")
+    ),
+    *(f"results/{step}" for step in ("shifts", "stack", "summary", "validation")),
+]
+
+
+def _check_output_folders():
+    """Stop with one line when an output or log folder (or a parent) is not a folder."""
+    for folder in OUTPUT_FOLDERS:
+        for path in (*reversed(Path(folder).parents[:-1]), Path(folder)):
+            if path.exists() and not path.is_dir():
+                raise WorkflowError(
+                    f"{path}: is not a folder, and the workflow writes into it; "
+                    "move it away or run in another directory"
+                )
+
+
+_strict_configfiles()
 validate_config(config)
+_check_output_folders()
 
 MODE = config["mode"]
 MEDIAN_BOX_LENGTH = config["median_box_length"]

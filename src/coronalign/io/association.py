@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coronalign.errors import InputFileError
+from coronalign.io.strict_load import DuplicateKeyError, load_json
 
 __all__ = ["Association", "association_members", "exposure_root", "read_association"]
 
@@ -78,7 +79,9 @@ def _load(path):
     if not path.is_file():
         raise InputFileError(path, "association file not found")
     try:
-        asn = json.loads(path.read_text())
+        asn = load_json(path.read_text())
+    except DuplicateKeyError as error:
+        raise InputFileError(path, f"the association is refused: {error}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputFileError(path, f"the association is not a JSON file ({error})") from None
     if not isinstance(asn, dict):

@@ -9,6 +9,7 @@ checks only the section it uses.
 from pathlib import Path
 
 from coronalign.errors import InputFileError
+from coronalign.io.strict_load import read_yaml
 
 __all__ = ["read_config_section"]
 
@@ -31,17 +32,12 @@ def read_config_section(path, section):
     Raises
     ------
     InputFileError
-        The file is missing or is not a YAML mapping.
+        The file is missing or is not a YAML mapping, uses an alias or gives a key twice.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "configuration file not found")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise InputFileError(path, f"is not a readable YAML configuration: {error}") from None
+    config = read_yaml(path, "configuration")
     if config is None:
         return None
     if not isinstance(config, dict):

@@ -33,6 +33,7 @@ from pathlib import Path
 from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output
 from coronalign.io.provenance import file_sha256
+from coronalign.io.strict_load import load_json
 
 __all__ = [
     "LOCK_FORMAT",
@@ -142,7 +143,7 @@ def read_inputs_lock(path):
     if not path.is_file():
         raise InputFileError(path, "inputs lock not found")
     try:
-        document = json.loads(path.read_text())
+        document = load_json(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise InputFileError(path, f"is not a readable JSON inputs lock: {error}") from None
     if not isinstance(document, dict):

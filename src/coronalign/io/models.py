@@ -61,20 +61,46 @@ def open_model(path, role):
     failure = None
     # A failed open leaves its file handle to be closed when the exception is freed (or
     # by the garbage collector): close it here, quietly, since the error is reported.
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("ignore", ResourceWarning)
         try:
             model = datamodels.open(path)
             _ = model.data  # forces reading the data, so a truncated file fails here
         except Exception as error:  # stdatamodels/astropy raise many kinds
             failure = str(error)
-        if failure is not None:
+        # astropy reports an unparsable header card as a VerifyWarning and reads on, so a
+        # garbage NAXIS3 ends as a misleading shape error: name the card instead.
+        card = _unparsable_card(caught)
+        if card is not None and failure is None:
+            model.close()
+        if failure is not None or card is not None:
             gc.collect()
+    if card is not None:
+        raise InputFileError(path, f"{role} has a corrupt FITS header card: {card}")
+    for warning in caught:  # the others, as they would have been shown
+        if not issubclass(warning.category, ResourceWarning):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     if failure is not None:
         raise InputFileError(
             path, f"{role} cannot be read as a JWST data model (truncated or corrupt?): {failure}"
         )
     return model
+
+
+def _unparsable_card(caught):
+    """The first unparsable header card astropy warned about, as one line, or None."""
+    from astropy.io.fits.verify import VerifyWarning
+
+    for warning in caught:
+        text = " ".join(str(warning.message).split())
+        if issubclass(warning.category, VerifyWarning) and (
+            "invalid value string" in text or "nparsable card" in text
+        ):
+            return text
+    return None
 
 
 def read_stack(path, role):

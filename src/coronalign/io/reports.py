@@ -9,6 +9,7 @@ import numpy as np
 from coronalign.errors import InputFileError
 from coronalign.io.atomic import atomic_output
 from coronalign.io.paths import check_input
+from coronalign.io.strict_load import DuplicateKeyError, load_json
 
 __all__ = ["read_json_report", "write_json_report"]
 
@@ -76,7 +77,9 @@ def read_json_report(path, role="report"):
     """
     path = check_input(path, role, f"{role} not found")
     try:
-        content = json.loads(path.read_text())
+        content = load_json(path.read_text())
+    except DuplicateKeyError as error:
+        raise InputFileError(path, f"{role}: {error}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputFileError(path, f"{role} is not valid JSON ({error})") from None
     if not isinstance(content, dict):

@@ -11,7 +11,6 @@ product from its recorded inputs and parameters in a scratch folder and compares
 bit for bit, which is how a published reduction is reproduced.
 """
 
-import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from coronalign.io.provenance import (
     software_versions,
 )
 from coronalign.io.reports import write_json_report
+from coronalign.io.strict_load import load_json
 from coronalign.steps.align_refs import align_files, skip_alignment
 from coronalign.steps.download import verify_inputs_lock
 from coronalign.steps.parameters import StepParameters
@@ -284,7 +284,7 @@ def verify_manifest(path, *, base=None):
     if not path.is_file():
         raise InputFileError(path, "manifest not found")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = load_json(path.read_text())
     except (OSError, ValueError) as error:
         raise InputFileError(path, f"is not a readable JSON manifest: {error}") from None
     if manifest.get("format") != MANIFEST_FORMAT:
