@@ -24,7 +24,11 @@ from snakemake.utils import validate
 # the rules run in envs/).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from coronalign.errors import CoronalignError  # noqa: E402
-from coronalign.steps.download import verify_inputs_lock  # noqa: E402
+from coronalign.steps.download import (  # noqa: E402
+    download_inputs,
+    missing_pinned_files,
+    verify_inputs_lock,
+)
 from coronalign.steps.plan import SAFE_NAME, resolve_inputs  # noqa: E402
 
 CONDA_ENV = "../../envs/coronalign.yaml"
@@ -144,8 +148,12 @@ def _pinned_inputs():
     """With inputs from MAST: wait for the download checkpoint, then check every pinned file
     against the inputs lock, on every run (a changed file stops the run before alignment).
     """
-    lock = checkpoints.download.get().output.lock
+    checkpoints.download.get()
+    lock = MAST_LOCK
     try:
+        if missing_pinned_files(lock, MAST["folder"]):
+            # fetched again and compared with the lock (a changed file stops the run)
+            download_inputs(**MAST)
         verify_inputs_lock(lock, MAST["folder"])
     except CoronalignError as error:
         raise WorkflowError(str(error)) from None
@@ -253,7 +261,7 @@ def every_validation(wildcards):
 
 def inputs_lock(wildcards):
     """The inputs lock, for the manifest to carry (with inputs from MAST), or none."""
-    return [MAST_LOCK] if FROM_MAST else []
+    return [_pinned_inputs()] if FROM_MAST else []
 
 
 def align_mem_mb(wildcards, input, threads, attempt):
