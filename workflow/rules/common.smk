@@ -132,6 +132,20 @@ FROM_MAST = bool(MAST["associations"] or MAST["exposures"])
 MAST_LOCK = MAST["lock"]
 
 
+def _refetch_missing_pinned():
+    """A pinned input missing from the folder is fetched again before the DAG is built and
+    compared with the lock: identical is accepted, different stops the run (naming the file
+    and both SHA-256) before any alignment. The lock itself is never rewritten here."""
+    try:
+        if FROM_MAST and missing_pinned_files(MAST_LOCK, MAST["folder"]):
+            download_inputs(**MAST)
+    except CoronalignError as error:
+        raise WorkflowError(str(error)) from None
+
+
+_refetch_missing_pinned()
+
+
 # Association names become file names: the wildcards take only safe names, so no path can
 # leave results/ (coronalign.steps.plan refuses unsafe names before anything runs).
 wildcard_constraints:
@@ -151,9 +165,6 @@ def _pinned_inputs():
     checkpoints.download.get()
     lock = MAST_LOCK
     try:
-        if missing_pinned_files(lock, MAST["folder"]):
-            # fetched again and compared with the lock (a changed file stops the run)
-            download_inputs(**MAST)
         verify_inputs_lock(lock, MAST["folder"])
     except CoronalignError as error:
         raise WorkflowError(str(error)) from None
