@@ -45,8 +45,8 @@ __all__ = [
     "calibration_contexts",
     "download_inputs",
     "lock_path",
-    "missing_pinned_files",
     "mast_settings",
+    "missing_pinned_files",
     "verify_inputs_lock",
 ]
 
