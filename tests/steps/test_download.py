@@ -209,3 +209,19 @@ def test_the_example_reprocesses_the_files_it_downloads():
     inputs = [*config["science"], *config["psf"]]
     assert inputs == [f"{settings['folder']}/{name}" for name in settings["exposures"]]
     assert "PLACEHOLDER" in (REPOSITORY / "config/examples/jw01386_nircam_coron.yaml").read_text()
+
+
+def test_repin_replaces_only_the_named_entry_and_says_old_and_new(mast_files, tmp_path):
+    folder = tmp_path / "inputs"
+    with FakeMast(mast_files) as mast:
+        _download(mast, folder, associations=[ASN])
+        lock = folder / "inputs.lock.json"
+        old = read_inputs_lock(lock).files
+        (mast_files / PSF[2]).write_bytes(os.urandom(200_000))  # MAST reprocessed it
+        summary = _download(mast, folder, associations=[ASN], repin=[PSF[2]])
+    new = read_inputs_lock(lock).files
+    assert summary.repinned == {PSF[2]: (old[PSF[2]].sha256, new[PSF[2]].sha256)}
+    assert new[PSF[2]].sha256 == FileRecord.of(mast_files / PSF[2]).sha256
+    assert {k: v for k, v in new.items() if k != PSF[2]} == {
+        k: v for k, v in old.items() if k != PSF[2]
+    }

@@ -24,7 +24,11 @@ from snakemake.utils import validate
 # the rules run in envs/).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from coronalign.errors import CoronalignError  # noqa: E402
-from coronalign.steps.download import verify_inputs_lock  # noqa: E402
+from coronalign.steps.download import (  # noqa: E402
+    download_inputs,
+    missing_pinned_files,
+    verify_inputs_lock,
+)
 from coronalign.steps.plan import SAFE_NAME, resolve_inputs  # noqa: E402
 
 CONDA_ENV = "../../envs/coronalign.yaml"
@@ -174,6 +178,20 @@ FROM_MAST = bool(MAST["associations"] or MAST["exposures"])
 MAST_LOCK = MAST["lock"]
 
 
+def _refetch_missing_pinned():
+    """A pinned input missing from the folder is fetched again before the DAG is built and
+    compared with the lock: identical is accepted, different stops the run (naming the file
+    and both SHA-256) before any alignment. The lock itself is never rewritten here."""
+    try:
+        if FROM_MAST and missing_pinned_files(MAST_LOCK, MAST["folder"]):
+            download_inputs(**MAST)
+    except CoronalignError as error:
+        raise WorkflowError(str(error)) from None
+
+
+_refetch_missing_pinned()
+
+
 # Association names become file names: the wildcards take only safe names, so no path can
 # leave results/ (coronalign.steps.plan refuses unsafe names before anything runs).
 wildcard_constraints:
@@ -190,7 +208,8 @@ def _pinned_inputs():
     """With inputs from MAST: wait for the download checkpoint, then check every pinned file
     against the inputs lock, on every run (a changed file stops the run before alignment).
     """
-    lock = checkpoints.download.get().output.lock
+    checkpoints.download.get()
+    lock = MAST_LOCK
     try:
         verify_inputs_lock(lock, MAST["folder"])
     except CoronalignError as error:
@@ -299,7 +318,7 @@ def every_validation(wildcards):
 
 def inputs_lock(wildcards):
     """The inputs lock, for the manifest to carry (with inputs from MAST), or none."""
-    return [MAST_LOCK] if FROM_MAST else []
+    return [_pinned_inputs()] if FROM_MAST else []
 
 
 def align_mem_mb(wildcards, input, threads, attempt):

@@ -45,6 +45,14 @@ def add_download(subparsers):
         action="store_true",
         help="download nothing: check every file the lock pins (no network)",
     )
+    parser.add_argument(
+        "--repin",
+        nargs="+",
+        metavar="FILE",
+        default=(),
+        help="deliberately re-pin these pinned files: fetch them again and replace their "
+        "lock entries (prints file, old and new SHA-256)",
+    )
     parser.set_defaults(handler=_run_download)
 
 
@@ -82,7 +90,9 @@ def _run_download(args):
     else:
         if not settings["associations"] and not settings["exposures"]:
             raise ParameterError("NAME", "give MAST file names, or --config with a mast: section")
-        paths = download_inputs(**settings, retries=args.retries)
+        paths = download_inputs(**settings, retries=args.retries, repin=args.repin)
+        for name, (old, new) in paths.repinned.items():
+            print(f"re-pinned {name}: {old} -> {new}" + (" (unchanged)" if old == new else ""))
         for path in paths:
             print(path)
         print(

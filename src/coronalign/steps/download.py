@@ -46,6 +46,7 @@ __all__ = [
     "download_inputs",
     "lock_path",
     "mast_settings",
+    "missing_pinned_files",
     "verify_inputs_lock",
 ]
 
@@ -60,7 +61,7 @@ MAST_SETTINGS = {
     "associations": [],
     "exposures": [],
     "folder": DEFAULT_FOLDER,
-    "lock": f"{DEFAULT_FOLDER}/{LOCK_NAME}",
+    "lock": f"config/{LOCK_NAME}",
     "base_url": MAST_DOWNLOAD_URL,
 }
 
@@ -129,6 +130,7 @@ class DownloadSummary(list):
     def __init__(self, paths, downloaded, present, lock, added):
         super().__init__(paths)
         self.downloaded, self.present, self.lock, self.added = downloaded, present, lock, added
+        self.repinned = {}
 
 
 def _names(key, names):
@@ -151,6 +153,7 @@ def download_inputs(
     retries=5,
     timeout=60.0,
     sleep=time.sleep,
+    repin=(),
 ):
     """Download associations, their science and psf members, and exposures from MAST.
 
@@ -175,6 +178,9 @@ def download_inputs(
         never logged or written.
     retries, timeout, sleep
         As :func:`coronalign.io.mast.download_file`.
+    repin : sequence of str
+        Pinned names to re-pin deliberately: the local copy is removed, fetched again and
+        its lock entry replaced; ``summary.repinned`` maps each to (old, new) SHA-256.
 
     Returns
     -------
@@ -198,6 +204,14 @@ def download_inputs(
     pinned = read_inputs_lock(lock) if lock.exists() else None
     known = dict(pinned.files) if pinned else {}
     token = os.environ.get(token_env, "").strip() or None
+    old_pins = {}
+    for name in repin:
+        if name not in known:
+            raise InputsLockError(lock, [f"{name}: not pinned, nothing to re-pin"])
+        if pinned.in_manifest:
+            raise InputsLockError(lock, [f"{name}: a manifest's lock is only read"])
+        old_pins[name] = known.pop(name).sha256
+        (folder / name).unlink(missing_ok=True)
     paths, downloaded, present, added, problems = [], [], [], [], []
 
     def fetch(name):
@@ -227,7 +241,14 @@ def download_inputs(
                     sleep=sleep,
                 )
             except ChecksumMismatchError as error:
-                raise InputsLockError(lock, [f"{error} (downloaded from {base_url})"]) from None
+                raise InputsLockError(
+                    lock,
+                    [
+                        f"{error} (downloaded again from {base_url}: MAST may have "
+                        "reprocessed it; re-pin deliberately with `coronalign download "
+                        "--repin` if the new file is wanted)"
+                    ],
+                ) from None
             downloaded.append(name)
         if pin is None:
             known[name] = record
@@ -243,7 +264,7 @@ def download_inputs(
         for exposure in exposures:
             fetch(exposure)
     finally:  # what was obtained is pinned, also when a later file fails
-        if added and not (pinned and pinned.in_manifest):
+        if (added or old_pins) and not (pinned and pinned.in_manifest):
             write_inputs_lock(lock, known.values(), folder)
     if problems:
         raise InputsLockError(lock, problems)
@@ -256,7 +277,11 @@ def download_inputs(
         lock,
         len(added),
     )
-    return DownloadSummary(paths, downloaded, present, lock, added)
+    summary = DownloadSummary(paths, downloaded, present, lock, added)
+    summary.repinned = {name: (old, known[name].sha256) for name, old in old_pins.items()}
+    for name, (old, new) in summary.repinned.items():
+        log.warning("%s re-pinned in %s: SHA-256 %s -> %s", name, lock, old, new)
+    return summary
 
 
 def _member_name(association, member):
@@ -309,6 +334,19 @@ def verify_inputs_lock(lock, folder=None):
         raise InputsLockError(lock, problems)
     log.info("%d file(s) in %s match %s", len(paths), folder, lock)
     return paths
+
+
+def missing_pinned_files(lock, folder):
+    """The names an inputs lock pins that are not in ``folder`` (none if there is no lock).
+
+    The workflow fetches them again with :func:`download_inputs`, which compares each with
+    the lock: identical is accepted, different stops the run naming both SHA-256.
+    """
+    lock = Path(lock)
+    if not lock.exists():
+        return []
+    pinned = read_inputs_lock(lock)
+    return sorted(name for name in pinned.files if not (Path(folder) / name).is_file())
 
 
 def calibration_contexts(paths):
