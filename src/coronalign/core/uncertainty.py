@@ -10,26 +10,28 @@ independent pixel noise of variances ``v_p`` and ``v_s``, and ``T_d`` orthogonal
 
     C = 4 [ Σ v_p (w u)(w u)ᵀ + β² Σ v_s (T_{−d} w u)(T_{−d} w u)ᵀ ],
 
-the science noise carried through the shift and β exactly (the shifted noise is correlated
-between pixels; pulling ``w u`` back by ``T_{−d}`` accounts for that). The covariance of
-``θ`` is then ``H⁻¹ C H⁻¹`` with ``H`` the Hessian of ``f`` at the minimum.
+the science noise carried through the shift and β. The periodic Fourier shift is
+orthogonal, so shifted white noise stays white; for a variance map that varies slowly
+on the scale of the interpolation kernel, ``T_{−d}`` moved onto the variance gives
 
-Cost: per fit, five inverse transforms (``T_d s`` at ``d`` and at ``d ± h`` along each
-axis for the derivatives) and three forward/inverse pairs for the pull-back; a few
-weighted sums. No LAPACK: the 3 × 3 inverse is written out and the products are sums
-whose order numpy fixes, so the bits do not depend on the BLAS.
+    C ≈ 4 Σ (v_p + β² T_d v_s) (w u)(w u)ᵀ,
+
+which is what is computed. The covariance of ``θ`` is then ``H⁻¹ C H⁻¹`` with ``H`` the
+Hessian of ``f`` at the minimum (for a white residual of one variance ``σ²`` and ``w = 1``
+it reduces to the usual ``2σ² H⁻¹``).
+
+Cost: per fit, one inverse transform of four images (``T_d s``, its two derivatives and
+``T_d v_s``) and six weighted sums. No LAPACK: the 3 × 3 inverse is written out and the
+products are sums whose order numpy fixes, so the bits do not depend on the BLAS.
 """
 
 import numpy as np
 import scipy.fft
 
-from coronalign.core.fourier import shift_spectrum
+from coronalign.core.fourier import rfft_frequencies, shift_spectrum
+from coronalign.core.reproducible import complex_multiply
 
-__all__ = ["DERIVATIVE_STEP", "inverse_3x3", "propagated_covariance", "sandwich"]
-
-#: Step (pixels) of the central differences that give ``∂ T_d s / ∂d``; their error,
-#: of order ``DERIVATIVE_STEP²`` relative, is far below any error bar.
-DERIVATIVE_STEP = 1e-3
+__all__ = ["inverse_3x3", "propagated_covariance", "sandwich"]
 
 
 def inverse_3x3(h):
@@ -118,24 +120,23 @@ def propagated_covariance(
     ndarray, shape (k, 3, 3)
         NaN where the Hessian is not positive definite.
     """
-    step = DERIVATIVE_STEP
+    ny, nx = shape
+    fy, fx = rfft_frequencies(ny, nx)
+    # d/d(dx) of the phase exp(-2πi fx dx) is -2πi fx times it (likewise along rows).
+    derivative_x = complex_multiply(science_spectrum, -2j * np.pi * fx[None, :])
+    derivative_y = complex_multiply(science_spectrum, -2j * np.pi * fy[:, None])
     v_s = np.where(np.isfinite(science_variance), science_variance, 0.0)
+    spectra = np.stack((science_spectrum, derivative_x, derivative_y, scipy.fft.rfft2(v_s)))
     count = len(beta)
     gradient_covariance = np.empty((count, 3, 3))
     for i in range(count):
         dx, dy = float(d[i, 0]), float(d[i, 1])
-        shifts = [(dx, dy), (dx + step, dy), (dx - step, dy), (dx, dy + step), (dx, dy - step)]
-        moved = np.stack([shift_spectrum(science_spectrum, shape, *s) for s in shifts])
-        u = np.stack(
-            (
-                beta[i] * (moved[1] - moved[2]) / (2 * step),
-                beta[i] * (moved[3] - moved[4]) / (2 * step),
-                moved[0],
-            )
-        )
+        moved = shift_spectrum(spectra, shape, dx, dy)
+        moved_variance = moved[3]
+        u = np.stack((beta[i] * moved[1], beta[i] * moved[2], moved[0]))
         wu = weight * u
-        pulled = shift_spectrum(scipy.fft.rfft2(wu), shape, -dx, -dy)
         v_p = reference_variances[i]
         v_p = np.where(np.isfinite(v_p), v_p, 0.0)
-        gradient_covariance[i] = 4 * (_gram(wu, v_p) + beta[i] * beta[i] * _gram(pulled, v_s))
+        total = v_p + beta[i] * beta[i] * np.maximum(moved_variance, 0.0)
+        gradient_covariance[i] = 4 * _gram(wu, total)
     return sandwich(hessian, gradient_covariance)
