@@ -98,6 +98,11 @@ def _wrapped(shape, dx, dy):
     return out_y[:, None] | out_x[None, :]
 
 
+def _has_noise(variance):
+    """Whether an ERR² array carries a usable noise: finite and positive somewhere."""
+    return bool(np.any(np.isfinite(variance) & (variance > 0)))
+
+
 #: PSFs fitted and shifted together; bounds the memory of the stacked transforms.
 PSF_CHUNK = 16
 #: Output DQ planes kept per PSF stack: one per PSF and integer-shift neighbourhood seen.
@@ -131,6 +136,10 @@ class _Aligner:
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
         self.unshifted = (data, err)
+        # The fit errors are propagated from the ERR arrays when both carry a noise
+        # (coronalign.core.uncertainty); without one, the residual-variance estimate.
+        variances = np.square(np.asarray(err, dtype=np.float64))
+        self.variances = variances if _has_noise(variances) else None
         self._dq_cache = {}
 
     def fit(self, k, starts):
@@ -143,6 +152,9 @@ class _Aligner:
             zero_flags=self.zero_flags,
         )
         science_terms = prepare_science(clean[0], self.weight_terms)
+        science_variance = np.square(np.asarray(self.science.err[k], dtype=np.float64))
+        if self.variances is None or not _has_noise(science_variance):
+            science_variance = None
         fits = []
         for first in range(0, self.npsfs, PSF_CHUNK):
             chunk = range(first, min(first + PSF_CHUNK, self.npsfs))
@@ -153,6 +165,10 @@ class _Aligner:
                 priors=[self.priors[m] for m in chunk],
                 max_shift=self.max_shift,
                 starts=[starts[m] for m in chunk],
+                science_variance=science_variance,
+                reference_variances=(
+                    None if science_variance is None else [self.variances[m] for m in chunk]
+                ),
             )
         return fits
 

@@ -46,6 +46,7 @@ __all__ = [
     "SHIFT_TOLERANCE",
     "SHORT_STEP",
     "converge",
+    "full_hessian",
     "hessian_errors",
 ]
 
@@ -295,6 +296,30 @@ def _trial(objectives, psf, fits, target, whole):
     return a_try, b_try
 
 
+def full_hessian(a_terms, b_terms, beta):
+    """Hessian of ``f`` in ``(xshift, yshift, beta)`` at the fits.
+
+    Parameters
+    ----------
+    a_terms, b_terms : tuple of ndarray
+        Value, gradient and Hessian of ``A`` and ``B``
+        (:func:`coronalign.core.objective.derivative_terms`).
+    beta : ndarray, shape (k,)
+        The fitted flux scales.
+
+    Returns
+    -------
+    ndarray, shape (k, 3, 3)
+    """
+    a, ga, ha = a_terms
+    b, gb, hb = b_terms
+    h = np.empty((len(a), 3, 3))
+    h[:, :2, :2] = -2 * beta[:, None, None] * ha + (beta * beta)[:, None, None] * hb
+    h[:, :2, 2] = h[:, 2, :2] = -2 * ga + 2 * beta[:, None] * gb
+    h[:, 2, 2] = 2 * b
+    return h
+
+
 def hessian_errors(a_terms, b_terms, beta, residual, count):
     """Formal 1σ errors of (xshift, yshift, beta) from the Hessian of ``f`` (see module).
 
@@ -316,12 +341,7 @@ def hessian_errors(a_terms, b_terms, beta, residual, count):
         The errors of xshift, yshift and beta; NaN where the Hessian is not positive
         definite.
     """
-    a, ga, ha = a_terms
-    b, gb, hb = b_terms
-    h = np.empty((len(a), 3, 3))
-    h[:, :2, :2] = -2 * beta[:, None, None] * ha + (beta * beta)[:, None, None] * hb
-    h[:, :2, 2] = h[:, 2, :2] = -2 * ga + 2 * beta[:, None] * gb
-    h[:, 2, 2] = 2 * b
+    h = full_hessian(a_terms, b_terms, beta)
     # Diagonal of the inverse from cofactors (no LAPACK: reproducible bits).
     c00 = h[:, 1, 1] * h[:, 2, 2] - h[:, 1, 2] * h[:, 2, 1]
     c11 = h[:, 0, 0] * h[:, 2, 2] - h[:, 0, 2] * h[:, 2, 0]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coronalign.core.choices import DEFAULT_MAX_SHIFT
-from coronalign.core.newton import SHIFT_TOLERANCE, converge, hessian_errors
+from coronalign.core.newton import SHIFT_TOLERANCE, converge, full_hessian, hessian_errors
 from coronalign.core.objective import (
     Objectives,
     cross_correlation,
@@ -35,6 +35,7 @@ from coronalign.core.objective import (
     prepare_weight,
 )
 from coronalign.core.reproducible import sincos_2pi
+from coronalign.core.uncertainty import propagated_covariance
 from coronalign.dq import FitStatus
 from coronalign.errors import ParameterError
 
@@ -228,6 +229,8 @@ def fit_many(
     max_shift=DEFAULT_MAX_SHIFT,
     starts=None,
     tolerance=SHIFT_TOLERANCE,
+    science_variance=None,
+    reference_variances=None,
 ):
     """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
 
@@ -252,6 +255,12 @@ def fit_many(
         and the cross-correlation peaks; see the module docstring).
     tolerance : float, optional
         Convergence threshold on the last step, in pixels.
+    science_variance : ndarray, optional
+        Variance of each science pixel (ERR²). With ``reference_variances``, the errors
+        are propagated from the noise of both images (the sandwich covariance of
+        :mod:`coronalign.core.uncertainty`) instead of the residual-variance estimate.
+    reference_variances : sequence of ndarray, optional
+        Variance of each PSF pixel, one per reference.
 
     Returns
     -------
@@ -295,7 +304,21 @@ def fit_many(
     a_terms = derivative_terms(fits.a_matrix[chosen])
     b_terms = derivative_terms(fits.b_matrix[chosen])
     beta, objective = fit_statistics(science_terms, references, d, a_terms[0], b_terms[0])
-    errors = hessian_errors(a_terms, b_terms, beta, objective, weight_terms.count)
+    if science_variance is None or reference_variances is None:
+        errors = hessian_errors(a_terms, b_terms, beta, objective, weight_terms.count)
+    else:
+        covariance = propagated_covariance(
+            science_terms.rspectrum,
+            science_terms.shape,
+            weight_terms.weight,
+            d,
+            beta,
+            full_hessian(a_terms, b_terms, beta),
+            science_variance,
+            reference_variances,
+        )
+        diagonal = np.stack([covariance[:, j, j] for j in range(3)], axis=1)
+        errors = np.sqrt(np.maximum(diagonal, 0.0))
     offset = d - priors
     on_edge = np.sqrt(np.sum(offset * offset, axis=1)) >= max_shift * (1 - 1e-9)
     total = weight_terms.total
