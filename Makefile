@@ -13,7 +13,7 @@ LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 UV := $(BIN)/uv
 LINTED := src tests workflow benchmarks requirements
 
-.PHONY: env lock test lint demo clean-demo
+.PHONY: env lock test lint docs rulegraph demo clean-demo
 
 env: $(STAMP)
 
@@ -27,16 +27,16 @@ ifeq ($(LOCKED),1)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 else
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 endif
 	@touch $(STAMP)
 
-# Refresh the lock (needs PyPI): uv resolves the test extra and the build tools together,
+# Refresh the lock (needs PyPI): uv resolves the test and docs extras and the build tools together,
 # with the hashes of every file of each version; the conda environment of the workflow's
 # rules pins the same versions (envs/coronalign.yaml, generated).
 lock: env
 	$(BIN)/python -m pip install --quiet uv
-	$(UV) pip compile pyproject.toml requirements/build.in --extra test $(LOCK_TARGET) \
+	$(UV) pip compile pyproject.toml requirements/build.in --extra test --extra docs $(LOCK_TARGET) \
 		--generate-hashes --no-header --quiet -o $(LOCK)
 	$(UV) pip compile pyproject.toml requirements/build.in --extra plots $(LOCK_TARGET) \
 		--constraint $(LOCK) --no-header --quiet -o $(VENV)/runtime-pins.txt
@@ -48,11 +48,24 @@ test: env
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/python -m pytest
+	$(SPHINX)
 
 lint: env
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/snakefmt --check Snakefile workflow
+
+# The documentation site: docs/ (Markdown pages, MyST) and the API reference from the numpydoc
+# docstrings, built offline into docs/_build/html; any warning fails the build.
+SPHINX = $(BIN)/python -m sphinx -b html -W --keep-going -q -E -d docs/_build/doctrees docs docs/_build/html
+docs: env
+	$(SPHINX)
+	@echo "the site: docs/_build/html/index.html"
+
+# The rule graph in the README and the docs (needs graphviz's dot: apt-get install graphviz),
+# drawn from the catalog test configuration.
+rulegraph: env
+	$(BIN)/snakemake --directory .test --rulegraph | dot -Tsvg -o docs/images/rulegraph.svg
 
 demo: env
 	$(BIN)/python workflow/scripts/demo.py --cores all
