@@ -24,6 +24,8 @@ MAY_IMPORT = {
     "steps": {"__init__", "errors", "dq", "core", "io", "references"},
     "simulation": {"errors", "dq"},  # never the core: the truth stays independent
     "cli": {"__init__", "errors", "steps", "simulation"},  # nothing imports the cli
+    # The optional stpipe step (extra `jwst`): a front end like the cli, over the steps.
+    "stpipe_step": {"__init__", "errors", "steps"},
 }
 
 #: The other packages each layer may import. Only io opens data models and FITS files
@@ -39,6 +41,8 @@ THIRD_PARTY = {
     # gwcs and astropy.modeling (stdatamodels' own dependencies): the WCS real exposures carry.
     "simulation": {"numpy", "scipy", "stdatamodels", "gwcs", "astropy.modeling"},
     "cli": set(),
+    # Imported only when a step class is used (never by the rest of the package).
+    "stpipe_step": {"jwst", "stpipe", "stdatamodels"},
 }
 
 #: Longest module allowed, in lines.
