@@ -15,7 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["CoronalignAlignRefsStep", "CoronalignCoron3Pipeline", "get_steps"]
+#: The two step classes are made on first access (``__getattr__``).
+__all__ = ["CoronalignAlignRefsStep", "CoronalignCoron3Pipeline", "get_steps"]  # noqa: F822
 
 #: The official step's parameters (their names and defaults) and the coronalign ones.
 SPEC = """
@@ -111,7 +112,7 @@ _CLASSES = {}
 
 def __getattr__(name):
     """Make the step classes on first access (PEP 562), so importing costs nothing."""
-    if name in __all__[:2]:
+    if name in __all__[:2]:  # the step classes
         if not _CLASSES:
             _CLASSES.update(zip(__all__[:2], _step_classes(), strict=True))
         return _CLASSES[name]
