@@ -72,7 +72,13 @@ def _step_classes():
     from jwst.stpipe import Step
     from stdatamodels.jwst import datamodels
 
+    from coronalign.core.badpix import clean_data_planes
+    from coronalign.steps.align_refs import zero_flags_for
     from coronalign.steps.parameters import StepParameters
+
+    def _model(given):
+        """The data model ``given`` (a model, kept, or a file name, opened)."""
+        return given if isinstance(given, datamodels.JwstDataModel) else datamodels.open(given)
 
     class CoronalignAlignRefsStep(Step):
         """Align a PSF stack to a science exposure with coronalign (cube product)."""
@@ -82,7 +88,11 @@ def _step_classes():
         reference_file_types = ["psfmask"]  # noqa: RUF012 (stpipe's class attribute)
 
         def process(self, target, psf):
-            """Return the aligned PSF stack (CubeModel) of ``target``."""
+            """Return the aligned PSF stack (CubeModel) of ``target``.
+
+            As the official step does, the bad pixels of ``target`` are replaced in place
+            (when it is a model), so that ``klip`` after it sees a clean target.
+            """
             parameters = StepParameters(
                 mode="cube",
                 median_box_length=self.median_box_length,
@@ -91,10 +101,19 @@ def _step_classes():
                 max_shift=self.max_shift,
                 threads=self.threads,
             )
-            with datamodels.open(target) as science, datamodels.open(psf) as stack:
-                psfmask_path = self.get_reference_file(science, "psfmask")
-                self.log.info("coronalign align_refs with PSFMASK %s", psfmask_path)
-                result = _align_models(science, stack, psfmask_path, parameters)
+            science = _model(target)
+            stack = _model(psf)
+            psfmask_path = self.get_reference_file(science, "psfmask")
+            self.log.info("coronalign align_refs with PSFMASK %s", psfmask_path)
+            result = _align_models(science, stack, psfmask_path, parameters)
+            cleaned, _ = clean_data_planes(
+                science.data,
+                science.dq,
+                parameters.bad_bits_value,
+                parameters.median_box_length,
+                zero_flags=zero_flags_for(science.meta.instrument.name),
+            )
+            science.data[...] = cleaned
             result.meta.cal_step.align_psfs = "COMPLETE"
             return result
 
