@@ -17,15 +17,16 @@ rule coron3_klip:
         JWST_ENV
     params:
         python=JWST_PYTHON,
-        script=workflow.source_path("../scripts/coron3_klip.py"),
+        script=os.path.join(CORON3_SCRIPTS, "coron3_klip.py"),
         crds_path=CRDS.get("path") or "",
         crds_context=CRDS.get("context") or "",
+        offline="--crds-offline" if CRDS.get("offline") else "",
         median_box_length=MEDIAN_BOX_LENGTH,
         bad_bits=BAD_BITS,
     shell:
         "{params.python} {params.script} {input.science} {input.aligned} {output.psfsub}"
         " --median-box-length {params.median_box_length} --bad-bits {params.bad_bits:q}"
-        " --crds-path {params.crds_path:q} --crds-context {params.crds_context:q}"
+        " --crds-path={params.crds_path:q} --crds-context={params.crds_context:q} {params.offline}"
         " > {log:q} 2>&1"
 
 
@@ -40,10 +41,11 @@ rule coron3_resample:
         JWST_ENV
     params:
         python=JWST_PYTHON,
-        script=workflow.source_path("../scripts/coron3_resample.py"),
+        script=os.path.join(CORON3_SCRIPTS, "coron3_resample.py"),
         crds_path=CRDS.get("path") or "",
         crds_context=CRDS.get("context") or "",
+        offline="--crds-offline" if CRDS.get("offline") else "",
     shell:
         "{params.python} {params.script} {output.i2d} {input.psfsubs}"
-        " --crds-path {params.crds_path:q} --crds-context {params.crds_context:q}"
+        " --crds-path={params.crds_path:q} --crds-context={params.crds_context:q} {params.offline}"
         " > {log:q} 2>&1"

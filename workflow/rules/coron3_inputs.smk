@@ -1,6 +1,12 @@
 # Settings and input functions of the coron3 rules (coron3.smk).
 
+#: A relative path is the repository's (the .venv-jwst of `make env`); a bare name is a
+#: command on PATH (`python` of the conda environment).
 JWST_PYTHON = config["jwst_python"]
+if "/" in JWST_PYTHON and not os.path.isabs(JWST_PYTHON):
+    JWST_PYTHON = os.path.join(workflow.basedir, JWST_PYTHON)
+#: The scripts run in place (jwst's Python), with their shared module beside them.
+CORON3_SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 JWST_ENV = "../../envs/jwst.yaml"
 
 if config["coron3"] and MODE != "cube":
