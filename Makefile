@@ -13,9 +13,32 @@ LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 UV := $(BIN)/uv
 LINTED := src tests workflow benchmarks requirements
 
-.PHONY: env lock test lint docs rulegraph demo clean-demo
+# The jwst environment (issue 25): the coron3 rules and the stpipe-step tests run jwst 3.0.0
+# there, never in .venv (the coronalign package does not depend on jwst). JWST=0 skips it.
+JWST ?= 1
+JWST_VENV := .venv-jwst
+JWST_LOCK := requirements/jwst-lock.txt
+JWST_STAMP := $(JWST_VENV)/.installed
 
+.PHONY: env lock lock-jwst test lint docs rulegraph demo clean-demo
+
+ifeq ($(JWST),1)
+env: $(STAMP) $(JWST_STAMP)
+else
 env: $(STAMP)
+endif
+
+$(JWST_STAMP): pyproject.toml $(JWST_LOCK)
+	@test -x $(JWST_VENV)/bin/python || $(PYTHON) -m venv $(JWST_VENV)
+	$(JWST_VENV)/bin/python -m pip install --quiet --require-hashes -r $(JWST_LOCK)
+	$(JWST_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(JWST_STAMP)
+
+# Refresh the jwst lock (needs PyPI), like `lock` (jwst plus the build tools of `pip -e .`).
+lock-jwst: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(UV) pip compile requirements/jwst.in requirements/build.in $(LOCK_TARGET) \
+		--generate-hashes --no-header --quiet -o $(JWST_LOCK)
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

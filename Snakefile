@@ -25,9 +25,11 @@ include: "workflow/rules/align.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/manifest.smk"
+include: "workflow/rules/coron3.smk"
 
 
 rule all:
     default_target: True
     input:
         final_outputs,
+        coron3_outputs,

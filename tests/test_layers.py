@@ -25,6 +25,9 @@ MAY_IMPORT = {
     # never the core's fit (the truth stays independent); only its reproducible arithmetic
     "simulation": {"errors", "dq", "core.reproducible"},
     "cli": {"__init__", "errors", "steps", "simulation"},  # nothing imports the cli
+    # The optional stpipe step (extra `jwst`): a front end like the cli, over the steps.
+    # It cleans the target in place as the official step does (core.badpix), for klip.
+    "stpipe_step": {"__init__", "errors", "core", "steps"},
 }
 
 #: The other packages each layer may import. Only io opens data models and FITS files
@@ -40,6 +43,8 @@ THIRD_PARTY = {
     # gwcs and astropy.modeling (stdatamodels' own dependencies): the WCS real exposures carry.
     "simulation": {"numpy", "scipy", "stdatamodels", "gwcs", "astropy.modeling"},
     "cli": set(),
+    # Imported only when a step class is used (never by the rest of the package).
+    "stpipe_step": {"jwst", "stpipe", "stdatamodels"},
 }
 
 #: Longest module allowed, in lines.

@@ -1,0 +1,41 @@
+"""Script of the `coron3_resample` rule (jwst's Python): official outlier_detection on each
+_psfsub cube, then resample of all their integrations into the association's _i2d."""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from coron3_jwst import add_crds_arguments, use_crds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("i2d")
+    parser.add_argument("psfsubs", nargs="+")
+    add_crds_arguments(parser)
+    arguments = parser.parse_args(argv)
+    use_crds(arguments)
+
+    import jwst
+    from jwst.datamodels import ModelContainer, ModelLibrary
+    from jwst.outlier_detection import OutlierDetectionStep
+    from jwst.pipeline.calwebb_coron3 import to_container
+    from jwst.resample import ResampleStep
+    from stdatamodels.jwst import datamodels
+
+    print(f"jwst {jwst.__version__}: outlier_detection and resample of {arguments.psfsubs}")
+    integrations = ModelContainer()
+    for path in arguments.psfsubs:
+        with datamodels.open(path) as psfsub:
+            cleaned = OutlierDetectionStep.call(psfsub)
+            for model in to_container(cleaned):
+                integrations.append(model)
+    result = ResampleStep.call(ModelLibrary(integrations, on_disk=False))
+    result.meta.filename = Path(arguments.i2d).name
+    result.save(arguments.i2d)
+
+
+if __name__ == "__main__":
+    main()
