@@ -2,6 +2,7 @@
 # by the Python of the separate jwst environment (the coronalign package never imports jwst).
 # klip takes the 3D cube of jwst >= 1.16: the alignment runs in cube mode (mode: cube).
 
+
 include: "coron3_inputs.smk"
 
 
