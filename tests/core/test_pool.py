@@ -1,5 +1,6 @@
 """Work spread over forked worker processes (coronalign.core.pool)."""
 
+import multiprocessing
 import os
 import signal
 import time
@@ -22,11 +23,19 @@ def test_results_come_back_in_order_from_several_processes():
 
 
 def test_a_slow_process_takes_fewer_items():
+    # The caller is "slow" by construction, not by a delay: its first item does not finish
+    # before the worker has finished 6 (so the test does not depend on the machine's load).
     parent = os.getpid()
+    done_by_worker = multiprocessing.Value("i", 0)
 
     def work(item):
-        if os.getpid() == parent:
-            time.sleep(0.3)
+        if os.getpid() != parent:
+            with done_by_worker.get_lock():
+                done_by_worker.value += 1
+        else:
+            deadline = time.monotonic() + 120
+            while done_by_worker.value < 6 and time.monotonic() < deadline:
+                time.sleep(0.001)
         return os.getpid()
 
     pids = pool.map_in_processes(work, range(12), 2)

@@ -77,6 +77,12 @@ NETWORK_GUARD = textwrap.dedent(
     socket.socket.connect = _checked(socket.socket.connect)
     socket.socket.connect_ex = _checked(socket.socket.connect_ex)
     socket.getaddrinfo = _guarded_getaddrinfo
+
+    # A test that must interrupt a job mid-write sets CORONALIGN_TEST_HOLD (and the
+    # repository): every product writer then holds after its first row (tests.helpers.slow_cli).
+    if os.environ.get("CORONALIGN_TEST_HOLD"):
+        sys.path.append(os.environ["CORONALIGN_TEST_REPOSITORY"])
+        import tests.helpers.slow_cli
     """
 )
 

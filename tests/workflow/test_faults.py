@@ -2,20 +2,21 @@
 
 import os
 import signal
-import time
 
 import pytest
 
 from coronalign import simulation
 from coronalign.io.provenance import data_sha256
+from tests.helpers.hostile import wait_for
+from tests.helpers.paths import REPOSITORY
 from tests.helpers.workflow import start_snakemake
 
 
 @pytest.fixture(scope="module")
 def association(tmp_path_factory):
-    # Enough integrations that the alignment lasts long enough to be interrupted.
+    # More than one integration, so that a job can be held between two rows.
     folder = tmp_path_factory.mktemp("data")
-    return simulation.write_association(folder, n_science=1, n_psf=2, nints=24, psf_nints=4)
+    return simulation.write_association(folder, n_science=1, n_psf=2, nints=4, psf_nints=4)
 
 
 def _start(environment, workdir, association, *extra):
@@ -42,14 +43,22 @@ def test_sigkill_during_alignment_then_rerun_incomplete_gives_identical_products
     status, output = _wait(_start(environment, reference, association), 600)
     assert status == 0, output[-3000:]
 
-    killed = tmp_path / "killed"
-    process = _start(environment, killed, association)
-    partial = None
-    deadline = time.monotonic() + 300
-    while partial is None and time.monotonic() < deadline and process.poll() is None:
-        partial = next((killed / "results" / "psfalign").glob(".*.partial.fits"), None)
-        time.sleep(0.005)
-    assert partial is not None, "the alignment finished before it could be interrupted"
+    # Every align job holds mid-write (after its first row) until killed: no race.
+    killed, hold = tmp_path / "killed", tmp_path / "hold"
+    hold.mkdir()
+    holding = {
+        **environment,
+        "CORONALIGN_TEST_HOLD": str(hold),
+        "CORONALIGN_TEST_REPOSITORY": str(REPOSITORY),
+    }
+    process = _start(holding, killed, association)
+    wait_for(
+        lambda: list(hold.glob("held-*")) or process.poll() is not None,
+        600,
+        "an align job to hold mid-write",
+    )
+    assert process.poll() is None, process.output_file.read_text()[-3000:]
+    assert list((killed / "results" / "psfalign").glob(".*.partial.fits"))
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert not _products(killed)  # nothing half-written under the product's name
