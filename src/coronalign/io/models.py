@@ -78,7 +78,7 @@ def open_model(path, role):
             gc.collect()
     if card is not None:
         raise InputFileError(path, f"{role} has a corrupt FITS header card: {card}")
-    for warning in caught:  # the others, as they would have been shown
+    for warning in caught if failure is None else ():  # the others, as they would be shown
         if not issubclass(warning.category, ResourceWarning):
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
