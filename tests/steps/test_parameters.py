@@ -7,6 +7,7 @@ from coronalign.errors import ParameterError
 from coronalign.steps.parameters import (
     StepParameters,
     parse_bad_bits,
+    parse_blur_fwhm,
     parse_box_length,
     parse_max_shift,
 )
@@ -154,11 +155,15 @@ def test_step_parameters_are_parsed_once_and_recorded_in_order():
         "bad_bits_value": 18,
         "weighting": "official",
         "max_shift": 4.0,
+        "edges": "wrap",
+        "reference": "each",
+        "blur_fwhm": None,
+        "err_shift": "propagated",
         "threads": 2,
     }
     assert list(parameters.record()) == [
         "mode", "median_box_length", "bad_bits", "bad_bits_value", "weighting", "max_shift",
-        "threads",
+        "edges", "reference", "blur_fwhm", "err_shift", "threads",
     ]  # fmt: skip
     with pytest.raises(AttributeError):
         parameters.mode = "quad"  # frozen: passed whole, never changed on the way
@@ -173,9 +178,38 @@ def test_step_parameter_defaults_and_integer_bad_bits():
         "bad_bits_value": 1,
         "weighting": "official",
         "max_shift": 10.0,
+        "edges": "wrap",
+        "reference": "each",
+        "blur_fwhm": None,
+        "err_shift": "propagated",
         "threads": 1,
     }
     assert StepParameters(bad_bits=18).bad_bits == "18"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, None), ("none", None), ("", None), (0, None), ("1.5", 1.5)]
+)
+def test_parse_blur_fwhm(value, expected):
+    assert parse_blur_fwhm(value) == expected
+
+
+@pytest.mark.parametrize("value", [-1, "nan", "inf", "wide", True])
+def test_parse_blur_fwhm_errors(value):
+    with pytest.raises(ParameterError, match=r"^blur_fwhm: .* is not a number of pixels >= 0"):
+        parse_blur_fwhm(value)
+
+
+def test_records_before_the_options_mean_the_old_behaviour():
+    old = StepParameters.from_record({"mode": "quad", "weighting": "official"})
+    assert (old.edges, old.reference, old.blur_fwhm, old.err_shift) == (
+        "wrap",
+        "each",
+        None,
+        "official",
+    )
+    new = StepParameters(edges="pad", reference="mean", blur_fwhm=2, err_shift="official")
+    assert StepParameters.from_record(new.record()) == new
 
 
 @pytest.mark.parametrize(
@@ -187,6 +221,10 @@ def test_step_parameter_defaults_and_integer_bad_bits():
         ({"threads": 0}, "threads"),
         ({"weighting": "squared"}, "weighting"),
         ({"max_shift": 0}, "max_shift"),
+        ({"edges": "mirror"}, "edges"),
+        ({"reference": "last"}, "reference"),
+        ({"blur_fwhm": -2}, "blur_fwhm"),
+        ({"err_shift": "shifted"}, "err_shift"),
         # the first invalid value, in the order mode, box, bad_bits, threads, weighting, max_shift
         ({"max_shift": 0, "weighting": "squared", "threads": 0, "bad_bits": "X"}, "bad_bits"),
         ({"max_shift": 0, "weighting": "squared", "threads": 0}, "threads"),

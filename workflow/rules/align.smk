@@ -26,5 +26,6 @@ rule align:
         bad_bits=BAD_BITS,
         weighting=WEIGHTING,
         max_shift=MAX_SHIFT,
+        options=ALIGN_OPTIONS,
     script:
         "../scripts/align.py"

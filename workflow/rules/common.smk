@@ -103,6 +103,10 @@ def _step_parameters(config):
             bad_bits=str(config["bad_bits"]),
             weighting=config["weighting"],
             max_shift=config["max_shift"],
+            edges=config["edges"],
+            reference=config["reference"],
+            blur_fwhm=config["blur_fwhm"],
+            err_shift=config["err_shift"],
         )
     except CoronalignError as error:
         raise WorkflowError(f"invalid configuration: {error}") from None
@@ -171,6 +175,13 @@ MEDIAN_BOX_LENGTH = config["median_box_length"]
 BAD_BITS = str(config["bad_bits"])
 WEIGHTING = config["weighting"]
 MAX_SHIFT = config["max_shift"]
+#: The options the official step lacks (docs/options.md), as `coronalign align` takes them.
+ALIGN_OPTIONS = {
+    "edges": config["edges"],
+    "reference": config["reference"],
+    "blur_fwhm": "none" if config["blur_fwhm"] is None else config["blur_fwhm"],
+    "err_shift": config["err_shift"],
+}
 CRDS = config["crds"]
 MAST = config["mast"]
 #: Inputs come from MAST (the download checkpoint) when the mast: section names any.

@@ -24,6 +24,11 @@ run_from_snakemake(
         snakemake.params.weighting,
         "--max-shift",
         snakemake.params.max_shift,
+        *(
+            part
+            for name, value in snakemake.params.options.items()
+            for part in (f"--{name.replace('_', '-')}", value)
+        ),
         "--threads",
         snakemake.threads,
     ],

@@ -87,6 +87,37 @@ def _add_align(subparsers):
         "largest offset expected after target acquisition and small-grid dithers)",
     )
     parser.add_argument(
+        "--edges",
+        choices=("wrap", "pad"),
+        default="wrap",
+        help="wrap (default, as the official step): the circular Fourier shift, what leaves one "
+        "edge re-enters at the other (flagged); pad: shift inside a reflect-padded frame, the "
+        "pixels with no source in the frame NaN and flagged DO_NOT_USE",
+    )
+    parser.add_argument(
+        "--reference",
+        choices=("each", "first", "mean"),
+        default="each",
+        help="each (default): fit every science integration; first: fit integration 0 only "
+        "(jwst >= 1.16) and give every integration its shifts; mean: fit the mean of the "
+        "integrations and give every integration its shifts",
+    )
+    parser.add_argument(
+        "--blur-fwhm",
+        default="none",
+        metavar="PIXELS",
+        help="FWHM of a Gaussian blur of both images for the fit only (the products are "
+        "shifted unblurred); default none",
+    )
+    parser.add_argument(
+        "--err-shift",
+        choices=("propagated", "official"),
+        default="propagated",
+        help="propagated (default): ERR**2 convolved with the squared kernel of the shift, "
+        "how a variance goes through a linear operator; official: ERR shifted as if it were "
+        "signal, as the official step does",
+    )
+    parser.add_argument(
         "--shifts",
         help="also write the fitted shifts as an ECSV table (the product holds them too, in "
         "its PSFSHIFTS extension); written with the product: both or neither",
@@ -128,6 +159,10 @@ def _align(args):
         bad_bits=args.bad_bits,
         weighting=args.weighting,
         max_shift=args.max_shift,
+        edges=args.edges,
+        reference=args.reference,
+        blur_fwhm=args.blur_fwhm,
+        err_shift=args.err_shift,
         threads=args.threads,
     )
     if args.psfmask_selection is not None:

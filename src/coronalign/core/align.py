@@ -36,10 +36,13 @@ import numpy as np
 from coronalign import dq
 from coronalign.core import register
 from coronalign.core.badpix import clean_data_planes, clean_plane_stack
+from coronalign.core.blur import gaussian_blur
+from coronalign.core.edges import pad_frames, pad_widths
 from coronalign.core.fourier import shift_single, single_phases, single_spectra
 from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
 from coronalign.core.pool import can_fork, map_in_processes
 from coronalign.core.results import RESULT_COLUMNS, STATUS_DTYPE, AlignmentResult, Stack
+from coronalign.core.variance import variance_phases
 from coronalign.dq import FitStatus
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "AlignmentResult",
     "Stack",
     "align_stacks",
+    "mean_integration",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,6 +123,8 @@ class _Aligner:
         self.zero_flags = options["zero_flags"]
         self.max_shift = options["max_shift"]
         self.priors = options["priors"]
+        self.blur_fwhm = options["blur_fwhm"]
+        self.propagate = options["err_shift"] == "propagated"
         self.weight_terms = prepare_weight(mask, options["weighting"])
         data, err, replaced = clean_plane_stack(
             psfs.data,
@@ -130,16 +136,30 @@ class _Aligner:
         )
         self.npsfs = psfs.nplanes
         self.shape = data.shape[-2:]
-        # SCI and ERR of each PSF side by side, shifted together (in single precision).
-        self.spectra = single_spectra(np.stack((data, err), axis=1), workers)
-        self.terms = [prepare_reference(plane, self.weight_terms) for plane in data]
+        self.pad = None
+        if options["edges"] == "pad":
+            self.pad = pad_widths(self.shape, self.priors, self.max_shift)
+        # SCI and ERR (or ERR², to propagate) of each PSF side by side, shifted together (in
+        # single precision), in the padded frame when the edges are padded.
+        second = np.square(err) if self.propagate else err
+        self.frame = self.shape
+        pair = np.stack((data, second), axis=1)
+        if self.pad is not None:
+            pair = pad_frames(pair, self.pad)
+            self.frame = pair.shape[-2:]
+        self.spectra = single_spectra(pair, workers)
+        del pair
+        fitted = data if self.blur_fwhm is None else gaussian_blur(data, self.blur_fwhm)
+        self.terms = [prepare_reference(plane, self.weight_terms) for plane in fitted]
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
         self.unshifted = (data, err)
         # The fit errors are propagated from the ERR arrays when both carry a noise
-        # (coronalign.core.uncertainty); without one, the residual-variance estimate.
+        # (coronalign.core.uncertainty); without one, or when the images are blurred (the
+        # pixels' noise is then correlated), the residual-variance estimate.
         variances = np.square(np.asarray(err, dtype=np.float64))
-        self.variances = variances if _has_noise(variances) else None
+        usable = _has_noise(variances) and self.blur_fwhm is None
+        self.variances = variances if usable else None
         self._dq_cache = {}
 
     def fit(self, k, starts):
@@ -151,7 +171,8 @@ class _Aligner:
             self.box_length,
             zero_flags=self.zero_flags,
         )
-        science_terms = prepare_science(clean[0], self.weight_terms)
+        plane = clean[0] if self.blur_fwhm is None else gaussian_blur(clean[0], self.blur_fwhm)
+        science_terms = prepare_science(plane, self.weight_terms)
         science_variance = np.square(np.asarray(self.science.err[k], dtype=np.float64))
         if self.variances is None or not _has_noise(science_variance):
             science_variance = None
@@ -193,20 +214,48 @@ class _Aligner:
         dq_block = np.empty((self.npsfs, *self.shape), dtype=np.uint32)
         shifts = np.array([(fit.xshift, fit.yshift) for fit in fits])
         finite = np.isfinite(shifts[:, 0])
-        phases = single_phases(self.shape, -shifts[finite, 0], -shifts[finite, 1])
+        phases = single_phases(self.frame, -shifts[finite, 0], -shifts[finite, 1])
+        if self.propagate:
+            variance = variance_phases(self.frame, -shifts[finite, 0], -shifts[finite, 1])
+        together = not self.propagate and self.pad is None  # SCI and ERR, one operator
+        if not together:
+            frames = np.empty((2, *self.frame), dtype=np.float32)
         done = 0
         for m, fit in enumerate(fits):
-            if finite[m]:
-                parts = (self.spectra[0][m], self.spectra[1][m])
-                one = tuple(phase[done] for phase in phases)
-                shift_single(parts, one, (sci_block[m], err_block[m]))
-                done += 1
-                dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
-            else:  # no usable data: the unshifted PSF, flagged
+            if not finite[m]:  # no usable data: the unshifted PSF, flagged
                 sci_block[m] = self.unshifted[0][m]
                 err_block[m] = self.unshifted[1][m]
                 dq_block[m] = self.dq[m] | DQ_DO_NOT_USE
+                continue
+            real, imag = self.spectra[0][m], self.spectra[1][m]
+            one = tuple(phase[done] for phase in phases)
+            if together:
+                shift_single((real, imag), one, (sci_block[m], err_block[m]))
+            else:
+                shift_single((real[:1], imag[:1]), one, frames[:1])
+                if self.propagate:
+                    one = tuple(phase[done] for phase in variance)
+                shift_single((real[1:], imag[1:]), one, frames[1:])
+                self._store(frames, sci_block[m], err_block[m], fit)
+            done += 1
+            dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
         return sci_block, err_block, dq_block
+
+    def _store(self, frames, sci, err, fit):
+        """One shifted (SCI, ERR or ERR²) frame pair into its product planes."""
+        ny, nx = self.shape
+        top, left = (0, 0) if self.pad is None else (self.pad[0][0], self.pad[1][0])
+        sci[...] = frames[0, top : top + ny, left : left + nx]
+        second = frames[1, top : top + ny, left : left + nx]
+        if self.propagate:
+            # Rounding can leave a variance a hair below 0 where it is 0.
+            np.sqrt(np.maximum(second, 0, out=second), out=err)
+        else:
+            err[...] = second
+        if self.pad is not None:  # no source in the frame: not invented, NaN (and flagged)
+            outside = _wrapped(self.shape, fit.xshift, fit.yshift)
+            sci[outside] = np.nan
+            err[outside] = np.nan
 
 
 def align_stacks(
@@ -222,6 +271,10 @@ def align_stacks(
     max_shift=register.DEFAULT_MAX_SHIFT,
     priors=None,
     integrations=None,
+    edges="wrap",
+    reference="each",
+    blur_fwhm=None,
+    err_shift="propagated",
     threads=1,
     processes=1,
 ):
@@ -264,8 +317,25 @@ def align_stacks(
     priors : array_like, shape (npsfs, 2), optional
         Expected ``(xshift, yshift)`` of each PSF (from pointing metadata); default zero.
     integrations : sequence of int, optional
-        Science integrations to fit (default: all). ``[0]`` gives the jwst ≥ 1.16
+        Science integrations to align to (default: all). ``[0]`` gives the jwst ≥ 1.16
         3D product.
+    edges : {"wrap", "pad"}, optional
+        ``wrap``: the circular shift (official); ``pad``: each PSF shifted inside a
+        reflect-padded frame (:mod:`coronalign.core.edges`), the output pixels with no
+        source in the frame NaN in SCI and ERR. Both flag those pixels
+        ``DO_NOT_USE | OTHER_BAD_PIXEL``.
+    reference : {"each", "first", "mean"}, optional
+        ``each``: fit every integration; ``first``: fit ``integrations[0]`` only, every row
+        gets its fits and planes (jwst ≥ 1.16); ``mean``: fit the mean of all the cleaned
+        integrations (:func:`mean_integration`), every row gets its fits and planes. With
+        ``first`` and ``mean`` the sink is called from this process only.
+    blur_fwhm : float, optional
+        FWHM in pixels of a Gaussian blur of both images for the fit only
+        (:mod:`coronalign.core.blur`); the products are shifted unblurred. The fit errors are
+        then the residual-variance estimate.
+    err_shift : {"propagated", "official"}, optional
+        ``propagated``: ERR² convolved with the squared kernel of the shift
+        (:mod:`coronalign.core.variance`); ``official``: ERR shifted as signal.
     threads : int, optional
         Threads of the PSF stack's Fourier transforms. Results do not depend on it.
     processes : int, optional
@@ -289,6 +359,9 @@ def align_stacks(
         "weighting": weighting,
         "max_shift": max_shift,
         "priors": np.zeros((npsfs, 2)) if priors is None else np.asarray(priors, dtype=float),
+        "edges": edges,
+        "blur_fwhm": blur_fwhm,
+        "err_shift": err_shift,
     }
     aligner = _Aligner(science, psfs, mask, options, threads)
     log.info(
@@ -338,8 +411,83 @@ def align_stacks(
         )
         return fits
 
+    if reference != "each":
+        return _align_once(aligner, science, integrations, sink, reference, started)
     rows = map_in_processes(align_row, range(len(integrations)), processes, name="rows")
     return _result_table(integrations, rows, npsfs)
+
+
+#: Integrations cleaned at a time for their mean (bounds the memory of ``reference: mean``).
+MEAN_CHUNK = 8
+
+
+def mean_integration(science, bad_bits, box_length, zero_flags):
+    """The mean of the cleaned science integrations, as a one-plane :class:`Stack`.
+
+    Each integration is cleaned as for its own fit (bad pixels replaced by the box median),
+    then averaged; the ERR is that of a mean of independent integrations,
+    ``sqrt(Σ ERR²) / n`` (non-finite ERR values count as 0). The DQ is 0: the mean has no
+    bad pixel left.
+
+    Parameters
+    ----------
+    science : Stack
+        The science integrations.
+    bad_bits, box_length, zero_flags : int
+        As for :func:`coronalign.core.badpix.clean_data_planes`.
+
+    Returns
+    -------
+    Stack
+        Shape (1, ny, nx), float64.
+    """
+    n = science.nplanes
+    total = np.zeros(science.data.shape[-2:], dtype=np.float64)
+    variance = np.zeros_like(total)
+    for first in range(0, n, MEAN_CHUNK):
+        part = slice(first, min(first + MEAN_CHUNK, n))
+        clean, _ = clean_data_planes(
+            science.data[part], science.dq[part], bad_bits, box_length, zero_flags=zero_flags
+        )
+        total += clean.sum(axis=0)
+        err = np.asarray(science.err[part], dtype=np.float64)
+        variance += np.where(np.isfinite(err), err * err, 0.0).sum(axis=0)
+    return Stack(
+        data=(total / n)[None],
+        err=(np.sqrt(variance) / n)[None],
+        dq=np.zeros((1, *total.shape), dtype=np.uint32),
+    )
+
+
+def _align_once(aligner, science, integrations, sink, reference, started):
+    """``reference: first | mean``: one fit of every PSF, the same planes for every row."""
+    if reference == "mean":
+        aligner.science = mean_integration(
+            science, aligner.bad_bits, aligner.box_length, aligner.zero_flags
+        )
+        fits = aligner.fit(0, [None] * aligner.npsfs)
+    else:
+        fits = aligner.fit(integrations[0], [None] * aligner.npsfs)
+    if not any(math.isfinite(fit.xshift) for fit in fits):
+        log.warning(
+            "the %s integration has no usable data under the mask: the planes are the "
+            "unshifted PSFs flagged DO_NOT_USE",
+            reference,
+        )
+    blocks = aligner.planes(fits)
+    for row in range(len(integrations)):
+        sink(row, *blocks)
+    log.info(
+        "%d fits to the %s integration, median shift (%.3f, %.3f) px, given to %d "
+        "integration(s), %.2f s elapsed",
+        aligner.npsfs,
+        reference,
+        _median_or_nan(np.array([fit.xshift for fit in fits])),
+        _median_or_nan(np.array([fit.yshift for fit in fits])),
+        len(integrations),
+        time.perf_counter() - started,
+    )
+    return _result_table(integrations, [fits] * len(integrations), aligner.npsfs)
 
 
 def _result_table(integrations, rows, npsfs):

@@ -257,6 +257,10 @@ def _align_checked(
             max_shift=parameters.max_shift,
             priors=priors,
             integrations=[0] if cube else None,
+            edges=parameters.edges,
+            reference=parameters.reference,
+            blur_fwhm=parameters.blur_fwhm,
+            err_shift=parameters.err_shift,
             threads=parameters.threads,
             # The writer takes rows from forked worker processes too: it writes to its file.
             processes=parameters.threads,

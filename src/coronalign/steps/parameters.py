@@ -1,7 +1,8 @@
 """The step's parameters: parsed and validated once, then passed whole.
 
 :class:`StepParameters` holds ``mode``, ``median_box_length``, ``bad_bits`` (the text as
-given and its value), ``weighting``, ``max_shift`` and ``threads``. Making one checks every
+given and its value), ``weighting``, ``max_shift``, ``edges``, ``reference``, ``blur_fwhm``,
+``err_shift`` and ``threads``. Making one checks every
 value, in this order, and a bad value is a :class:`~coronalign.errors.ParameterError` that
 names the parameter and says which values are accepted. The same object goes to the step
 (:mod:`coronalign.steps.align_refs`), into the product's provenance record
@@ -25,7 +26,7 @@ from numbers import Integral
 
 import numpy as np
 
-from coronalign.core.choices import DEFAULT_MAX_SHIFT, WEIGHTINGS
+from coronalign.core.choices import DEFAULT_MAX_SHIFT, EDGES, ERR_SHIFTS, REFERENCES, WEIGHTINGS
 from coronalign.errors import ParameterError
 from coronalign.io.models import pixel_flags
 
@@ -33,6 +34,7 @@ __all__ = [
     "MODES",
     "StepParameters",
     "parse_bad_bits",
+    "parse_blur_fwhm",
     "parse_box_length",
     "parse_max_shift",
 ]
@@ -216,6 +218,42 @@ def parse_max_shift(value):
     return number
 
 
+def parse_blur_fwhm(value):
+    """Validate ``blur_fwhm``: the FWHM of the fit's Gaussian blur, or none.
+
+    Parameters
+    ----------
+    value : float, int, str or None
+        Pixels; ``None``, ``""``, ``"none"`` (any case) and 0 mean no blur.
+
+    Returns
+    -------
+    float or None
+        The FWHM (finite, > 0), or None for no blur.
+
+    Raises
+    ------
+    coronalign.errors.ParameterError
+        If the value is not a finite number >= 0 (or is a boolean).
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and number >= 0):
+        raise ParameterError(
+            "blur_fwhm", f"{value!r} is not a number of pixels >= 0 (or none: no blur)"
+        )
+    return number if number > 0 else None
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ParameterError(name, f"{value!r} is not one of {', '.join(choices)}")
+
+
 @dataclass(frozen=True)
 class StepParameters:
     """The parameters of the ``align_refs`` step, validated when made.
@@ -236,6 +274,17 @@ class StepParameters:
         Fit weight ``mask²`` (the official objective) or ``mask``.
     max_shift : float or str, optional
         Radius in pixels of each fit's search window around its prior.
+    edges : {"wrap", "pad"}, optional
+        Circular shift (official) or shift in a reflect-padded frame, the pixels with no
+        source NaN and flagged (:mod:`coronalign.core.edges`).
+    reference : {"each", "first", "mean"}, optional
+        Fit every integration, only the first, or the integrations' mean; with ``first`` and
+        ``mean`` every integration gets the same shifts.
+    blur_fwhm : float, str or None, optional
+        FWHM (pixels) of a Gaussian blur of both images for the fit only; none by default.
+    err_shift : {"propagated", "official"}, optional
+        ERR through the shift: the variance convolved with the squared kernel
+        (:mod:`coronalign.core.variance`), or shifted as signal as the official step does.
     threads : int, optional
         Cores to use (processes sharing the integrations); results do not depend on it.
 
@@ -248,7 +297,7 @@ class StepParameters:
     ------
     coronalign.errors.ParameterError
         The first invalid value, in the order mode, median_box_length, bad_bits, threads,
-        weighting, max_shift.
+        weighting, max_shift, edges, reference, blur_fwhm, err_shift.
     """
 
     mode: str = "quad"
@@ -257,6 +306,10 @@ class StepParameters:
     bad_bits_value: int = field(init=False)
     weighting: str = "official"
     max_shift: float = DEFAULT_MAX_SHIFT
+    edges: str = "wrap"
+    reference: str = "each"
+    blur_fwhm: float | None = None
+    err_shift: str = "propagated"
     threads: int = 1
 
     def __post_init__(self):
@@ -274,6 +327,10 @@ class StepParameters:
                 "weighting", f"{self.weighting!r} is not one of {', '.join(WEIGHTINGS)}"
             )
         parsed(self, "max_shift", parse_max_shift(self.max_shift))
+        _check_choice("edges", self.edges, EDGES)
+        _check_choice("reference", self.reference, REFERENCES)
+        parsed(self, "blur_fwhm", parse_blur_fwhm(self.blur_fwhm))
+        _check_choice("err_shift", self.err_shift, ERR_SHIFTS)
 
     def record(self):
         """The parameters as the provenance record, the manifest and the shift table keep them.
@@ -282,7 +339,8 @@ class StepParameters:
         -------
         dict
             ``mode``, ``median_box_length``, ``bad_bits`` (text), ``bad_bits_value``,
-            ``weighting``, ``max_shift``, ``threads``.
+            ``weighting``, ``max_shift``, ``edges``, ``reference``, ``blur_fwhm`` (None for
+            no blur), ``err_shift``, ``threads``.
         """
         return asdict(self)
 
@@ -296,7 +354,9 @@ class StepParameters:
             :meth:`record` as stored in a product (``meta.coronalign.parameters``) or a
             manifest. Records made before ``weighting``, ``max_shift`` and ``threads``
             existed lack them: the objective was then linear, the window the default one,
-            and one process was used.
+            and one process was used. Records made before ``edges``, ``reference``,
+            ``blur_fwhm`` and ``err_shift`` existed lack them: the shift was then circular,
+            every integration fitted unblurred, and ERR shifted as signal (``official``).
 
         Returns
         -------
@@ -308,5 +368,9 @@ class StepParameters:
             bad_bits=record.get("bad_bits", "DO_NOT_USE"),
             weighting=record.get("weighting", "linear"),
             max_shift=record.get("max_shift", DEFAULT_MAX_SHIFT),
+            edges=record.get("edges", "wrap"),
+            reference=record.get("reference", "each"),
+            blur_fwhm=record.get("blur_fwhm"),
+            err_shift=record.get("err_shift", "official"),
             threads=record.get("threads", 1),
         )
