@@ -17,5 +17,6 @@ rule validate:
         CONDA_ENV
     params:
         mode=MODE,
+        offset_tolerance=config["offset_tolerance_mas"],
     script:
         "../scripts/validate.py"

@@ -17,5 +17,7 @@ run_from_snakemake(
         snakemake.input.science,
         "--psfstack",
         snakemake.input.psfstack,
+        "--offset-tolerance",
+        snakemake.params.offset_tolerance,
     ],
 )

@@ -293,6 +293,14 @@ def _add_validate(subparsers):
         help="largest distance of a fit from its prior (default: the max_shift the alignment "
         "used, recorded in the shift table)",
     )
+    parser.add_argument(
+        "--offset-tolerance",
+        default="5",
+        metavar="MAS",
+        help="where the exposures record their commanded offsets (XOFFSET/YOFFSET), the report "
+        "gives each fit's distance from them and warns above this many milliarcseconds "
+        "(default 5, the NIRCam/MIRI target-acquisition accuracy)",
+    )
     parser.set_defaults(handler=_run_validate)
 
 
@@ -307,6 +315,7 @@ def _run_validate(args):
         science=args.science,
         psfstack=args.psfstack,
         max_shift=args.max_shift,
+        offset_tolerance=args.offset_tolerance,
     )
 
 

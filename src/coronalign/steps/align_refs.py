@@ -21,7 +21,7 @@ from coronalign.errors import InputFileError
 from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.models import fits_text, read_stack
 from coronalign.io.paths import check_fits_name, check_input, check_outputs
-from coronalign.io.pointing import priors_from_pointing
+from coronalign.io.pointing import pixel_scale, priors_from_pointing
 from coronalign.io.product import ProductWriter, write_unaligned_product
 from coronalign.io.provenance import file_sha256, provenance_record, recorded_text
 from coronalign.io.tables import pending_shift_table, shift_records
@@ -278,6 +278,10 @@ def _align_checked(
             "product": recorded_text(Path(output_path).name),
             "parameters": record_parameters,
             "software": record["software"],
+            # The priors are the commanded offsets when they come from the pointing metadata:
+            # validation then gives each fit's distance from them in mas.
+            "prior": prior_source,
+            "pixel_scale_arcsec": pixel_scale(science_model),
         }
         # Both outputs or neither: the table is written first, named after the product.
         with pending_shift_table(shifts_path, result, table_meta):

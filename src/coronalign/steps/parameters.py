@@ -37,6 +37,7 @@ __all__ = [
     "parse_blur_fwhm",
     "parse_box_length",
     "parse_max_shift",
+    "parse_offset_tolerance",
 ]
 
 #: Products: ``quad`` (nints, npsfs, ny, nx), every integration fitted (jwst <= 1.15);
@@ -215,6 +216,33 @@ def parse_max_shift(value):
         number = math.nan
     if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
         raise ParameterError("max_shift", f"{value!r} is not a number of pixels > 0")
+    return number
+
+
+def parse_offset_tolerance(value):
+    """Validate the commanded-offset tolerance of the validation (milliarcseconds).
+
+    Parameters
+    ----------
+    value : float, int or str
+        Milliarcseconds.
+
+    Returns
+    -------
+    float
+        The tolerance, finite and > 0.
+
+    Raises
+    ------
+    coronalign.errors.ParameterError
+        If the value is not a finite number > 0 (or is a boolean).
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
+        raise ParameterError("offset_tolerance", f"{value!r} is not a number of mas > 0")
     return number
 
 

@@ -40,6 +40,11 @@ from pathlib import Path
 import numpy as np
 
 from coronalign import dq
+from coronalign.core.commanded import (
+    DEFAULT_TOLERANCE_MAS,
+    commanded_offset_distances,
+    commanded_offset_summary,
+)
 from coronalign.dq import FitStatus
 from coronalign.errors import CoronalignError, InputFileError, ParameterError
 from coronalign.io._asdf_startup import only_needed_extensions
@@ -47,7 +52,7 @@ from coronalign.io.models import open_validated_model, read_sci_shape
 from coronalign.io.paths import check_input, check_outputs
 from coronalign.io.reports import write_json_report
 from coronalign.io.tables import read_shift_table
-from coronalign.steps.parameters import MODES, parse_max_shift
+from coronalign.steps.parameters import MODES, parse_max_shift, parse_offset_tolerance
 
 __all__ = ["ValidationError", "expected_shape", "validate_files", "validate_product"]
 
@@ -147,6 +152,7 @@ def validate_product(
     expected_shape=None,
     report=None,
     max_shift=None,
+    offset_tolerance=DEFAULT_TOLERANCE_MAS,
 ):
     """Validate a ``_psfalign`` product and its shift table.
 
@@ -166,13 +172,17 @@ def validate_product(
     max_shift : float, optional
         Largest distance (pixels) of a fit from its prior; default the ``max_shift`` the
         shift table records (the alignment's own window).
+    offset_tolerance : float, optional
+        Warn about fits farther than this (mas) from their commanded offset.
 
     Returns
     -------
     dict
         The report: ``product``, ``shifts``, ``mode``, ``status`` (``"passed"``),
         ``skipped``, ``reason`` (of a skipped alignment), ``checks``, ``warnings``,
-        ``reasons``, ``fits`` (counts per fit status).
+        ``reasons``, ``fits`` (counts per fit status), ``commanded_offsets``
+        (:func:`coronalign.core.commanded.commanded_offset_summary`, None without
+        commanded offsets).
 
     Raises
     ------
@@ -203,6 +213,7 @@ def validate_product(
     if max_shift is None:
         max_shift = _recorded_max_shift(table)
     counts = _check_table(table, checks, shape, mode, skipped, max_shift)
+    commanded = _commanded_offsets(table, checks, offset_tolerance)
     named = table.meta.get("product")
     if named and named != product.name:
         checks.add(
@@ -217,6 +228,7 @@ def validate_product(
         "reason": reason,
         "shape": list(shape) if shape else None,
         "fits": counts,
+        "commanded_offsets": commanded,
         "checks": checks.checks,
         "warnings": checks.warnings,
         "reasons": checks.reasons,
@@ -230,7 +242,15 @@ def validate_product(
 
 
 def validate_files(
-    product, shifts, report, *, mode="quad", science=None, psfstack=None, max_shift=None
+    product,
+    shifts,
+    report,
+    *,
+    mode="quad",
+    science=None,
+    psfstack=None,
+    max_shift=None,
+    offset_tolerance=DEFAULT_TOLERANCE_MAS,
 ):
     """``coronalign validate``: the expected shape from the inputs, then :func:`validate_product`.
 
@@ -244,6 +264,8 @@ def validate_files(
         The inputs, both or neither: they give the expected shape.
     max_shift : float or str, optional
         Largest distance of a fit from its prior (default: the recorded one).
+    offset_tolerance : float or str, optional
+        Milliarcseconds (> 0): warn about fits farther from their commanded offset.
 
     Returns
     -------
@@ -253,18 +275,26 @@ def validate_files(
     Raises
     ------
     ParameterError
-        Only one of ``science`` and ``psfstack`` is given, or ``max_shift`` is invalid.
+        Only one of ``science`` and ``psfstack`` is given, or ``max_shift`` or
+        ``offset_tolerance`` is invalid.
     """
     if (science is None) != (psfstack is None):
         raise ParameterError("--science/--psfstack", "give both or neither")
     inputs = [("science exposure", science), ("PSF stack", psfstack)]
     check_outputs([("validation report", report)], [("product", product), *inputs])
     max_shift = None if max_shift is None else parse_max_shift(max_shift)
+    offset_tolerance = parse_offset_tolerance(offset_tolerance)
     models = [path for path in (product, science, psfstack) if path is not None]
     with only_needed_extensions(models):
         shape = None if science is None else expected_shape(science, psfstack, mode)
         return validate_product(
-            product, shifts, mode=mode, expected_shape=shape, report=report, max_shift=max_shift
+            product,
+            shifts,
+            mode=mode,
+            expected_shape=shape,
+            report=report,
+            max_shift=max_shift,
+            offset_tolerance=offset_tolerance,
         )
 
 
@@ -430,6 +460,24 @@ def _check_table(table, checks, shape, mode, skipped, max_shift):
             + (f", unknown status {other}" if other else ""),
         )
     return counts
+
+
+def _commanded_offsets(table, checks, tolerance):
+    """Each fit's distance from its commanded offset (mas), when the table can say."""
+    scale = table.meta.get("pixel_scale_arcsec")
+    if table.meta.get("prior") != "pointing metadata" or not scale or len(table) == 0:
+        return None
+    distances = commanded_offset_distances(
+        table["xshift"], table["yshift"], table["xprior"], table["yprior"], scale
+    )
+    summary = commanded_offset_summary(distances, tolerance)
+    if summary["over"]:
+        checks.warn(
+            f"{len(summary['over'])} fits lie farther than {tolerance:g} mas from their "
+            f"commanded offset (largest {summary['max_mas']:.1f} mas): "
+            f"{_named(table, np.isin(np.arange(len(table)), summary['over']))}"
+        )
+    return summary
 
 
 def _check_range(table, checks, fitted, max_shift):
