@@ -24,6 +24,10 @@ SPEC = """
     bad_bits = string(default="DO_NOT_USE")  # DQ flags of bad pixels
     weighting = option("official", "linear", default="official")  # fit weight mask**2 or mask
     max_shift = float(default=10.0)  # search radius of each fit in pixels
+    edges = option("wrap", "pad", default="wrap")  # circular shift or reflect-padded frame
+    reference = option("each", "first", "mean", default="each")  # which integration is fitted
+    blur_fwhm = float(default=None)  # Gaussian blur (pixels) of both images for the fit only
+    err_shift = option("propagated", "official", default="propagated")  # ERR through the shift
     threads = integer(default=1)  # processes sharing the integrations
 """
 
@@ -99,6 +103,10 @@ def _step_classes():
                 bad_bits=self.bad_bits,
                 weighting=self.weighting,
                 max_shift=self.max_shift,
+                edges=self.edges,
+                reference=self.reference,
+                blur_fwhm=self.blur_fwhm,
+                err_shift=self.err_shift,
                 threads=self.threads,
             )
             science = _model(target)

@@ -69,3 +69,34 @@ def test_blurred_fit_on_short_wave_data_is_close_to_the_truth():
     assert np.max(np.abs(result.yshift - y)) < 0.01
     # The errors come from the residual (the blurred pixels' noise is correlated).
     assert np.isfinite(result.xshift_err).all()
+
+
+def _binned(images):
+    """Sums of 2 x 2 pixel blocks: the same scene on pixels twice as large."""
+    *lead, ny, nx = images.shape
+    return images.reshape(*lead, ny // 2, 2, nx // 2, 2).sum(axis=(-3, -1))
+
+
+def test_blur_helps_on_undersampled_short_wave_data():
+    # NIRCam SW images binned 2 x 2: 62 mas pixels at 2.1 um, twice coarser than Nyquist
+    # (33 mas), so truly aliased. The truth is the simulator's (well-sampled) one, halved.
+    sim = simulate_exposures("nircam-sw", nints=1, npsfs=2, seed=2, garbage=False)
+    rng = np.random.default_rng(2)
+    stacks = []
+    for noiseless, err in ((sim.sci_noiseless, sim.sci_err), (sim.psf_noiseless, sim.psf_err)):
+        sigma = np.sqrt(_binned(np.square(err.astype(np.float64))))
+        data = _binned(noiseless) + sigma * rng.standard_normal(sigma.shape)
+        stacks.append(Stack(data, sigma, np.zeros(data.shape, np.uint32)))
+    ny, nx = sim.mask.shape
+    mask = sim.mask.reshape(ny // 2, 2, nx // 2, 2).min(axis=(1, 3))
+    truth = np.concatenate([np.ravel(sim.truth["xshift"]) / 2, np.ravel(sim.truth["yshift"]) / 2])
+
+    def rms_error(fwhm):
+        result = align_stacks(*stacks, mask, lambda *_: None, blur_fwhm=fwhm)
+        fitted = np.concatenate([result.xshift.ravel(), result.yshift.ravel()])
+        return float(np.sqrt(np.mean((fitted - truth) ** 2)))
+
+    # Measured (benchmarks/options.py, 3 seeds): 0.054 px unblurred, 0.0019 px at 2 px FWHM.
+    plain, blurred = rms_error(None), rms_error(2.0)
+    assert blurred < 0.01
+    assert blurred < 0.3 * plain
