@@ -66,7 +66,7 @@ def test_the_defaults_record_the_official_behaviour_but_err(small):
     parameters = Table.read(table).meta["parameters"]
     assert parameters["edges"] == "wrap"
     assert parameters["reference"] == "each"
-    assert parameters["blur_fwhm"] is None
+    assert parameters["blur_fwhm"] == "none"
     assert parameters["err_shift"] == "propagated"
 
 

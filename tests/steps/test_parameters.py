@@ -157,7 +157,7 @@ def test_step_parameters_are_parsed_once_and_recorded_in_order():
         "max_shift": 4.0,
         "edges": "wrap",
         "reference": "each",
-        "blur_fwhm": None,
+        "blur_fwhm": "none",
         "err_shift": "propagated",
         "threads": 2,
     }
@@ -180,7 +180,7 @@ def test_step_parameter_defaults_and_integer_bad_bits():
         "max_shift": 10.0,
         "edges": "wrap",
         "reference": "each",
-        "blur_fwhm": None,
+        "blur_fwhm": "none",
         "err_shift": "propagated",
         "threads": 1,
     }

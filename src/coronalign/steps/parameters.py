@@ -367,10 +367,14 @@ class StepParameters:
         -------
         dict
             ``mode``, ``median_box_length``, ``bad_bits`` (text), ``bad_bits_value``,
-            ``weighting``, ``max_shift``, ``edges``, ``reference``, ``blur_fwhm`` (None for
-            no blur), ``err_shift``, ``threads``.
+            ``weighting``, ``max_shift``, ``edges``, ``reference``, ``blur_fwhm``
+            (``"none"`` for no blur), ``err_shift``, ``threads``.
         """
-        return asdict(self)
+        record = asdict(self)
+        # "none" rather than None: the product's ASDF metadata drop keys whose value is None.
+        if record["blur_fwhm"] is None:
+            record["blur_fwhm"] = "none"
+        return record
 
     @classmethod
     def from_record(cls, record):
