@@ -74,6 +74,9 @@ def test_products_without_association_are_named_by_exposure_root(environment, da
         ({"science": ["a_calints.fits"]}, "`asn` and `science` are both set"),
         ({"colour": "red"}, "unknown key(s) colour; allowed keys: asn, bad_bits"),
         ({"asn": None}, "no inputs configured: set `asn:`"),
+        ({"edges": "mirror"}, "edges: 'mirror' is not one of the allowed values: wrap, pad"),
+        ({"blur_fwhm": -1}, "blur_fwhm: -1 is below the minimum 0"),
+        ({"offset_tolerance_mas": 0}, "offset_tolerance_mas"),
     ],
 )
 def test_config_errors_name_the_key(environment, data, tmp_path, change, message):
