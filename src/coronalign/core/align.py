@@ -12,7 +12,13 @@ the union of the two neighbouring integer shifts), plus
   the median filter (a neighbour of the source position was replaced), and
 * ``DO_NOT_USE | OTHER_BAD_PIXEL`` where the value comes from data that wrapped around
   the frame edge (the source position ``x + xshift`` lies outside the frame): the
-  Fourier shift is circular.
+  Fourier shift is circular. With ``edges="pad"`` (:mod:`coronalign.core.edges`) nothing
+  wraps, and those pixels, which have no source, are NaN in SCI and ERR.
+
+Output ERR: by default ERR² convolved with the squared kernel of the shift
+(:mod:`coronalign.core.variance`); ``err_shift="official"`` shifts ERR as signal.
+``reference`` chooses the science image fitted (each integration, the first, their mean)
+and ``blur_fwhm`` blurs both images for the fit only (:mod:`coronalign.core.blur`).
 
 An integration whose cleaned data carry no weighted signal (for example an all-NaN
 integration) cannot be fitted: its shifts are NaN, its fit status is ``no_data``, and
