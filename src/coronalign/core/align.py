@@ -136,9 +136,13 @@ class _Aligner:
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
         self.unshifted = (data, err)
-        # The fit errors are propagated from the ERR arrays when both carry a noise
+        # The fit errors are propagated from the noise variances (VAR_POISSON + VAR_RNOISE,
+        # else ERR²) when both carry a noise
         # (coronalign.core.uncertainty); without one, the residual-variance estimate.
-        variances = np.square(np.asarray(err, dtype=np.float64))
+        if psfs.noise_variance is None:  # ERR² of the cleaned ERR (no NaN)
+            variances = np.square(np.asarray(err, dtype=np.float64))
+        else:
+            variances = np.stack([psfs.variance(m) for m in range(psfs.nplanes)])
         self.variances = variances if _has_noise(variances) else None
         self._dq_cache = {}
 
@@ -152,7 +156,7 @@ class _Aligner:
             zero_flags=self.zero_flags,
         )
         science_terms = prepare_science(clean[0], self.weight_terms)
-        science_variance = np.square(np.asarray(self.science.err[k], dtype=np.float64))
+        science_variance = self.science.variance(k)
         if self.variances is None or not _has_noise(science_variance):
             science_variance = None
         fits = []
