@@ -173,6 +173,7 @@ class _Aligner:
                 reference_variances=(
                     None if science_variance is None else [self.variances[m] for m in chunk]
                 ),
+                reference_spectra=(self.spectra[0][chunk, 0], self.spectra[1][chunk, 0]),
             )
         return fits
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coronalign.core.choices import DEFAULT_MAX_SHIFT
+from coronalign.core.fourier import single_spectra
 from coronalign.core.newton import SHIFT_TOLERANCE, converge, full_hessian, hessian_errors
 from coronalign.core.objective import (
     Objectives,
@@ -239,6 +240,7 @@ def fit_many(
     tolerance=SHIFT_TOLERANCE,
     science_variance=None,
     reference_variances=None,
+    reference_spectra=None,
 ):
     """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
 
@@ -269,6 +271,10 @@ def fit_many(
         :mod:`coronalign.core.uncertainty`) instead of the residual-variance estimate.
     reference_variances : sequence of ndarray, optional
         Variance of each PSF pixel, one per reference.
+    reference_spectra : tuple of ndarray of float32, optional
+        Real and imaginary parts of ``rfft2`` of each reference image, one per reference
+        (:func:`coronalign.core.fourier.single_spectra`), for the errors; computed here
+        if not given (the alignment has them already: it shifts the PSFs with them).
 
     Returns
     -------
@@ -320,7 +326,11 @@ def fit_many(
         d,
         beta,
         hessian,
-        [reference.image for reference in references],
+        (
+            single_spectra(np.stack([reference.image for reference in references]))
+            if reference_spectra is None
+            else reference_spectra
+        ),
         science_variance,
         reference_variances,
     )

@@ -89,58 +89,52 @@ def sandwich(hessian, gradient_covariance):
     return _product(_product(inverse, gradient_covariance), inverse)
 
 
-def _gram(vectors, variance):
-    """``Σ v x_k x_l`` over pixels for stacks of three images ``x`` (shape (n, 3, ny, nx))."""
-    out = np.empty((len(vectors), 3, 3))
-    for k in range(3):
-        for m in range(k, 3):
-            product = vectors[:, k] * vectors[:, m]
-            product *= variance
-            out[:, k, m] = out[:, m, k] = product.sum(axis=(1, 2), dtype=np.float64)
+def _block_sums(images, block):
+    """Sums of ``images`` (parts, ny, nx) over disjoint ``block`` × ``block`` squares
+    (float64; the last, partial blocks of a row or column sum what there is)."""
+    parts, ny, nx = images.shape
+    by, bx = -(-ny // block), -(-nx // block)
+    columns = np.zeros((parts, ny, bx), dtype=np.float64)
+    for k in range(block):  # strided adds: one pass over the images in all
+        part = images[:, :, k::block]
+        columns[:, :, : part.shape[2]] += part
+    out = np.zeros((parts, by, bx), dtype=np.float64)
+    for k in range(block):
+        part = columns[:, k::block, :]
+        out[:, : part.shape[1], :] += part
     return out
 
 
-def _block_sums(images, block):
-    """Sums of ``images`` (n, 3, ny, nx) over disjoint ``block`` × ``block`` squares."""
-    n, parts, ny, nx = images.shape
-    by, bx = -(-ny // block), -(-nx // block)
-    padded = np.zeros((n, parts, by * block, bx * block), dtype=np.float64)
-    padded[:, :, :ny, :nx] = images
-    return padded.reshape(n, parts, by, block, bx, block).sum(axis=(3, 5))
+def correlation_length(residual, inside):
+    """Correlation length (pixels) of a residual, from the correlation of neighbours.
 
-
-def correlation_length(residual, weight):
-    """Correlation length (pixels) of a weighted residual, from its neighbour correlation.
-
-    For a field whose correlation falls as ``exp(−l² / 2ℓ²)``, the correlation of
-    neighbouring pixels is ``ρ₁ = exp(−1 / 2ℓ²)``; ``ρ₁`` is measured from the mean
-    square of the residual and of its differences along rows and columns,
-    ``ρ₁ = 1 − ⟨(Δr)²⟩ / 2⟨r²⟩``. White pixel noise gives ``ρ₁ ≈ 0`` (ℓ → 0); speckles
-    of the size of a resolution element give ``ℓ`` about λ/D / 2.
+    For a field whose correlation falls as ``exp(−l² / 2ℓ²)``, neighbouring pixels
+    correlate by ``ρ₁ = exp(−1 / 2ℓ²)``; ``ρ₁`` is measured from the mean square of the
+    residual and of the products of neighbours along rows and columns,
+    ``ρ₁ = ⟨r_i r_j⟩ / ⟨r²⟩``.
+    White pixel noise gives ``ρ₁ ≈ 0`` (ℓ → 0); speckles the size of a resolution
+    element give ``ℓ`` of about half of λ/D.
 
     Parameters
     ----------
-    residual : ndarray, shape (n, ny, nx)
-    weight : ndarray, shape (ny, nx)
+    residual : ndarray, shape (ny, nx)
+    inside : ndarray of bool, shape (ny, nx)
+        The pixels to use (the weight's support).
 
     Returns
     -------
-    ndarray, shape (n,)
+    float
     """
-    inside = weight > 0
-    both_x = inside[:, 1:] & inside[:, :-1]
-    both_y = inside[1:, :] & inside[:-1, :]
-    square = np.sum(np.where(inside, residual * residual, 0.0), axis=(1, 2))
-    step_x = np.diff(residual, axis=2)
-    step_y = np.diff(residual, axis=1)
-    steps = np.sum(np.where(both_x, step_x * step_x, 0.0), axis=(1, 2)) + np.sum(
-        np.where(both_y, step_y * step_y, 0.0), axis=(1, 2)
-    )
-    pairs = max(int(both_x.sum() + both_y.sum()), 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = 1.0 - (steps / pairs) / (2.0 * square / max(int(inside.sum()), 1))
-        length = np.sqrt(-0.5 / np.log(np.clip(rho, 1e-12, 1.0 - 1e-12)))
-    return np.where(np.isfinite(length), length, 0.0)
+    r = residual * inside
+    count = int(inside.sum())
+    pairs = int(np.sum(inside[:, 1:] & inside[:, :-1]) + np.sum(inside[1:, :] & inside[:-1, :]))
+    square = float(np.sum(r * r, dtype=np.float64)) / max(count, 1)
+    # Σ r_i r_j over neighbouring pairs (a product is zero unless both are inside)
+    lagged = float(np.sum(r[:, 1:] * r[:, :-1], dtype=np.float64))
+    lagged += float(np.sum(r[1:, :] * r[:-1, :], dtype=np.float64))
+    if not (square > 0 and pairs > 0):
+        return 0.0
+    return _length(lagged / pairs / square)
 
 
 #: Block side, in correlation lengths of the residual: a block must hold the correlated
@@ -167,6 +161,11 @@ def block_size(length):
     return int(min(max(np.ceil(BLOCK_LENGTHS * length), low), high))
 
 
+def _sums(image, others):
+    """``Σ image · other`` over pixels for each of ``others`` (shape (m, ny, nx))."""
+    return (others * image).sum(axis=(1, 2), dtype=np.float64)
+
+
 def fit_covariances(
     science_spectrum,
     shape,
@@ -174,11 +173,15 @@ def fit_covariances(
     d,
     beta,
     hessian,
-    reference_images,
+    reference_spectra,
     science_variance=None,
     reference_variances=None,
 ):
     """Covariances of ``(xshift, yshift, beta)``: statistical and with the residual's structure.
+
+    Everything is evaluated in the science image's frame, where the derivative images do
+    not depend on the fit (see the module): per fit one inverse transform, of the PSF
+    moved onto the science image.
 
     Parameters
     ----------
@@ -194,8 +197,9 @@ def fit_covariances(
         The fitted flux scales.
     hessian : ndarray, shape (k, 3, 3)
         Hessian of ``f`` at each fit (:func:`coronalign.core.newton.full_hessian`).
-    reference_images : sequence of ndarray, shape (ny, nx)
-        The PSF ``p`` of each fit.
+    reference_spectra : tuple of ndarray of float32, shape (k, ny, nx // 2 + 1)
+        Real and imaginary parts of ``rfft2`` of the PSF of each fit
+        (:func:`coronalign.core.fourier.single_spectra`).
     science_variance : ndarray, shape (ny, nx), optional
         Variance of each science pixel; non-finite values count as zero.
     reference_variances : sequence of ndarray, shape (ny, nx), optional
@@ -207,82 +211,157 @@ def fit_covariances(
     statistical : ndarray, shape (k, 3, 3)
         ``H⁻¹ C H⁻¹`` from the pixel noise of both images.
     residual : ndarray, shape (k, 3, 3)
-        ``H⁻¹ C_r H⁻¹`` with ``C_r`` from the residual itself, summed over blocks
+        ``H⁻¹ C_r H⁻¹``, ``C_r`` from the residual itself summed over blocks
         (:func:`block_size`): pixel noise, speckles the reference does not share and
         replaced pixels alike.
     blocks : ndarray of int, shape (k,)
         The block side of each fit.
 
-    Both are NaN where the Hessian is not positive definite.
+    Both covariances are NaN where the Hessian is not positive definite.
     """
     ny, nx = shape
     count = len(beta)
     fy, fx = rfft_frequencies(ny, nx)
     # d/d(dx) of the phase exp(-2πi fx dx) is -2πi fx times it (likewise along rows).
-    derivative_x = complex_multiply(science_spectrum, -2j * np.pi * fx[None, :])
-    derivative_y = complex_multiply(science_spectrum, -2j * np.pi * fy[:, None])
-    parts = [science_spectrum, derivative_x, derivative_y]
-    noise = science_variance is not None and reference_variances is not None
-    if noise:
-        v_s = np.where(np.isfinite(science_variance), science_variance, 0.0)
-        parts.append(scipy.fft.rfft2(v_s))
-    # Single precision: the errors need no more than a few digits, and float32 transforms
-    # take a fifth of the time (the products are separate real operations, the same bits on
-    # every CPU; see coronalign.core.fourier.shift_single).
-    spectra = tuple(
-        np.stack([getattr(part, name) for part in parts]).astype(np.float32)
-        for name in ("real", "imag")
+    parts = np.stack(
+        (
+            science_spectrum,
+            complex_multiply(science_spectrum, -2j * np.pi * fx[None, :]),
+            complex_multiply(science_spectrum, -2j * np.pi * fy[:, None]),
+        )
     )
-    phases = single_phases(shape, d[:, 0], d[:, 1])
-    moved = np.empty((len(parts), ny, nx), dtype=np.float32)
-    u = np.empty((count, 3, ny, nx), dtype=np.float32)
-    residual = np.empty((count, ny, nx), dtype=np.float32)
-    science = np.empty((count, ny, nx), dtype=np.float32)  # T_d s
-    total = np.empty((count, ny, nx), dtype=np.float32) if noise else None
-    moved_variances = np.empty((count, ny, nx), dtype=np.float32) if noise else None
-    w = weight.astype(np.float32)
+    # s, D_x s, D_y s: the images u of the sandwich moved back by -d (T_{-d} u = β D s and
+    # s), the same for every fit of this science image. Single precision: the errors need
+    # a few digits, and float32 transforms and products take a fraction of the time.
+    images = scipy.fft.irfft2(parts, s=shape).astype(np.float32)
+    science = images[0]
+    products = np.stack(
+        [images[k] * images[m] for k in range(3) for m in range(k, 3)]
+    )  # (s s, s Dx, s Dy, Dx Dx, Dx Dy, Dy Dy)
+    pairs = [(k, m) for k in range(3) for m in range(k, 3)]
+    # powers of β in u_k u_m, with u = (β D_x s, β D_y s, s) ordered as (x, y, β)
+    order = {0: 2, 1: 0, 2: 1}  # images index -> parameter index
+    noise = science_variance is not None and reference_variances is not None
+    v_s = _clean_variance(science_variance) if noise else None
+    phases = single_phases(shape, -d[:, 0], -d[:, 1])
+    moved = np.empty((1, ny, nx), dtype=np.float32)
+    statistical_c = np.zeros((count, 3, 3))
+    gradient = np.zeros((count, 3, 3))
+    blocks = np.zeros(count, dtype=int)
+    frames = {}
+    total_weight = max(float(np.sum(weight)), 1e-300)
     for i in range(count):
-        shift_single(spectra, tuple(phase[i] for phase in phases), moved)
+        # The PSF moved onto the science image (T_{-d} p); the weight and the PSF's
+        # variance moved by whole pixels (they need no sub-pixel accuracy here).
+        one = (reference_spectra[0][i : i + 1], reference_spectra[1][i : i + 1])
+        shift_single(one, tuple(phase[i] for phase in phases), moved)
         b = np.float32(beta[i])
-        u[i, 0] = moved[1] * b
-        u[i, 1] = moved[2] * b
-        u[i, 2] = moved[0]
-        science[i] = moved[0]
-        residual[i] = reference_images[i] - b * moved[0]
+        roll = (-round(float(d[i, 1])), -round(float(d[i, 0])))
+        if roll not in frames:
+            frames[roll] = _Frame(weight, roll, images, products, v_s if noise else None)
+        frame = frames[roll]
+        box = frame.box  # the weight's support: nothing outside it counts
+        w, science, derivatives, buffer = (
+            frame.weight,
+            frame.science,
+            frame.derivatives,
+            frame.buffer,
+        )
+        scale = {0: 1.0, 1: float(b), 2: float(b)}  # images index -> factor in u
         if noise:
             v_p = reference_variances[i]
-            moved_variances[i] = moved[3]
-            total[i] = np.where(np.isfinite(v_p), v_p, 0.0) + (b * b) * np.maximum(moved[3], 0)
-    u *= w
-    # The science image's noise variance (moved with it); without variances, the residual's
-    # variance per weighted pixel taken as shared equally by both images.
-    if noise:
-        science_part = np.maximum(moved_variances, 0.0)
-    else:
-        weighted = np.sum(w * residual * residual, axis=(1, 2), dtype=np.float64)
-        share = weighted / max(float(np.sum(weight)), 1e-300) / (1.0 + beta * beta)
-        science_part = share.astype(np.float32)[:, None, None]
-    if noise:
-        statistical = sandwich(hessian, 4 * _gram(u, total))
-    else:
-        statistical = np.full((count, 3, 3), np.nan)
-    # The science noise is in both r (as -β T_d n_s) and u_β (T_d s), so the fit's β is
-    # pulled low by λ = β Σ w T_d v_s / Σ w (T_d s)² (noise in the regressor): the residual
-    # holds +λ T_d s, the same in every realisation, and each pixel's w r u_β the mean
-    # -β w T_d v_s. Neither scatters the fit; over a block both add up coherently, so both
-    # are taken out (the contributions still sum to zero).
-    mean = (beta.astype(np.float32)[:, None, None] * w) * science_part
-    square = u[:, 2] * science
-    pull = np.sum(mean, axis=(1, 2), dtype=np.float64) / np.maximum(
-        np.sum(square, axis=(1, 2), dtype=np.float64), 1e-300
-    )
-    residual -= pull.astype(np.float32)[:, None, None] * science
-    contributions = u * residual[:, None]
-    contributions[:, 2] += mean
-    lengths = correlation_length(residual, weight)
-    blocks = np.array([block_size(length) for length in lengths], dtype=int)
-    gradient = np.empty((count, 3, 3))
-    for side in np.unique(blocks):
-        chosen = np.flatnonzero(blocks == side)
-        gradient[chosen] = 4 * _gram(_block_sums(contributions[chosen], int(side)), 1.0)
+            if any(roll):
+                v_p = np.roll(v_p, roll, axis=(0, 1))
+            np.fmax(v_p[box], 0.0, out=buffer)  # NaN and negative values count as zero
+            buffer *= frame.square
+            sums = _sums(buffer, frame.products) + float(b * b) * frame.science_noise
+            for (k, m), value in zip(pairs, sums, strict=True):
+                p, q = order[k], order[m]
+                statistical_c[i, p, q] = statistical_c[i, q, p] = value * scale[k] * scale[m]
+            mean = b * frame.weighted_variance
+        else:
+            residual_now = moved[0][box] - b * science
+            share = float(np.sum(w * residual_now * residual_now, dtype=np.float64))
+            share /= total_weight * (1.0 + float(beta[i]) ** 2)
+            mean = (b * np.float32(share)) * w
+        # The science noise is in both r (as -β n_s) and u_β (s), so the fit's β is pulled
+        # low by λ = β Σ w v_s / Σ w s² (noise in the regressor): the residual holds +λ s,
+        # the same in every realisation, and each pixel's w r u_β the mean -β w v_s.
+        # Neither scatters the fit; over a block both add up coherently: both are taken
+        # out (the contributions still sum to zero).
+        pull = float(np.sum(mean, dtype=np.float64)) / frame.science_energy
+        weighted = moved[0][box]
+        weighted -= (b + np.float32(pull)) * science
+        weighted *= w
+        blocks[i] = block_size(frame.correlation_length(weighted))
+        contributions = frame.contributions
+        np.multiply(weighted, science, out=contributions[2])
+        contributions[2] += mean
+        weighted *= b
+        np.multiply(weighted, derivatives[0], out=contributions[0])
+        np.multiply(weighted, derivatives[1], out=contributions[1])
+        sums = _block_sums(contributions, int(blocks[i])).reshape(3, -1)
+        gradient[i] = 4 * _outer_sums(sums)
+    statistical = sandwich(hessian, 4 * statistical_c) if noise else np.full((count, 3, 3), np.nan)
     return statistical, sandwich(hessian, gradient), blocks
+
+
+def _clean_variance(variance):
+    """A variance map in single precision, non-finite and negative values as zero."""
+    return np.fmax(np.asarray(variance, dtype=np.float32), np.float32(0.0))
+
+
+class _Frame:
+    """What every fit whose weight is moved by the same whole pixels shares: the weight,
+    cut to the box of its support, and the images and sums that depend on it alone."""
+
+    def __init__(self, weight, roll, images, products, science_variance):
+        w = weight.astype(np.float32)
+        w = np.roll(w, roll, axis=(0, 1)) if any(roll) else w
+        rows, columns = np.flatnonzero(w.any(axis=1)), np.flatnonzero(w.any(axis=0))
+        if rows.size:
+            self.box = np.s_[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+        else:
+            self.box = np.s_[0:0, 0:0]
+        box = self.box
+        self.weight = w[box]
+        self.square = self.weight * self.weight
+        self.science = images[0][box]
+        self.derivatives = images[1:, box[0], box[1]]
+        self.products = products[:, box[0], box[1]]
+        shape = self.weight.shape
+        self.buffer = np.empty(shape, dtype=np.float32)
+        self.contributions = np.empty((3, *shape), dtype=np.float32)
+        energy = np.sum(self.weight * self.science * self.science, dtype=np.float64)
+        self.science_energy = max(float(energy), 1e-300)
+        if science_variance is not None:
+            variance = science_variance[box]
+            self.weighted_variance = self.weight * variance
+            self.science_noise = _sums(self.square * variance, self.products)
+        w = self.weight
+        self.norm = float(np.sum(self.square, dtype=np.float64))
+        self.pair_norm = float(np.sum(w[:, 1:] * w[:, :-1], dtype=np.float64))
+
+    def correlation_length(self, weighted):
+        """:func:`correlation_length` of a residual given times the weight (from the
+        neighbours along rows: the speckles are round)."""
+        square = float(np.sum(weighted * weighted, dtype=np.float64))
+        lagged = float(np.sum(weighted[:, 1:] * weighted[:, :-1], dtype=np.float64))
+        if not (square > 0 and self.pair_norm > 0):
+            return 0.0
+        return _length((lagged / self.pair_norm) / (square / self.norm))
+
+
+def _length(rho):
+    """The correlation length of a Gaussian correlation with neighbour correlation ``rho``."""
+    rho = min(max(rho, 1e-12), 1.0 - 1e-12)
+    return float(np.sqrt(-0.5 / np.log(rho)))
+
+
+def _outer_sums(sums):
+    """``Σ_b x_k x_l`` for the block sums ``x`` (3, nblocks), in a fixed order (no BLAS)."""
+    out = np.empty((3, 3))
+    for k in range(3):
+        for m in range(k, 3):
+            out[k, m] = out[m, k] = float(np.sum(sums[k] * sums[m]))
+    return out
