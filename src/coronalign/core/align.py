@@ -22,8 +22,9 @@ Fit statuses (:class:`coronalign.dq.FitStatus`): ``converged``, ``not_converged`
 ``no_data``, ``out_of_window`` (see :mod:`coronalign.core.register`) and ``outlier``: a
 converged fit farther from the median
 position of the same PSF's fits (over the exposure's integrations) than
-``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), and than
-``OUTLIER_FLOOR`` pixels.
+``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), than
+``OUTLIER_FLOOR`` pixels and, where the fit's total error is known, than ``OUTLIER_SIGMAS``
+times it.
 """
 
 import functools
@@ -362,12 +363,20 @@ def _result_table(integrations, rows, npsfs):
                     table[name][row, m] = getattr(fit, name)
             iterations[row, m] = fit.iterations
             status[row, m] = fit.status
-    _mark_outliers(table["xshift"], table["yshift"], status)
+    _mark_outliers(
+        table["xshift"], table["yshift"], status, table["xshift_err"], table["yshift_err"]
+    )
     return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)
 
 
-def _mark_outliers(xshift, yshift, status):
-    """Set status ``outlier`` on converged fits far from their PSF's other fits (in place)."""
+def _mark_outliers(xshift, yshift, status, xshift_err=None, yshift_err=None):
+    """Set status ``outlier`` on converged fits far from their PSF's other fits (in place).
+
+    Far: beyond ``OUTLIER_SIGMAS`` robust standard deviations of the PSF's fits and
+    ``OUTLIER_FLOOR`` pixels and, where the fit has a finite total error, beyond
+    ``OUTLIER_SIGMAS`` times that error too (a fit that is merely uncertain, a faint
+    integration, is not an outlier for being far).
+    """
     for m in range(xshift.shape[1]):
         rows = np.flatnonzero(status[:, m] == FitStatus.CONVERGED)
         if rows.size < 3:
@@ -376,4 +385,14 @@ def _mark_outliers(xshift, yshift, status):
         dx, dy = x - np.median(x), y - np.median(y)
         distance = np.sqrt(dx * dx + dy * dy)
         limit = max(OUTLIER_SIGMAS * 1.4826 * np.median(distance), OUTLIER_FLOOR)
-        status[rows[distance > limit], m] = FitStatus.OUTLIER
+        far = distance > limit
+        if xshift_err is not None:
+            far &= ~(
+                distance <= OUTLIER_SIGMAS * _combined(xshift_err[rows, m], yshift_err[rows, m])
+            )
+        status[rows[far], m] = FitStatus.OUTLIER
+
+
+def _combined(xshift_err, yshift_err):
+    """The error of a shift's length from its two errors (NaN where either is unknown)."""
+    return np.sqrt(xshift_err * xshift_err + yshift_err * yshift_err)

@@ -1,28 +1,26 @@
-"""Propagated errors of a fit: the sandwich covariance of the objective's minimum.
+"""Errors of a fit: the sandwich covariance of the objective's minimum, statistical and total.
 
 The fit minimises ``f(θ) = Σ w (p − β T_d s)²`` over ``θ = (dx, dy, β)``
 (:mod:`coronalign.core.objective`). Write ``r = p − β T_d s`` and
 ``u_k = ∂(β T_d s)/∂θ_k`` (the images ``β ∂_x T_d s``, ``β ∂_y T_d s`` and ``T_d s``). At the
-minimum the gradient ``g = −2 Σ w r u`` vanishes; noise ``n_p`` in the PSF and ``n_s`` in the
-science image move it, to first order, by ``δg = −2 Σ w (n_p − β T_d n_s) u``. With
-independent pixel noise of variances ``v_p`` and ``v_s``, and ``T_d`` orthogonal
-(``T_dᵀ = T_{−d}``), its covariance is
+minimum the gradient ``g = −2 Σ w r u`` vanishes; a perturbation of it moves the minimum by
+``−H⁻¹ δg``, so ``Cov(θ) = H⁻¹ C H⁻¹`` with ``C = Cov(δg)`` and ``H`` the Hessian of ``f``.
 
-    C = 4 [ Σ v_p (w u)(w u)ᵀ + β² Σ v_s (T_{−d} w u)(T_{−d} w u)ᵀ ],
+*Statistical.* Noise ``n_p`` in the PSF and ``n_s`` in the science image gives
+``δg = −2 Σ w (n_p − β T_d n_s) u``; with independent pixel noise of variances ``v_p`` and
+``v_s`` and ``T_d`` orthogonal, ``C ≈ 4 Σ (v_p + β² T_d v_s) (w u)(w u)ᵀ`` (for a variance
+map smooth on the interpolation kernel's scale).
 
-the science noise carried through the shift and β. The periodic Fourier shift is
-orthogonal, so shifted white noise stays white; for a variance map that varies slowly
-on the scale of the interpolation kernel, ``T_{−d}`` moved onto the variance gives
+*Total.* ``C`` from the residual itself: the sums of the pixel contributions ``−2 w r u``
+over disjoint blocks of a few correlation lengths of the residual are independent, so
+``C = Σ_b G_b G_bᵀ`` (the block, or cluster-robust, sandwich). It holds the pixel noise and
+what the noise does not explain: speckles the reference does not share, replaced pixels.
 
-    C ≈ 4 Σ (v_p + β² T_d v_s) (w u)(w u)ᵀ,
-
-which is what is computed. The covariance of ``θ`` is then ``H⁻¹ C H⁻¹`` with ``H`` the
-Hessian of ``f`` at the minimum (for a white residual of one variance ``σ²`` and ``w = 1``
-it reduces to the usual ``2σ² H⁻¹``).
-
-Cost: per fit, one inverse transform of four images (``T_d s``, its two derivatives and
-``T_d v_s``) and six weighted sums. No LAPACK: the 3 × 3 inverse is written out and the
-products are sums whose order numpy fixes, so the bits do not depend on the BLAS.
+Both are evaluated in the science image's frame (``T_{−d} u`` is ``β D s`` and ``s`` for
+every fit, ``D`` the spectral derivative), in single precision: per fit one inverse
+transform, of the PSF moved onto the science image. docs/registration.md has the
+derivation, the calibration and the cost. No LAPACK: the 3 × 3 inverse is written out and
+the sums are numpy reductions in a fixed order, so the bits do not depend on the BLAS.
 """
 
 import numpy as np
@@ -30,6 +28,7 @@ import scipy.fft
 
 from coronalign.core.fourier import rfft_frequencies, shift_single, single_phases
 from coronalign.core.reproducible import complex_multiply
+from coronalign.core.reproducible import log as reproducible_log
 
 __all__ = [
     "BLOCK_LENGTHS",
@@ -311,6 +310,21 @@ def _clean_variance(variance):
     return np.fmax(np.asarray(variance, dtype=np.float32), np.float32(0.0))
 
 
+#: Pixels whose w |∇s|² is below this fraction of the largest are left out of the error
+#: sums (with INFORMATION_MARGIN pixels around the rest kept).
+INFORMATION_FLOOR = 1e-4
+INFORMATION_MARGIN = 16
+
+
+def _widened(flags):
+    """``flags`` (1-D bool) with every True run widened by ``INFORMATION_MARGIN``."""
+    index = np.flatnonzero(flags)
+    out = np.zeros_like(flags)
+    if index.size:
+        out[max(index[0] - INFORMATION_MARGIN, 0) : index[-1] + INFORMATION_MARGIN + 1] = True
+    return out
+
+
 class _Frame:
     """What every fit whose weight is moved by the same whole pixels shares: the weight,
     cut to the box of its support, and the images and sums that depend on it alone."""
@@ -318,8 +332,16 @@ class _Frame:
     def __init__(self, weight, roll, images, products, science_variance):
         w = weight.astype(np.float32)
         w = np.roll(w, roll, axis=(0, 1)) if any(roll) else w
-        rows, columns = np.flatnonzero(w.any(axis=1)), np.flatnonzero(w.any(axis=0))
-        if rows.size:
+        # The box of the information: where w |∇s|² is above INFORMATION_FLOOR of its
+        # largest value, widened by INFORMATION_MARGIN pixels; outside, the pixels add
+        # nothing measurable to either covariance (their u is below the floor).
+        information = w * (images[1] * images[1] + images[2] * images[2])
+        useful = information > INFORMATION_FLOOR * float(np.max(information, initial=0.0))
+        rows, columns = _widened(useful.any(axis=1)), _widened(useful.any(axis=0))
+        rows &= w.any(axis=1)
+        columns &= w.any(axis=0)
+        rows, columns = np.flatnonzero(rows), np.flatnonzero(columns)
+        if rows.size and columns.size:
             self.box = np.s_[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
         else:
             self.box = np.s_[0:0, 0:0]
@@ -355,7 +377,8 @@ class _Frame:
 def _length(rho):
     """The correlation length of a Gaussian correlation with neighbour correlation ``rho``."""
     rho = min(max(rho, 1e-12), 1.0 - 1e-12)
-    return float(np.sqrt(-0.5 / np.log(rho)))
+    # the logarithm of coronalign.core.reproducible: numpy's and libm's differ between CPUs
+    return float(np.sqrt(-0.5 / float(reproducible_log(rho))))
 
 
 def _outer_sums(sums):
