@@ -28,13 +28,14 @@ REALISATIONS = 16
 READ_DOMINATED = {"nircam": 300.0, "miri": 1500.0}
 
 
-def _align(sim, instrument):
+def _align(sim, instrument, weighting="official"):
     return align_stacks(
         Stack(sim.sci, sim.sci_err, sim.sci_dq),
         Stack(sim.psf, sim.psf_err, sim.psf_dq),
         sim.mask,
         lambda *planes: None,
         zero_flags=dq.NON_SCIENCE if instrument == "miri" else 0,
+        weighting=weighting,
     )
 
 
@@ -60,6 +61,23 @@ def test_noise_alone_scatter_matches_the_statistical_error(instrument, regime):
             noise_seed=k, read_noise=read_noise,
         )  # fmt: skip
         result = _align(sim, instrument)
+        fits.append(_parameters(result))
+        errors.append(_parameters(result, "_err_stat"))
+    ratio = _pooled_ratio(np.array(fits), np.array(errors))
+    assert np.all((ratio > 0.7) & (ratio < 1.4)), ratio
+
+
+@pytest.mark.parametrize("weighting", ["official", "linear"])
+def test_noise_alone_with_a_fractional_mask_under_either_weighting(weighting):
+    """NIRCam's CRDS-like PSFMASK is fractional, so the official (m²) and linear (m)
+    weights differ; the statistical error follows either."""
+    fits, errors = [], []
+    for k in range(REALISATIONS):
+        sim = simulate_exposures(
+            "nircam", nints=2, npsfs=3, seed=7, shape=SHAPE, garbage=False, noise_seed=k,
+            mask_style="crds",
+        )  # fmt: skip
+        result = _align(sim, "nircam", weighting)
         fits.append(_parameters(result))
         errors.append(_parameters(result, "_err_stat"))
     ratio = _pooled_ratio(np.array(fits), np.array(errors))
