@@ -17,7 +17,13 @@ from coronalign.core import pool
 from coronalign.core.align import AlignmentResult
 from coronalign.io.models import set_meta
 from coronalign.io.product import ProductWriter, write_unaligned_product
-from coronalign.io.tables import SHIFT_EXTENSION, shift_records
+from coronalign.io.tables import (
+    SHIFT_COLUMNS,
+    SHIFT_EXTENSION,
+    SHIFT_UNITS,
+    shift_extension,
+    shift_records,
+)
 
 NROWS, NPSFS, SHAPE = 3, 2, (8, 10)
 META = {
@@ -80,7 +86,8 @@ def _saved_by_stdatamodels(path, sci, err, dq):
     model.update(_template())
     for key, value in META.items():
         set_meta(model.meta, key, value)
-    model.extra_fits = {SHIFT_EXTENSION: {"data": _records()}}
+    data, cards = shift_extension(_records())
+    model.extra_fits = {SHIFT_EXTENSION: {"data": data, "header": cards}}
     model.save(path)
     return path
 
@@ -173,3 +180,17 @@ def test_the_unaligned_product_is_the_stack_with_the_steps_metadata(tmp_path):
         assert model.meta.cal_step.align_psfs == "SKIPPED"
         assert model.meta.instrument.filter == "F335M"
     assert [p.name for p in tmp_path.iterdir()] == ["x_psfalign.fits"]
+
+
+def test_the_shift_extension_carries_units_and_descriptions(rng, tmp_path):
+    path = _streamed(tmp_path / "x_psfalign.fits", *_planes(rng))
+    with fits.open(path) as hdus:
+        header = hdus[SHIFT_EXTENSION].header
+        names = [header[f"TTYPE{n}"] for n in range(1, header["TFIELDS"] + 1)]
+        for number, name in enumerate(names, start=1):
+            assert header[f"TCOMM{number}"] == SHIFT_COLUMNS[name]
+            assert header.get(f"TUNIT{number}") == SHIFT_UNITS.get(name)
+    for name in ("xshift", "yshift", "xshift_err", "yshift_err", "xshift_err_stat"):
+        assert SHIFT_UNITS[name] == "pix"
+    assert "statistical" in SHIFT_COLUMNS["xshift_err_stat"]
+    assert "total" in SHIFT_COLUMNS["xshift_err"]

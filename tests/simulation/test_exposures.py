@@ -233,9 +233,47 @@ def test_garbage_and_noise_can_be_switched_off():
         ({"shape": (20, 20)}, "shape"),
         ({"offset_scale": -1.0}, "offset_scale"),
         ({"large_offset": (1.0,)}, "large_offset"),
+        ({"noise_seed": -1}, "noise_seed"),
+        ({"noise_seed": 1.5}, "noise_seed"),
+        ({"read_noise": -3.0}, "read_noise"),
     ],
 )
 def test_parameter_errors(kwargs, name):
     with pytest.raises(ParameterError) as info:
         simulation.simulate_exposures(**kwargs)
     assert info.value.name == name
+
+
+@pytest.mark.parametrize("inst", sorted(SHAPES))
+def test_noise_seed_changes_the_noise_alone(inst):
+    options = {"nints": 1, "npsfs": 2, "seed": 3, "shape": (64, 80), "garbage": False}
+    plain = simulation.simulate_exposures(inst, **options)
+    first = simulation.simulate_exposures(inst, noise_seed=1, **options)
+    again = simulation.simulate_exposures(inst, noise_seed=1, **options)
+    second = simulation.simulate_exposures(inst, noise_seed=2, **options)
+    for sim in (first, second):  # one scene: the same noiseless images and truth
+        assert np.array_equal(sim.sci_noiseless, plain.sci_noiseless)
+        assert np.array_equal(sim.psf_noiseless, plain.psf_noiseless)
+        assert sim.truth["xshift"] == plain.truth["xshift"]
+    assert np.array_equal(first.sci, again.sci, equal_nan=True)
+    good = np.isfinite(first.sci)
+    assert not np.array_equal(first.sci[good], second.sci[good])
+    assert not np.array_equal(first.sci[good], plain.sci[good])
+    assert first.truth["noise_seed"] == 1
+    assert "noise_seed" not in plain.truth
+    # the two noises are independent realisations of the same ERR
+    z = (first.sci - second.sci)[good] / (np.sqrt(2.0) * plain.sci_err[good])
+    assert 0.9 < z.std() < 1.1
+
+
+@pytest.mark.parametrize("inst", sorted(SHAPES))
+def test_read_noise_option_sets_the_read_noise(inst):
+    options = {"nints": 2, "npsfs": 1, "seed": 2, "shape": (64, 80), "garbage": False}
+    sim = simulation.simulate_exposures(inst, read_noise=500.0, **options)
+    good = np.isfinite(sim.sci)
+    z = (sim.sci - sim.sci_noiseless)[good] / sim.sci_err[good]
+    assert 0.95 < z.std() < 1.05
+    # VAR_RNOISE is (500 e-)^2 in MJy/sr^2 and dominates VAR_POISSON
+    conversion = np.sqrt(np.median(sim.sci_var_rnoise)) / 500.0
+    assert np.median(sim.sci_var_rnoise) > 3 * np.median(sim.sci_var_poisson)
+    assert conversion == pytest.approx(0.01 if inst == "nircam" else 0.002, rel=1e-6)

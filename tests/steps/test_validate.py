@@ -1,6 +1,7 @@
 """Validation of a product and its shift table (coronalign validate)."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -107,6 +108,8 @@ def test_a_fit_on_the_window_edge_fails_and_outliers_warn_naming_the_fits(aligne
     assert report["status"] == "passed"
     assert report["fits"] == {"converged": 5, "outlier": 1}
     assert any("status outlier): (k=2, m=0)" in warning for warning in report["warnings"])
+    # the warning says how far, in units of the fit's total error
+    assert any(re.search(r"px = \d+ sigma from the PSF", w) for w in report["warnings"])
 
 
 def test_the_range_check_follows_max_shift_around_each_prior(aligned, tmp_path):

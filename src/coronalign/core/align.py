@@ -28,8 +28,9 @@ Fit statuses (:class:`coronalign.dq.FitStatus`): ``converged``, ``not_converged`
 ``no_data``, ``out_of_window`` (see :mod:`coronalign.core.register`) and ``outlier``: a
 converged fit farther from the median
 position of the same PSF's fits (over the exposure's integrations) than
-``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), and than
-``OUTLIER_FLOOR`` pixels.
+``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), than
+``OUTLIER_FLOOR`` pixels and, where the fit's total error is known, than ``OUTLIER_SIGMAS``
+times it.
 """
 
 import functools
@@ -160,10 +161,14 @@ class _Aligner:
         self.dq = np.asarray(psfs.dq, dtype=np.uint32)
         self.replaced = replaced
         self.unshifted = (data, err)
-        # The fit errors are propagated from the ERR arrays when both carry a noise
-        # (coronalign.core.uncertainty); without one, or when the images are blurred (the
-        # pixels' noise is then correlated), the residual-variance estimate.
-        variances = np.square(np.asarray(err, dtype=np.float64))
+        # The fit errors are propagated from the noise variances (VAR_POISSON + VAR_RNOISE,
+        # else ERR²) when both carry a noise (coronalign.core.uncertainty); without one, or
+        # when the images are blurred (the pixels' noise is then correlated), the
+        # residual-variance estimate.
+        if psfs.noise_variance is None:  # ERR² of the cleaned ERR (no NaN)
+            variances = np.square(np.asarray(err, dtype=np.float64))
+        else:
+            variances = np.stack([psfs.variance(m) for m in range(psfs.nplanes)])
         usable = _has_noise(variances) and self.blur_fwhm is None
         self.variances = variances if usable else None
         self._dq_cache = {}
@@ -179,7 +184,7 @@ class _Aligner:
         )
         plane = clean[0] if self.blur_fwhm is None else gaussian_blur(clean[0], self.blur_fwhm)
         science_terms = prepare_science(plane, self.weight_terms)
-        science_variance = np.square(np.asarray(self.science.err[k], dtype=np.float64))
+        science_variance = self.science.variance(k)
         if self.variances is None or not _has_noise(science_variance):
             science_variance = None
         fits = []
@@ -196,6 +201,7 @@ class _Aligner:
                 reference_variances=(
                     None if science_variance is None else [self.variances[m] for m in chunk]
                 ),
+                reference_spectra=(self.spectra[0][chunk, 0], self.spectra[1][chunk, 0]),
             )
         return fits
 
@@ -511,12 +517,20 @@ def _result_table(integrations, rows, npsfs):
                     table[name][row, m] = getattr(fit, name)
             iterations[row, m] = fit.iterations
             status[row, m] = fit.status
-    _mark_outliers(table["xshift"], table["yshift"], status)
+    _mark_outliers(
+        table["xshift"], table["yshift"], status, table["xshift_err"], table["yshift_err"]
+    )
     return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)
 
 
-def _mark_outliers(xshift, yshift, status):
-    """Set status ``outlier`` on converged fits far from their PSF's other fits (in place)."""
+def _mark_outliers(xshift, yshift, status, xshift_err=None, yshift_err=None):
+    """Set status ``outlier`` on converged fits far from their PSF's other fits (in place).
+
+    Far: beyond ``OUTLIER_SIGMAS`` robust standard deviations of the PSF's fits and
+    ``OUTLIER_FLOOR`` pixels and, where the fit has a finite total error, beyond
+    ``OUTLIER_SIGMAS`` times that error too (a fit that is merely uncertain, a faint
+    integration, is not an outlier for being far).
+    """
     for m in range(xshift.shape[1]):
         rows = np.flatnonzero(status[:, m] == FitStatus.CONVERGED)
         if rows.size < 3:
@@ -525,4 +539,14 @@ def _mark_outliers(xshift, yshift, status):
         dx, dy = x - np.median(x), y - np.median(y)
         distance = np.sqrt(dx * dx + dy * dy)
         limit = max(OUTLIER_SIGMAS * 1.4826 * np.median(distance), OUTLIER_FLOOR)
-        status[rows[distance > limit], m] = FitStatus.OUTLIER
+        far = distance > limit
+        if xshift_err is not None:
+            far &= ~(
+                distance <= OUTLIER_SIGMAS * _combined(xshift_err[rows, m], yshift_err[rows, m])
+            )
+        status[rows[far], m] = FitStatus.OUTLIER
+
+
+def _combined(xshift_err, yshift_err):
+    """The error of a shift's length from its two errors (NaN where either is unknown)."""
+    return np.sqrt(xshift_err * xshift_err + yshift_err * yshift_err)

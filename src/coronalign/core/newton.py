@@ -24,12 +24,12 @@ derivatives those of its start. From a warm start that is two evaluations.
 
 Uncertainties
 -------------
-The formal 1σ errors of ``xshift``, ``yshift`` and ``beta`` are the square roots of the
-diagonal of ``2 s² H⁻¹``, where ``H`` is the Hessian of ``f`` in ``(xshift, yshift, beta)``
-at the minimum and ``s² = f_min / (n − 3)`` the residual variance per weighted pixel
-(``n`` pixels with ``w > 0``): the usual least-squares estimate, which assumes the
-residual is noise. Where it is dominated by speckles the reference does not share, the
-true error is larger than this.
+:func:`hessian_errors` gives the least-squares errors ``sqrt(diag(2 s² H⁻¹))``, ``H`` the
+Hessian of ``f`` in ``(xshift, yshift, beta)`` at the minimum (:func:`full_hessian`) and
+``s² = f_min / (n − 3)`` the residual variance per weighted pixel (``n`` pixels with
+``w > 0``), which assumes the residual is white noise of one variance: the statistical
+error when no noise arrays are given. The propagated and total errors are in
+:mod:`coronalign.core.uncertainty`.
 
 The 2 × 2 eigen-decompositions and the 3 × 3 inverse are written out (no LAPACK), so the
 bits do not depend on the library.

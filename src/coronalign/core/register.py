@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coronalign.core.choices import DEFAULT_MAX_SHIFT
+from coronalign.core.fourier import single_spectra
 from coronalign.core.newton import SHIFT_TOLERANCE, converge, full_hessian, hessian_errors
 from coronalign.core.objective import (
     Objectives,
@@ -35,7 +36,7 @@ from coronalign.core.objective import (
     prepare_weight,
 )
 from coronalign.core.reproducible import sincos_2pi
-from coronalign.core.uncertainty import propagated_covariance
+from coronalign.core.uncertainty import fit_covariances
 from coronalign.dq import FitStatus
 from coronalign.errors import ParameterError
 
@@ -94,7 +95,12 @@ class FitResult:
         (``SHIFT_TOLERANCE`` pixels by default): evaluated, or predicted from quadratic
         convergence (see :mod:`coronalign.core.newton`).
     xshift_err, yshift_err, beta_err : float
-        Formal 1σ uncertainties (NaN where the Hessian is not positive definite).
+        Total 1σ uncertainties: the pixel noise and the residual's structure (speckles
+        the reference does not share, replaced pixels), see
+        :mod:`coronalign.core.uncertainty`; NaN where the Hessian is not positive definite.
+    xshift_err_stat, yshift_err_stat, beta_err_stat : float
+        Statistical 1σ uncertainties: the pixel noise of both images alone (the ERR or
+        VAR_POISSON + VAR_RNOISE arrays), else the residual-variance estimate.
     objective : float
         ``f`` at the result, ``Σ w (p − beta T s)²``.
     status : coronalign.dq.FitStatus
@@ -114,6 +120,9 @@ class FitResult:
     xshift_err: float = np.nan
     yshift_err: float = np.nan
     beta_err: float = np.nan
+    xshift_err_stat: float = np.nan
+    yshift_err_stat: float = np.nan
+    beta_err_stat: float = np.nan
     objective: float = np.nan
     status: FitStatus = FitStatus.CONVERGED
     prior: tuple = (0.0, 0.0)
@@ -231,6 +240,7 @@ def fit_many(
     tolerance=SHIFT_TOLERANCE,
     science_variance=None,
     reference_variances=None,
+    reference_spectra=None,
 ):
     """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
 
@@ -261,6 +271,10 @@ def fit_many(
         :mod:`coronalign.core.uncertainty`) instead of the residual-variance estimate.
     reference_variances : sequence of ndarray, optional
         Variance of each PSF pixel, one per reference.
+    reference_spectra : tuple of ndarray of float32, optional
+        Real and imaginary parts of ``rfft2`` of each reference image, one per reference
+        (:func:`coronalign.core.fourier.single_spectra`), for the errors; computed here
+        if not given (the alignment has them already: it shifts the PSFs with them).
 
     Returns
     -------
@@ -304,21 +318,28 @@ def fit_many(
     a_terms = derivative_terms(fits.a_matrix[chosen])
     b_terms = derivative_terms(fits.b_matrix[chosen])
     beta, objective = fit_statistics(science_terms, references, d, a_terms[0], b_terms[0])
+    hessian = full_hessian(a_terms, b_terms, beta)
+    statistical, residual, _ = fit_covariances(
+        science_terms.rspectrum,
+        science_terms.shape,
+        weight_terms.weight,
+        d,
+        beta,
+        hessian,
+        (
+            single_spectra(np.stack([reference.image for reference in references]))
+            if reference_spectra is None
+            else reference_spectra
+        ),
+        science_variance,
+        reference_variances,
+    )
     if science_variance is None or reference_variances is None:
-        errors = hessian_errors(a_terms, b_terms, beta, objective, weight_terms.count)
+        stat = hessian_errors(a_terms, b_terms, beta, objective, weight_terms.count)
     else:
-        covariance = propagated_covariance(
-            science_terms.rspectrum,
-            science_terms.shape,
-            weight_terms.weight,
-            d,
-            beta,
-            full_hessian(a_terms, b_terms, beta),
-            science_variance,
-            reference_variances,
-        )
-        diagonal = np.stack([covariance[:, j, j] for j in range(3)], axis=1)
-        errors = np.sqrt(np.maximum(diagonal, 0.0))
+        stat = np.sqrt(np.maximum(_diagonal(statistical), 0.0))
+    # The total: the residual's own scatter over blocks, never below the pixel noise's.
+    errors = np.sqrt(np.maximum(_diagonal(residual), stat * stat))
     offset = d - priors
     on_edge = np.sqrt(np.sum(offset * offset, axis=1)) >= max_shift * (1 - 1e-9)
     total = weight_terms.total
@@ -334,6 +355,9 @@ def fit_many(
             xshift_err=float(errors[i, 0]),
             yshift_err=float(errors[i, 1]),
             beta_err=float(errors[i, 2]),
+            xshift_err_stat=float(stat[i, 0]),
+            yshift_err_stat=float(stat[i, 1]),
+            beta_err_stat=float(stat[i, 2]),
             objective=float(objective[i]),
             status=(
                 FitStatus.OUT_OF_WINDOW
@@ -344,6 +368,11 @@ def fit_many(
         )
         for i in range(count)
     ]
+
+
+def _diagonal(covariance):
+    """The diagonals of stacked 3 × 3 matrices, shape (k, 3)."""
+    return np.stack([covariance[:, j, j] for j in range(3)], axis=1)
 
 
 class _Fits:

@@ -27,11 +27,32 @@ class Stack:
         Values and 1-sigma uncertainties (any float dtype).
     dq : ndarray of unsigned int, shape (nplanes, ny, nx)
         JWST DQ flags.
+    noise_variance : ndarray, shape (nplanes, ny, nx), optional
+        The variance of the pixel noise, ``VAR_POISSON + VAR_RNOISE``, where the file has
+        both; None otherwise (then ``ERR²`` stands for it). ``ERR²`` also holds
+        ``VAR_FLAT``, the flat field's error, which is the same in every integration of a
+        pixel and does not scatter a fit.
     """
 
     data: np.ndarray
     err: np.ndarray
     dq: np.ndarray
+    noise_variance: np.ndarray = None
+
+    def variance(self, plane):
+        """The noise variance of one plane (float64): ``VAR_POISSON + VAR_RNOISE``, else ``ERR²``.
+
+        Parameters
+        ----------
+        plane : int
+
+        Returns
+        -------
+        ndarray, shape (ny, nx)
+        """
+        if self.noise_variance is not None:
+            return np.asarray(self.noise_variance[plane], dtype=np.float64)
+        return np.square(np.asarray(self.err[plane], dtype=np.float64))
 
     @property
     def nplanes(self):
@@ -48,6 +69,9 @@ RESULT_COLUMNS = (
     "xshift_err",
     "yshift_err",
     "beta_err",
+    "xshift_err_stat",
+    "yshift_err_stat",
+    "beta_err_stat",
     "xprior",
     "yprior",
 )
@@ -57,7 +81,9 @@ RESULT_COLUMNS = (
 class AlignmentResult:
     """Fitted parameters, one row per fitted integration and one column per PSF.
 
-    ``xshift_err``, ``yshift_err``, ``beta_err`` are the formal 1σ errors; ``xprior``,
+    ``xshift_err``, ``yshift_err``, ``beta_err`` are the total 1σ errors (pixel noise and
+    the residual's structure), ``xshift_err_stat``, ``yshift_err_stat``, ``beta_err_stat``
+    the statistical ones (pixel noise alone; see :mod:`coronalign.core.uncertainty`); ``xprior``,
     ``yprior`` the centre of each fit's search window; ``status`` the
     :class:`~coronalign.dq.FitStatus` of each fit (as strings).
     """
@@ -72,6 +98,9 @@ class AlignmentResult:
     xshift_err: np.ndarray = None
     yshift_err: np.ndarray = None
     beta_err: np.ndarray = None
+    xshift_err_stat: np.ndarray = None
+    yshift_err_stat: np.ndarray = None
+    beta_err_stat: np.ndarray = None
     xprior: np.ndarray = None
     yprior: np.ndarray = None
 

@@ -148,7 +148,22 @@ def read_stack(path, role):
         err = np.zeros(data.shape, dtype=np.float32)
     if dq is None:
         dq = np.zeros(data.shape, dtype=np.uint32)
-    return Stack(data=data, err=err, dq=dq), model
+    variance = _noise_variance(model, data.shape)
+    return Stack(data=data, err=err, dq=dq, noise_variance=variance), model
+
+
+def _noise_variance(model, shape):
+    """``VAR_POISSON + VAR_RNOISE`` where the model has both, of the data's shape, else None."""
+    parts = []
+    for name in ("var_poisson", "var_rnoise"):
+        if not model.hasattr(name):
+            return None
+        array = np.asarray(getattr(model, name))
+        if array.shape != shape:
+            return None
+        parts.append(array)
+    total = parts[0].astype(np.float32) + parts[1].astype(np.float32)
+    return total if bool(np.any(np.isfinite(total) & (total > 0))) else None
 
 
 def read_sci_shape(path, role):

@@ -35,7 +35,7 @@ from coronalign.io import _asdf_startup
 from coronalign.io.atomic import AtomicOutput
 from coronalign.io.models import save_model, set_meta
 from coronalign.io.paths import check_fits_name
-from coronalign.io.tables import SHIFT_EXTENSION, shift_records
+from coronalign.io.tables import SHIFT_EXTENSION, shift_extension, shift_records
 
 __all__ = ["ProductWriter", "write_unaligned_product"]
 
@@ -128,7 +128,8 @@ class ProductWriter:
                 set_meta(model.meta, key, value)
             # The shift table's extension, laid out now (its size is known) and filled at
             # commit, so the headers stdatamodels checksums are the final ones.
-            model.extra_fits = {SHIFT_EXTENSION: {"data": self._placeholder_records()}}
+            data, cards = shift_extension(self._placeholder_records())
+            model.extra_fits = {SHIFT_EXTENSION: {"data": data, "header": cards}}
             model.on_save(str(self.path))
             # What DataModel.to_fits does, without writing the arrays (see the module).
             hdulist = fits_support.to_fits(model.instance, model.schema)

@@ -18,8 +18,10 @@ from coronalign.io.paths import check_input
 __all__ = [
     "SHIFT_COLUMNS",
     "SHIFT_EXTENSION",
+    "SHIFT_UNITS",
     "pending_shift_table",
     "read_shift_table",
+    "shift_extension",
     "shift_records",
     "shift_table",
     "write_shift_table",
@@ -33,11 +35,14 @@ SHIFT_COLUMNS = {
     "psf": "PSF plane of the stack",
     "xshift": "x_psf - x_sci along columns",
     "yshift": "y_psf - y_sci along rows",
-    "beta": "PSF flux / science flux",
+    "beta": "PSF flux / science flux (dimensionless)",
     "rms": "weighted residual rms sqrt(sum w (psf - beta shift(sci))^2 / sum w)",
-    "xshift_err": "formal 1-sigma error of xshift",
-    "yshift_err": "formal 1-sigma error of yshift",
-    "beta_err": "formal 1-sigma error of beta",
+    "xshift_err": "total 1-sigma error of xshift: pixel noise and residual speckles",
+    "yshift_err": "total 1-sigma error of yshift: pixel noise and residual speckles",
+    "beta_err": "total 1-sigma error of beta (dimensionless): noise and residual speckles",
+    "xshift_err_stat": "statistical 1-sigma error of xshift: pixel noise alone",
+    "yshift_err_stat": "statistical 1-sigma error of yshift: pixel noise alone",
+    "beta_err_stat": "statistical 1-sigma error of beta (dimensionless): pixel noise alone",
     "xprior": "x of the search window centre (pointing metadata, else 0)",
     "yprior": "y of the search window centre (pointing metadata, else 0)",
     "iterations": "Newton iterations",
@@ -45,6 +50,22 @@ SHIFT_COLUMNS = {
     "status": ", ".join(map(str, list(FitStatus)[:-1])) + f" or {list(FitStatus)[-1]}",
 }
 
+#: Units of the shift table's columns (FITS TUNIT, ECSV unit). ``beta`` and its errors are
+#: dimensionless (a flux ratio: no TUNIT, as FITS has it; their TCOMM says so), ``rms`` is
+#: in the images' unit.
+SHIFT_UNITS = dict.fromkeys(
+    (
+        "xshift",
+        "yshift",
+        "xshift_err",
+        "yshift_err",
+        "xshift_err_stat",
+        "yshift_err_stat",
+        "xprior",
+        "yprior",
+    ),
+    "pix",
+)
 
 #: Name of the product's binary-table extension holding the shift table.
 SHIFT_EXTENSION = "PSFSHIFTS"
@@ -80,6 +101,33 @@ def shift_records(result):
     return records
 
 
+def shift_extension(records):
+    """The shift table as the product's ``PSFSHIFTS`` binary table: data and header cards.
+
+    Parameters
+    ----------
+    records : numpy.ndarray
+        From :func:`shift_records`.
+
+    Returns
+    -------
+    data : astropy.io.fits.FITS_rec
+        The records with each column's unit (``TUNIT`` ``pix`` for the shifts, priors and
+        their errors; none for beta and its errors, a dimensionless flux ratio).
+    header : list of list
+        ``[keyword, value, comment]`` cards: ``TCOMMn``, what column ``n`` holds.
+    """
+    from astropy.io import fits
+
+    columns = fits.ColDefs(records)
+    header = []
+    for number, name in enumerate(records.dtype.names, start=1):
+        if name in SHIFT_UNITS:
+            columns[name].unit = SHIFT_UNITS[name]
+        header.append([f"TCOMM{number}", SHIFT_COLUMNS[name], ""])
+    return fits.BinTableHDU.from_columns(columns).data, header
+
+
 def shift_table(result, meta=None):
     """The fitted parameters as an astropy table, one row per (integration, PSF).
 
@@ -99,8 +147,8 @@ def shift_table(result, meta=None):
     records = shift_records(result)
     table = Table(records, meta=meta or {})
     table["status"] = np.char.decode(records["status"], "ascii")
-    for name in ("xshift", "yshift", "xshift_err", "yshift_err", "xprior", "yprior"):
-        table[name].unit = "pix"
+    for name, unit in SHIFT_UNITS.items():
+        table[name].unit = unit
     for name, description in SHIFT_COLUMNS.items():
         table[name].description = description
     return table

@@ -99,6 +99,8 @@ garbage (hot, dead, saturated, a cluster of adjacent bad pixels, defects on row 
 column 0 and in the corners), NaN pixels with and without DO_NOT_USE, +/-inf pixels,
 SATURATED-only and JUMP_DET-only pixels with valid values, and for MIRI a NON_SCIENCE band
 of columns. Data are written as float32 in MJy/sr as real ``_calints`` are.
+``noise_seed`` draws the pixel noise from a seed of its own, leaving the scene (and the
+truth) that of ``seed``: realisations of one scene that differ in their noise alone.
 
 :func:`simulate_exposures` is pure (no I/O); :func:`write_simulation` and
 :func:`write_association` write files that validate with ``stdatamodels``.

@@ -98,6 +98,8 @@ def simulate_exposures(
     decorrelation=0.0,
     psf_dither="none",
     record_large_offset=False,
+    noise_seed=None,
+    read_noise=None,
 ):
     """Simulate one science ``_calints`` exposure and a reference PSF stack with truth.
 
@@ -163,6 +165,16 @@ def simulate_exposures(
     record_large_offset : bool, optional
         If True, write ``large_offset`` into the references' header offsets (``XOFFSET``,
         ``YOFFSET``); default False.
+    noise_seed : int, optional
+        Seed of the pixel noise alone (photon and read noise). By default the noise comes
+        from ``seed`` like everything else; with ``noise_seed`` the scene (stars, wavefronts,
+        speckles, pointing, defects, garbage and the truth) stays that of ``seed`` and only
+        the noise is another realisation, so that several noise seeds give realisations of
+        one scene (the calibration of the fit errors).
+    read_noise : float, optional
+        Read noise in e- per integration (default: the configuration's, 12 e- for NIRCam and
+        30 e- for MIRI); a large value makes read-noise-dominated data. ERR and VAR_RNOISE
+        follow it.
 
     Returns
     -------
@@ -188,6 +200,8 @@ def simulate_exposures(
         taper=taper,
         mask_style=mask_style,
         decorrelation=decorrelation,
+        noise_seed=noise_seed,
+        read_noise=read_noise,
     )
     core = simulate_observation(setup, shape, [nints], [1] * npsfs, seed, opts)
     sci = core.sci[0]
@@ -203,6 +217,8 @@ def simulate_exposures(
             "mask_center": list(coronagraph_center(setup, shape)[::-1]),
         }
     )
+    if opts.noise_seed is not None:  # absent by default: the default truth keeps its bits
+        truth["noise_seed"] = opts.noise_seed
     start = datetime.datetime(2023, 5, 10, 12, 34, 56, 789000)
     sci_meta = exposure_meta(
         setup, shape, nints, psf=False, exposure_number=1, start=start,

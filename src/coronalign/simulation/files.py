@@ -141,7 +141,8 @@ def write_association(
         Random seed.
     **options
         ``offset_scale``, ``large_offset``, ``record_large_offset``, ``psf_dither``,
-        ``shape``, ``noise``, ``garbage``, ``taper``, ``mask_style``, ``decorrelation`` as in
+        ``shape``, ``noise``, ``garbage``, ``taper``, ``mask_style``, ``decorrelation``,
+        ``noise_seed``, ``read_noise`` as in
         :func:`simulate_exposures` (``psf_dither`` offsets PSF exposure ``j``, all its
         integrations, by pattern point ``j % npoints``).
 

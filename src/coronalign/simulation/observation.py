@@ -86,6 +86,12 @@ def simulate_observation(setup, shape, sci_groups, psf_groups, seed, opts):
     ss = np.random.SeedSequence([int(seed), list(SETUPS).index(setup.key)])
     rng = dict(zip(STREAMS, (np.random.default_rng(s) for s in ss.spawn(8)), strict=False))
     rng_optics, rng_stars, rng_noise, rng_garbage, rng_defects = (rng[name] for name in STREAMS[:5])
+    if opts.noise_seed is not None:
+        # Another realisation of the pixel noise of the same scene: the stars, wavefronts,
+        # defects and garbage come from ``seed`` as before, only the noise stream changes.
+        rng_noise = np.random.default_rng(
+            np.random.SeedSequence([int(seed), list(SETUPS).index(setup.key), opts.noise_seed])
+        )
     optics = make_optics(setup, shape)
     n_sci, n_psf = sum(sci_groups), sum(psf_groups)
     n_star = n_sci + n_psf
@@ -165,11 +171,14 @@ def simulate_observation(setup, shape, sci_groups, psf_groups, seed, opts):
     t3 = time.perf_counter()
 
     defects = static_defects(rng_defects, setup, shape)
+    detector = setup  # with another read noise (e- per integration) if the option says so
+    if opts.read_noise is not None:
+        detector = dataclasses.replace(setup, read_noise=opts.read_noise)
     detected = []
     bounds = np.cumsum([0, *sci_groups, *psf_groups])
     for a, b in itertools.pairwise(bounds):
         detected.append(
-            detect(rng_noise, rng_garbage, setup, images[a:b], defects, opts.noise, opts.garbage)
+            detect(rng_noise, rng_garbage, detector, images[a:b], defects, opts.noise, opts.garbage)
         )
     t4 = time.perf_counter()
     log.debug(

@@ -32,6 +32,8 @@ class Options:
     taper: float = 0.0
     mask_style: str = "geometric"
     decorrelation: float = 0.0
+    noise_seed: int | None = None
+    read_noise: float | None = None
 
 
 #: Names of the options of :func:`write_association` (and keyword options of the simulation).
@@ -90,6 +92,21 @@ def check_options(**options):
         raise ParameterError(
             "decorrelation", f"{opts.decorrelation!r} must be a number between 0 and 1"
         )
+    noise_seed = opts.noise_seed
+    if noise_seed is not None:
+        if isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer)):
+            raise ParameterError("noise_seed", f"{opts.noise_seed!r} must be an integer or None")
+        if noise_seed < 0:
+            raise ParameterError("noise_seed", f"{opts.noise_seed!r} must be >= 0")
+        noise_seed = int(noise_seed)
+    read_noise = opts.read_noise
+    if read_noise is not None:
+        try:
+            read_noise = float(read_noise)
+        except (TypeError, ValueError):
+            read_noise = math.nan
+        if not (np.isfinite(read_noise) and read_noise >= 0):
+            raise ParameterError("read_noise", f"{opts.read_noise!r} must be a number >= 0 (e-)")
     return Options(
         offset_scale=offset_scale,
         large_offset=large_offset,
@@ -100,4 +117,6 @@ def check_options(**options):
         taper=taper,
         mask_style=style,
         decorrelation=decorrelation,
+        noise_seed=noise_seed,
+        read_noise=read_noise,
     )

@@ -185,7 +185,7 @@ def _plot_exposure(product, science, shifts, output, psfmask, selection):
             )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("science integration")
-        ax.set_ylabel(f"{axis} (pix)")
+        ax.set_ylabel(f"{axis} (pix; bars: total 1-sigma error, {axis}_err)")
         ax.set_title("x_psf - x_sci" if axis == "xshift" else "y_psf - y_sci", fontsize=10)
         ax.grid(alpha=0.3)
         if len(np.unique(psf_index)) <= 12:

@@ -317,6 +317,28 @@ def _named(table, where):
     return ", ".join(pairs[:_NAMED]) + more
 
 
+def _outlier_significance(table, outliers):
+    """How far the outliers lie from their PSF's median fit, in units of their total error
+    (``xshift_err``, ``yshift_err``), for the warning; empty without those columns."""
+    if "xshift_err" not in table.colnames or "yshift_err" not in table.colnames:
+        return ""
+    psf = np.asarray(table["psf"])
+    x, y = (np.asarray(table[name], dtype=float) for name in ("xshift", "yshift"))
+    error = np.hypot(
+        *(np.asarray(table[name], dtype=float) for name in ("xshift_err", "yshift_err"))
+    )
+    status = np.asarray(table["status"], dtype=str)
+    good = status == FitStatus.CONVERGED
+    parts = []
+    for i in np.flatnonzero(outliers)[:_NAMED]:
+        same = good & (psf == psf[i])
+        if not same.any():
+            continue
+        distance = float(np.hypot(x[i] - np.median(x[same]), y[i] - np.median(y[same])))
+        parts.append(f"{distance:.2f} px = {distance / error[i]:.0f} sigma")
+    return f" ({'; '.join(parts)} from the PSF's median fit)" if parts else ""
+
+
 def _check_model(model, checks, mode, skipped, reason, expected):
     """Shape, finiteness and step status of an open product; returns its shape."""
     data = np.asarray(model.data)
@@ -432,7 +454,7 @@ def _check_table(table, checks, shape, mode, skipped, max_shift):
     if outliers.any():
         checks.warn(
             f"{int(outliers.sum())} fits lie far from the other fits of the same PSF (status "
-            f"outlier): {_named(table, outliers)}"
+            f"outlier): {_named(table, outliers)}{_outlier_significance(table, outliers)}"
         )
     no_data = int((status == FitStatus.NO_DATA).sum())
     if no_data:

@@ -1,0 +1,37 @@
+"""The noise variance of the fit errors: VAR_POISSON + VAR_RNOISE where a file has both."""
+
+import numpy as np
+from stdatamodels.jwst import datamodels
+
+from coronalign.io.models import read_stack
+
+
+def _cube(path, **arrays):
+    shape = (2, 8, 8)
+    rng = np.random.default_rng(3)
+    model = datamodels.CubeModel(
+        data=rng.normal(size=shape).astype(np.float32),
+        err=np.full(shape, 2.0, dtype=np.float32),
+        dq=np.zeros(shape, dtype=np.uint32),
+        **arrays,
+    )
+    model.save(path)
+    return path
+
+
+def test_var_poisson_and_var_rnoise_are_the_noise_variance(tmp_path):
+    poisson = np.full((2, 8, 8), 1.5, dtype=np.float32)
+    rnoise = np.full((2, 8, 8), 0.25, dtype=np.float32)
+    path = _cube(tmp_path / "a_calints.fits", var_poisson=poisson, var_rnoise=rnoise)
+    stack, model = read_stack(path, "science exposure")
+    model.close()
+    np.testing.assert_array_equal(stack.noise_variance, poisson + rnoise)
+    np.testing.assert_array_equal(stack.variance(1), np.full((8, 8), 1.75))  # not ERR² = 4
+
+
+def test_without_both_variances_err_squared_stands_for_them(tmp_path):
+    path = _cube(tmp_path / "b_calints.fits", var_poisson=np.ones((2, 8, 8), np.float32))
+    stack, model = read_stack(path, "science exposure")
+    model.close()
+    assert stack.noise_variance is None
+    np.testing.assert_array_equal(stack.variance(0), np.full((8, 8), 4.0))
