@@ -201,9 +201,17 @@ class _Aligner:
                 reference_variances=(
                     None if science_variance is None else [self.variances[m] for m in chunk]
                 ),
-                reference_spectra=(self.spectra[0][chunk, 0], self.spectra[1][chunk, 0]),
+                reference_spectra=self._fitted_spectra(chunk),
             )
         return fits
+
+    def _fitted_spectra(self, chunk):
+        """The spectra of the PSFs of ``chunk`` as fitted, for the errors: those kept for the
+        shift when they are of the same images (no padding, no blur); else None (the fit
+        then computes them from the images it fitted)."""
+        if self.pad is not None or self.blur_fwhm is not None:
+            return None
+        return self.spectra[0][chunk, 0], self.spectra[1][chunk, 0]
 
     def moved_dq(self, m, dx, dy):
         """Output DQ of PSF ``m`` shifted by ``-(dx, dy)`` (the same for every shift
