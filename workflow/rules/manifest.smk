@@ -1,6 +1,8 @@
 # The run manifest: every product with its inputs (SHA-256), parameters, CRDS context,
 # software versions and the digests of its values. `coronalign verify` re-runs it.
-# It reads every product, so on a cluster it runs as a job, not on the login node.
+# It reads every product, so on a cluster it runs as a job, not on the login node. The
+# products' values are compared with their record (RECORDS/products.json): a change is said
+# with its cause (inputs, parameters, CRDS, software), or stops the job.
 
 
 rule manifest:
@@ -16,5 +18,7 @@ rule manifest:
         "results/benchmarks/manifest/manifest.tsv"
     conda:
         CONDA_ENV
+    params:
+        record=f"{RECORDS}/products.json",
     script:
         "../scripts/manifest.py"
