@@ -10,6 +10,7 @@ rule manifest:
         products=every_product,
         validation=every_validation,
         inputs_lock=inputs_lock,
+        coron3=lambda wildcards: coron3_records(wildcards),  # coron3_inputs.smk
     output:
         manifest="results/manifest.json",
     log:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coronalign.errors import CoronalignError
+from coronalign.io.image_digests import image_sha256
 from coronalign.io.provenance import data_sha256, file_sha256, software_versions
 from coronalign.io.reports import write_json_report
 from coronalign.io.strict_load import load_json
@@ -319,19 +320,34 @@ def _product_entry(product, base):
     }
 
 
+def _coron3_entry(product, base):
+    inputs = {}
+    for role, item in product["inputs"].items():
+        path = Path(item["path"])
+        path = path if path.is_absolute() else Path(base) / path
+        # a re-made input file differs by its date: its values are what matters here
+        fits = path.suffix == ".fits" and path.is_file()
+        inputs[role] = image_sha256(path) if fits else item["sha256"]
+    return {
+        "data_sha256": product["data_sha256"],
+        "inputs": inputs,
+        "argv": product["argv"],
+        "software": {"jwst": product["jwst"]},
+    }
+
+
 def _manifest_entry(manifest, base):
     products = {
         Path(product["product"]).name: _product_entry(product, base)
         for product in manifest.get("products", [])
     }
     entry = {"products": products}
-    # extra sections (e.g. the coron3 products) are records of values too: {name: digests}
-    for key, section in manifest.items():
-        if key.endswith("_products") and isinstance(section, dict):
-            entry[key] = {
-                name: {"data_sha256": item["data_sha256"], "software": item.get("software", {})}
-                for name, item in section.items()
-            }
+    coron3 = manifest.get("coron3")
+    if isinstance(coron3, dict):  # the official jwst steps' products: their values too
+        entry["coron3_products"] = {
+            Path(product["product"]).name: _coron3_entry(product, base)
+            for product in coron3.get("products", [])
+        }
     return entry
 
 
@@ -350,7 +366,7 @@ def _compare_products(old, new, label):
         for role in sorted(set(was.get("inputs", {})) | set(now.get("inputs", {}))):
             if was.get("inputs", {}).get(role) != now.get("inputs", {}).get(role):
                 causes.append(f"{name}: its {role} input changed")
-        for key in ("parameters", "crds"):
+        for key in ("parameters", "crds", "argv"):
             if was.get(key) != now.get(key):
                 causes.append(f"{name}: {key} changed ({was.get(key)} -> {now.get(key)})")
         software = _version_changes(was.get("software", {}), now.get("software", {}))
