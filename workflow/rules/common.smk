@@ -187,6 +187,9 @@ MAST = config["mast"]
 #: Inputs come from MAST (the download checkpoint) when the mast: section names any.
 FROM_MAST = bool(MAST["associations"] or MAST["exposures"])
 MAST_LOCK = MAST["lock"]
+#: The records kept outside the outputs (coronalign.steps.records): never a rule's output,
+#: so nothing Snakemake does to outputs deletes them; a job compares what it made with them.
+RECORDS = config["records"]
 
 
 def _refetch_missing_pinned():

@@ -1,6 +1,8 @@
 # Optional stage-3 completion (coron3: true): the official jwst steps on our products, run
 # by the Python of the separate jwst environment (the coronalign package never imports jwst).
 # klip takes the 3D cube of jwst >= 1.16: the alignment runs in cube mode (mode: cube).
+# Each product has a JSON record of how it was made (jwst version, Python, script, arguments):
+# the manifest carries them with the products' SHA-256, and `coronalign verify` re-runs them.
 
 
 include: "coron3_inputs.smk"
@@ -12,6 +14,7 @@ rule coron3_klip:
         aligned=rules.align.output.product,
     output:
         psfsub="results/coron3/{stem}_psfsub.fits",
+        record="results/coron3/{stem}_psfsub.json",
     log:
         "logs/coron3/klip/{stem}.log",
     conda:
@@ -28,7 +31,7 @@ rule coron3_klip:
         "{params.python} {params.script} {input.science} {input.aligned} {output.psfsub}"
         " --median-box-length {params.median_box_length} --bad-bits {params.bad_bits:q}"
         " --crds-path={params.crds_path:q} --crds-context={params.crds_context:q} {params.offline}"
-        " > {log:q} 2>&1"
+        " --record={output.record:q} > {log:q} 2>&1"
 
 
 rule coron3_resample:
@@ -36,6 +39,7 @@ rule coron3_resample:
         psfsubs=stack_psfsubs,
     output:
         i2d="results/coron3/{stack}_i2d.fits",
+        record="results/coron3/{stack}_i2d.json",
     log:
         "logs/coron3/resample/{stack}.log",
     conda:
@@ -49,4 +53,22 @@ rule coron3_resample:
     shell:
         "{params.python} {params.script} {output.i2d} {input.psfsubs}"
         " --crds-path={params.crds_path:q} --crds-context={params.crds_context:q} {params.offline}"
-        " > {log:q} 2>&1"
+        " --record={output.record:q} > {log:q} 2>&1"
+
+
+rule coron3_plot:
+    input:
+        i2d=rules.coron3_resample.output.i2d,
+    output:
+        figure=report(
+            "results/plots/{stack}_i2d.png",
+            caption="../report/coron3_i2d.rst",
+            category="Associations",
+            labels={"association": "{stack}"},
+        ),
+    log:
+        "logs/coron3/plot/{stack}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/coron3_i2d_plot.py"

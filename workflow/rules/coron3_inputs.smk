@@ -29,7 +29,23 @@ def stack_psfsubs(wildcards):
 
 
 def coron3_outputs(wildcards):
-    """The _i2d image of every association (with coron3: true), else nothing."""
+    """The _i2d image of every association and its figure (with coron3: true), else
+    nothing."""
     if not config["coron3"]:
         return []
-    return expand(rules.coron3_resample.output.i2d, stack=list(inputs().stacks))
+    stacks = list(inputs().stacks)
+    return expand(
+        [rules.coron3_resample.output.i2d, rules.coron3_plot.output.figure],
+        stack=stacks,
+    )
+
+
+def coron3_records(wildcards):
+    """How every coron3 product was made (klip's, then resample's), for the manifest; none
+    without coron3: true."""
+    if not config["coron3"]:
+        return []
+    return [
+        *every(rules.coron3_klip.output.record),
+        *expand(rules.coron3_resample.output.record, stack=list(inputs().stacks)),
+    ]

@@ -1,6 +1,7 @@
 # PSFMASK retrieval: the override, or the CRDS best reference, fetched from the CRDS server
 # into a writable cache (or, with crds.offline, looked up in a read-only cache). A local
-# rule: it runs where Snakemake runs (compute nodes often have no network).
+# rule: it runs where Snakemake runs (compute nodes often have no network). The choice is
+# compared with its record (RECORDS/psfmask/): another file is said with its cause, or stops.
 
 
 localrules:
@@ -22,5 +23,6 @@ rule psfmask:
     params:
         override=config["psfmask"],
         crds=CRDS,
+        record=f"{RECORDS}/psfmask/{{stem}}.json",
     script:
         "../scripts/psfmask.py"

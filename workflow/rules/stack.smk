@@ -1,5 +1,6 @@
 # The PSF stacks (stack_refs, one per association product) and the input check of each
-# stack against its science exposures.
+# stack against its science exposures. A re-made stack must hold the values of its record
+# (RECORDS/stack/), or say why (a member or the software changed); else the job stops.
 
 
 rule stack_refs:
@@ -13,6 +14,8 @@ rule stack_refs:
         "results/benchmarks/stack_refs/{stack}.tsv"
     conda:
         CONDA_ENV
+    params:
+        record=f"{RECORDS}/stack/{{stack}}.json",
     script:
         "../scripts/stack_refs.py"
 

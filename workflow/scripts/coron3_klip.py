@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from coron3_jwst import add_crds_arguments, use_crds
+from coron3_jwst import add_crds_arguments, add_record_argument, use_crds, write_run_record
 
 
 def main(argv=None):
@@ -21,6 +21,8 @@ def main(argv=None):
     parser.add_argument("--median-box-length", type=int, default=3)
     parser.add_argument("--bad-bits", default="DO_NOT_USE")
     add_crds_arguments(parser)
+    add_record_argument(parser)
+    argv = sys.argv[1:] if argv is None else argv
     arguments = parser.parse_args(argv)
     use_crds(arguments)
 
@@ -45,6 +47,8 @@ def main(argv=None):
         result = KlipStep.call(target, psf)
         result.meta.filename = Path(arguments.psfsub).name
         result.save(arguments.psfsub)
+    inputs = {"science": arguments.science, "aligned": arguments.aligned}
+    write_run_record(arguments, "klip", argv, inputs, arguments.psfsub)
 
 
 if __name__ == "__main__":

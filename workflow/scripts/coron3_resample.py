@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from coron3_jwst import add_crds_arguments, use_crds
+from coron3_jwst import add_crds_arguments, add_record_argument, use_crds, write_run_record
 
 
 def main(argv=None):
@@ -15,6 +15,8 @@ def main(argv=None):
     parser.add_argument("i2d")
     parser.add_argument("psfsubs", nargs="+")
     add_crds_arguments(parser)
+    add_record_argument(parser)
+    argv = sys.argv[1:] if argv is None else argv
     arguments = parser.parse_args(argv)
     use_crds(arguments)
 
@@ -35,6 +37,8 @@ def main(argv=None):
     result = ResampleStep.call(ModelLibrary(integrations, on_disk=False))
     result.meta.filename = Path(arguments.i2d).name
     result.save(arguments.i2d)
+    inputs = {f"psfsub {i}": path for i, path in enumerate(arguments.psfsubs, start=1)}
+    write_run_record(arguments, "outlier_detection+resample", argv, inputs, arguments.i2d)
 
 
 if __name__ == "__main__":

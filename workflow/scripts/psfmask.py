@@ -6,6 +6,7 @@ a read-only cache without any network.
 """
 
 from coronalign.cli import run_from_snakemake
+from coronalign.steps.records import keep_record, keep_selection_record
 
 crds = snakemake.params.crds
 command = ["psfmask", snakemake.input.science, "-o", snakemake.output.selection]
@@ -19,3 +20,13 @@ else:
     if not crds.get("offline") and crds.get("server_url"):
         command += ["--crds-server-url", crds["server_url"]]
 run_from_snakemake(snakemake, command)
+
+# the choice against its record (kept outside the outputs): another file is said, or stops
+keep_record(
+    snakemake.log[0],
+    keep_selection_record,
+    snakemake.output.selection,
+    snakemake.params.record,
+    subject=snakemake.wildcards.stem,
+    pinned_context=None if snakemake.params.override else crds.get("context"),
+)

@@ -8,7 +8,9 @@ with an inputs lock (:mod:`coronalign.io.inputs_lock`), it embeds the lock whole
 ``inputs_lock``: the files downloaded from MAST, so one published file pins both the
 inputs and the results. :func:`verify_manifest` checks the pinned inputs, re-runs every
 product from its recorded inputs and parameters in a scratch folder and compares the values
-bit for bit, which is how a published reduction is reproduced.
+bit for bit, which is how a published reduction is reproduced. A manifest of a run with
+``coron3: true`` also lists the official jwst steps' products
+(:mod:`coronalign.steps.coron3_manifest`), which :func:`verify_manifest` re-runs too.
 """
 
 import logging
@@ -304,4 +306,12 @@ def verify_manifest(path, *, base=None):
                 "identical" if result.identical else "; ".join(result.problems),
             )
             results.append(result)
+        results += _verify_coron3_products(manifest, base, scratch)
     return results
+
+
+def _verify_coron3_products(manifest, base, scratch):
+    """The coron3 products of the manifest, re-run (see coronalign.steps.coron3_manifest)."""
+    from coronalign.steps.coron3_manifest import verify_coron3
+
+    return verify_coron3(manifest, base, scratch)
