@@ -9,6 +9,7 @@ message, before any job, when the data are absent or unsafe. Output paths are de
 in the rules; other rules refer to them as rules.<rule>.output.<name>.
 """
 
+import math
 import os
 import re
 import sys
@@ -344,6 +345,26 @@ def inputs_lock(wildcards):
     return [_pinned_inputs()] if FROM_MAST else []
 
 
+#: The most threads one align job uses (more gain little on one exposure's fits).
+ALIGN_MAX_THREADS = 2
+
+
+def align_threads(wildcards):
+    """Threads of an align job: the cores shared out among the exposures, 1 to 2.
+
+    The align jobs run in parallel, one per science exposure; a job's fixed costs (start,
+    imports, reading, writing) are serial, so with more exposures than cores whole jobs
+    side by side use the cores better than threads inside one job (measured on 2 cores, 12
+    exposures). `--set-threads align=N` (profiles/slurm) overrides this.
+    """
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores (a cluster run without it): the most
+        return ALIGN_MAX_THREADS
+    per_exposure = (cores or 1) // max(1, len(stems()))
+    return max(1, min(ALIGN_MAX_THREADS, per_exposure))
+
+
 def align_mem_mb(wildcards, input, threads, attempt):
     """Memory of an align job in MB, from the sizes of its inputs and its threads.
 
@@ -362,6 +383,24 @@ def align_mem_mb(wildcards, input, threads, attempt):
     return int(
         (350 + science_mb + 8 * psfstack_mb + workers_mb) * (1 + 0.5 * (attempt - 1))
     )
+
+
+def validate_mem_mb(wildcards, input, attempt):
+    """Memory of a validate job in MB: the job reads the product whole (SCI, ERR, DQ: 12
+    bytes a pixel; measured about 100 MB + 1.33 x the product), so 300 MB + 1.5 x the
+    product is asked, at least 1000 MB, 50 % more on each retry.
+
+    The product's size comes from the shapes of the science exposure and the PSF stack
+    (their headers), which exist before the product does: a Slurm group job (align,
+    validate, plot of one exposure, profiles/slurm) asks for it when it is submitted.
+    """
+    from coronalign.io.models import read_sci_shape
+
+    nints, *frame = read_sci_shape(input.science, "science exposure")
+    npsfs = read_sci_shape(input.psfstack, "PSF stack")[0]
+    rows = nints if MODE == "quad" else 1
+    product_mb = rows * npsfs * math.prod(frame) * 12 / 2**20
+    return int(max(1000, 300 + 1.5 * product_mb) * (1 + 0.5 * (attempt - 1)))
 
 
 def final_outputs(wildcards):
