@@ -9,6 +9,7 @@ message, before any job, when the data are absent or unsafe. Output paths are de
 in the rules; other rules refer to them as rules.<rule>.output.<name>.
 """
 
+import errno
 import math
 import os
 import re
@@ -396,6 +397,9 @@ def validate_mem_mb(wildcards, input, attempt):
     """
     from coronalign.io.models import read_sci_shape
 
+    for path in (input.science, input.psfstack):
+        if not os.path.exists(path):  # not made yet: Snakemake asks again later
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     nints, *frame = read_sci_shape(input.science, "science exposure")
     npsfs = read_sci_shape(input.psfstack, "PSF stack")[0]
     rows = nints if MODE == "quad" else 1
