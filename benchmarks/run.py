@@ -609,47 +609,6 @@ def _prefix(frame):
     return "nircam" if frame == "320" else f"{instrument.replace('-', '_')}_{frame}"
 
 
-def _program_lines(program):
-    """The whole-program section of RESULTS.md."""
-    summary = program["summary"]
-    runs = len(program["runs"]["workflow"])
-    lines = [
-        "",
-        "## A whole program",
-        "",
-        f"{program['associations']} coron3 associations, {program['science_exposures']} science "
-        f"exposures of {program['nints']} integrations × {program['npsfs']} PSFs (NIRCam 320 × 320), "
-        "simulated by `benchmarks/program.py`. coronalign: the workflow from nothing with "
-        "`--cores 2` (stacking, input checks, PSFMASK records, alignment, validation, plots, "
-        "summary, manifest), and the same run limited to the aligned products. Official: "
-        "jwst 1.15.1's `AlignRefsStep` on every science exposure in sequence, one process per "
-        "association (imports once, then each member, each product saved), as calwebb_coron3 "
-        f"runs it, on the workflow's PSF stacks. Medians of {runs} interleaved repeats.",
-        "",
-        "| run | wall time | official / this |",
-        "|---|---|---|",
-        f"| jwst 1.15.1, every exposure in sequence | {summary['official_s']:.1f} s | 1.0× |",
-        f"| coronalign workflow, aligned products only | {summary['workflow_products_s']:.1f} s | "
-        f"**{summary['official_s'] / summary['workflow_products_s']:.1f}×** |",
-        f"| coronalign workflow, everything | {summary['workflow_s']:.1f} s | "
-        f"**{summary['official_s'] / summary['workflow_s']:.1f}×** |",
-        "",
-        f"Of the official runs' time, {summary['official_step_s']:.1f} s is inside its step and "
-        "save calls (the rest: its start-up and imports).",
-        "",
-        f"Per align job (one science exposure): {summary['align_job_s']:.2f} s recorded by "
-        f"Snakemake (`benchmark:`), of which the step itself reported {summary['align_step_s']:.2f} s: "
-        f"{summary['align_overhead_s']:.2f} s per job is Snakemake's start of the script, the "
-        "interpreter and the imports.",
-        "",
-        "| rule | jobs per run | median wall per job |",
-        "|---|---|---|",
-    ]
-    for rule, (count, wall) in sorted(summary["per_rule"].items()):
-        lines.append(f"| {rule} | {count} | {wall:.2f} s |")
-    return lines
-
-
 def report(raw):
     """RESULTS.md from the raw measurements."""
     t = raw["timing"]
@@ -799,7 +758,9 @@ def report(raw):
         f"({f['full_s'] - f['floor_s']:.3f} s of cleaning, fitting and shifting for 90 pairs).",
     ]
     if raw.get("program"):
-        lines += _program_lines(raw["program"])
+        from program import markdown as program_markdown
+
+        lines += program_markdown(raw["program"])
     if raw["scaling"]:
         s = raw["scaling"]
         lines += [

@@ -186,11 +186,21 @@ def main(argv: list[str] | None = None) -> int:
         help="more science exposures aligned to the same stack in this process, in order "
         "(as calwebb_coron3 loops over an association's science members)",
     )
+    ap.add_argument(
+        "--stack-psfs",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="PSF exposures to stack into PSFSTACK first with the official StackRefsStep "
+        "(PSFSTACK is then written, not read)",
+    )
     args = ap.parse_args(argv)
 
-    for p in (args.sci, args.psfstack, args.psfmask, *args.also):
+    for p in (args.sci, args.psfmask, *args.also, *args.stack_psfs):
         if not p.is_file():
             ap.error(f"input file {p} does not exist")
+    if not args.stack_psfs and not args.psfstack.is_file():
+        ap.error(f"input file {args.psfstack} does not exist")
     args.outdir.mkdir(parents=True, exist_ok=True)
     report: dict = {}
     real_stdout = sys.stdout
@@ -204,6 +214,17 @@ def main(argv: list[str] | None = None) -> int:
 
             report["import_s"] = time.perf_counter() - t0
             report["rss_after_import_mib"] = _rss_mib()
+            if args.stack_psfs:
+                from jwst.coron import StackRefsStep
+                from jwst.datamodels import ModelContainer
+
+                t0 = time.perf_counter()
+                psfs = ModelContainer([str(path) for path in args.stack_psfs])
+                stacked = StackRefsStep().run(psfs)
+                args.psfstack.parent.mkdir(parents=True, exist_ok=True)
+                stacked.save(args.psfstack)
+                stacked.close()
+                report["stack_wall_s"] = time.perf_counter() - t0
             step = AlignRefsStep(
                 override_psfmask=str(args.psfmask.resolve()),
                 median_box_length=args.median_box_length,

@@ -12,9 +12,12 @@ without having run it); without it the test is skipped.
 
 One small association (2 science, 2 PSF exposures) is run twice: on the cluster and locally
 (``--cores 2``). The test checks that every job except the local rules went through
-``sbatch`` (Snakemake's "submitted with SLURM jobid" lines, the jobs' state, CPUs and memory
-in ``squeue``, the kept Slurm logs), that ``psfmask`` ran locally, that every product passed
-validation, and that the products and shift tables of both runs are bit-identical.
+``sbatch`` in the profile's group jobs (one submission per science exposure for its align,
+validate and plot; one for the PSF stack and its check; one for summary and manifest: the
+submissions grow with the exposures, not five times them), with Snakemake's "submitted with
+SLURM jobid" lines, the jobs' state, CPUs and memory in ``squeue`` and the kept Slurm logs;
+that ``psfmask`` ran locally, that every product passed validation, and that the products
+and shift tables of both runs are bit-identical.
 """
 
 import json
@@ -42,7 +45,13 @@ PARTITION = yaml.safe_load((PROFILE / "config.v8+.yaml").read_text())["default-r
     "slurm_partition"
 ].strip("'\"")
 RUN_TIMEOUT = 600  # seconds for one Snakemake run (killed 30 s later if it ignores SIGTERM)
-SLURM_RULES = {"stack_refs", "check_psfstack", "align", "validate", "plot", "summary"}
+SLURM_RULES = {"stack_refs", "check_psfstack", "align", "validate", "plot", "summary", "manifest"}
+#: The group jobs of profiles/slurm: the rules each submission runs.
+GROUPS = {
+    "exposure": {"align", "validate", "plot"},
+    "stack": {"check_psfstack", "stack_refs"},
+    "run": {"manifest", "summary"},
+}
 N_SCIENCE = 2
 HOW_TO = (
     "start a cluster (sudo .ci/slurm/start-cluster.sh) and run "
@@ -132,21 +141,39 @@ def _finish(process, log):
 
 
 SUBMITTED = re.compile(
-    r"^Job (?P<job>\d+) has been submitted with SLURM jobid (?P<slurm>\d+) \(log: (?P<log>.+)\)\.$",
+    r"^Job (?P<job>[\w-]+) has been submitted with SLURM jobid (?P<slurm>\d+) "
+    r"\(log: (?P<log>.+)\)\.$",
     re.MULTILINE,
 )
 
 
 def _job_blocks(output):
-    """{snakemake job id: (rule, is local, mem_mb)} from the job descriptions of a run."""
+    """{snakemake job id: (rule, is local, mem_mb)} from the job descriptions of a run
+    (top-level jobs and the jobs listed under a group job, indented)."""
     blocks = {}
-    for match in re.finditer(r"^(local)?rule (\w+):\n((?:    .*\n)+)", output, re.MULTILINE):
-        body = match[3]
-        job = re.search(r"^    jobid: (\d+)$", body, re.MULTILINE)
-        mem = re.search(r"^    resources: .*\bmem_mb=(\d+)", body, re.MULTILINE)
+    pattern = (
+        r"^(?P<indent> *)(?P<local>local)?rule (?P<rule>\w+):\n(?P<body>(?:(?P=indent)    .*\n)+)"
+    )
+    for match in re.finditer(pattern, output, re.MULTILINE):
+        body = match["body"]
+        job = re.search(r"^\s+jobid: (\d+)$", body, re.MULTILINE)
+        mem = re.search(r"^\s+resources: .*\bmem_mb=(\d+)", body, re.MULTILINE)
         if job:
-            blocks[int(job[1])] = (match[2], bool(match[1]), int(mem[1]) if mem else None)
+            blocks[int(job[1])] = (
+                match["rule"],
+                bool(match["local"]),
+                int(mem[1]) if mem else None,
+            )
     return blocks
+
+
+def _finished_rules(log):
+    """The rules a submitted (group) job ran, from its kept Slurm log, in order."""
+    text = Path(log).read_text()
+    done = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)\n(\d+) of (\d+) steps", text, re.M)
+    # each job of a group runs in a Snakemake of its own ("1 of 1 steps"); the group's
+    # Snakemake counts "k of n steps" over the n jobs of the group (every group has 2 or 3)
+    return [rule for rule, _, total in done if int(total) > 1]
 
 
 @pytest.fixture(scope="module")
@@ -197,40 +224,66 @@ def _squeue(jobids):
     return jobs
 
 
-def test_every_rule_but_the_local_ones_went_through_sbatch(runs):
+def test_every_rule_but_the_local_ones_went_through_sbatch_in_group_jobs(runs):
     submitted, blocks = runs["submitted"], runs["blocks"]
-    # every job Snakemake did not run itself was submitted once, and only those
-    remote = {job for job, (_, is_local, _) in blocks.items() if not is_local}
-    assert sorted(int(job["job"]) for job in submitted.values()) == sorted(remote)
-    rules = [blocks[int(job["job"])][0] for job in submitted.values()]
-    assert set(rules) >= SLURM_RULES
-    for rule in ("align", "validate", "plot"):
-        assert rules.count(rule) == N_SCIENCE
-    for rule in ("stack_refs", "check_psfstack", "summary"):
-        assert rules.count(rule) == 1
-    # psfmask is a local rule: run by Snakemake itself, once per science exposure, never sbatch
-    local = [rule for rule, is_local, _ in blocks.values() if is_local]
-    assert local.count("psfmask") == N_SCIENCE
-    assert "psfmask" not in rules
-    assert not (runs["slurm"] / ".snakemake" / "slurm_logs" / "rule_psfmask").exists()
-    # the kept Slurm log of every job
+    # one submission per science exposure (align, validate, plot), one for the PSF stack
+    # and its check, one for summary and manifest: not one per job (3 N + 4 of them)
+    assert len(submitted) == N_SCIENCE + 2
+    ran = {}
     for jobid, job in submitted.items():
         log = Path(job["log"])
         assert log.name == f"{jobid}.log"
         assert log.is_relative_to(runs["slurm"] / ".snakemake" / "slurm_logs")
-        assert "1 of 1 steps (100%) done" in log.read_text(), log
+        assert log.parent.name.startswith("group_"), log
+        rules = _finished_rules(log)
+        ran[jobid] = rules
+        assert f"{len(rules)} of {len(rules)} steps (100%) done" in log.read_text(), log
+    groups = sorted(sorted(rules) for rules in ran.values())
+    expected = sorted(
+        [sorted(GROUPS["exposure"])] * N_SCIENCE + [sorted(GROUPS["stack"]), sorted(GROUPS["run"])]
+    )
+    assert groups == expected
+    # in each group the jobs ran in the order of their dependencies
+    for rules in ran.values():
+        if "align" in rules:
+            assert rules.index("align") < rules.index("validate") < rules.index("plot")
+        if "stack_refs" in rules:
+            assert rules.index("stack_refs") < rules.index("check_psfstack")
+    # every job Snakemake did not run itself ran in one of those submissions, once
+    remote = [rule for rule, is_local, _ in blocks.values() if not is_local]
+    assert sorted(remote) == sorted(rule for rules in ran.values() for rule in rules)
+    assert set(remote) == SLURM_RULES
+    # psfmask is a local rule: run by Snakemake itself, once per science exposure, never sbatch
+    local = [rule for rule, is_local, _ in blocks.values() if is_local]
+    assert local.count("psfmask") == N_SCIENCE
+    assert not any("psfmask" in rules for rules in ran.values())
+    assert not list((runs["slurm"] / ".snakemake" / "slurm_logs").glob("*psfmask*"))
 
 
 def test_slurm_ran_the_jobs_with_the_requested_cpus_and_memory(runs):
     submitted, blocks = runs["submitted"], runs["blocks"]
     jobs = _squeue(submitted)
     assert set(jobs) == set(submitted), "squeue does not show every submitted job"
+    memory_of = {}
+    for rule, is_local, mem_mb in blocks.values():
+        if not is_local:
+            memory_of.setdefault(rule, set()).add(mem_mb)
     for jobid, (comment, state, cpus, memory) in jobs.items():
-        rule, _, mem_mb = blocks[int(submitted[jobid]["job"])]
-        assert state == "COMPLETED", (jobid, rule, state)
-        assert comment.startswith(f"rule_{rule}"), (jobid, rule, comment)
-        assert cpus == (2 if rule == "align" else 1), (jobid, rule, cpus)
-        assert memory == f"{mem_mb}M", (jobid, rule, memory, mem_mb)
+        rules = set(_finished_rules(submitted[jobid]["log"]))
+        name = next(group for group, members in GROUPS.items() if members == rules)
+        assert state == "COMPLETED", (jobid, name, state)
+        assert comment.startswith(f"rule_{name}"), (jobid, name, comment)
+        asked = {rule: max(memory_of[rule]) for rule in rules}
+        if name == "run":
+            # summary and manifest do not depend on each other: they run side by side,
+            # so the group asks for the sum of their CPUs and memory
+            assert cpus == len(rules), (jobid, name, cpus)
+            assert int(memory.removesuffix("M")) == sum(asked.values()), (jobid, name, memory)
+        else:
+            # the jobs of an exposure or a stack run one after the other: the group asks
+            # for the most CPUs (align: 2) and the most memory of its jobs
+            assert cpus == (2 if name == "exposure" else 1), (jobid, name, cpus)
+            assert int(memory.removesuffix("M")) == max(asked.values()), (jobid, name, memory)
 
 
 def _products(workdir):

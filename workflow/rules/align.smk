@@ -17,7 +17,7 @@ rule align:
         "results/benchmarks/align/{stem}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    threads: align_threads
     resources:
         mem_mb=align_mem_mb,
     params:

@@ -9,7 +9,10 @@ message, before any job, when the data are absent or unsafe. Output paths are de
 in the rules; other rules refer to them as rules.<rule>.output.<name>.
 """
 
+import errno
+import math
 import os
+import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -78,6 +81,28 @@ def _config_error(error):
     return f"invalid configuration: {key}: {problem}{hint}"
 
 
+def _plain_bad_bits(value):
+    """``bad_bits`` as an integer when it is only flag names coronalign.dq lists and small
+    integers (e.g. the default DO_NOT_USE), else as given.
+
+    The step's parser (astropy's bit-flag interpreter with stdatamodels' flag map) costs
+    about 1.5 s of imports in the main Snakemake process; for these plain values the sum
+    is known without it, and any other value still gets the step's own check and message.
+    """
+    from coronalign import dq
+
+    total = 0
+    for part in re.split(r"[,+|]", str(value)):
+        name = part.strip().upper()
+        if name in dq.__all__ and isinstance(getattr(dq, name), int):
+            total |= getattr(dq, name)
+        elif name.isdigit() and int(name) < 2**32:
+            total |= int(name)
+        else:
+            return str(value)
+    return total
+
+
 def _step_parameters(config):
     """Check the step's parameters as the align jobs will, before any job runs.
 
@@ -100,7 +125,7 @@ def _step_parameters(config):
         StepParameters(
             mode=config["mode"],
             median_box_length=config["median_box_length"],
-            bad_bits=str(config["bad_bits"]),
+            bad_bits=_plain_bad_bits(config["bad_bits"]),
             weighting=config["weighting"],
             max_shift=config["max_shift"],
             edges=config["edges"],
@@ -335,6 +360,26 @@ def inputs_lock(wildcards):
     return [_pinned_inputs()] if FROM_MAST else []
 
 
+#: The most threads one align job uses (more gain little on one exposure's fits).
+ALIGN_MAX_THREADS = 2
+
+
+def align_threads(wildcards):
+    """Threads of an align job: the cores shared out among the exposures, 1 to 2.
+
+    The align jobs run in parallel, one per science exposure; a job's fixed costs (start,
+    imports, reading, writing) are serial, so with more exposures than cores whole jobs
+    side by side use the cores better than threads inside one job (measured on 2 cores, 12
+    exposures). `--set-threads align=N` (profiles/slurm) overrides this.
+    """
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores (a cluster run without it): the most
+        return ALIGN_MAX_THREADS
+    per_exposure = (cores or 1) // max(1, len(stems()))
+    return max(1, min(ALIGN_MAX_THREADS, per_exposure))
+
+
 def align_mem_mb(wildcards, input, threads, attempt):
     """Memory of an align job in MB, from the sizes of its inputs and its threads.
 
@@ -353,6 +398,27 @@ def align_mem_mb(wildcards, input, threads, attempt):
     return int(
         (350 + science_mb + 8 * psfstack_mb + workers_mb) * (1 + 0.5 * (attempt - 1))
     )
+
+
+def validate_mem_mb(wildcards, input, attempt):
+    """Memory of a validate job in MB: the job reads the product whole (SCI, ERR, DQ: 12
+    bytes a pixel; measured about 100 MB + 1.33 x the product), so 300 MB + 1.5 x the
+    product is asked, at least 1000 MB, 50 % more on each retry.
+
+    The product's size comes from the shapes of the science exposure and the PSF stack
+    (their headers), which exist before the product does: a Slurm group job (align,
+    validate, plot of one exposure, profiles/slurm) asks for it when it is submitted.
+    """
+    from coronalign.io.models import read_sci_shape
+
+    for path in (input.science, input.psfstack):
+        if not os.path.exists(path):  # not made yet: Snakemake asks again later
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    nints, *frame = read_sci_shape(input.science, "science exposure")
+    npsfs = read_sci_shape(input.psfstack, "PSF stack")[0]
+    rows = nints if MODE == "quad" else 1
+    product_mb = rows * npsfs * math.prod(frame) * 12 / 2**20
+    return int(max(1000, 300 + 1.5 * product_mb) * (1 + 0.5 * (attempt - 1)))
 
 
 def final_outputs(wildcards):

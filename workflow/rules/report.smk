@@ -6,6 +6,7 @@ rule plot:
         product=rules.align.output.product,
         shifts=rules.align.output.shifts,
         science=science_file,
+        psfstack=stack_file,
         validation=rules.validate.output.report,
         selection=rules.psfmask.output.selection,
     output:

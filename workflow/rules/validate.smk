@@ -15,6 +15,8 @@ rule validate:
         "results/benchmarks/validate/{stem}.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=validate_mem_mb,
     params:
         mode=MODE,
         offset_tolerance=config["offset_tolerance_mas"],

@@ -1,4 +1,5 @@
-"""Script of the `plot` rule: `coronalign plot` on one product, the PSFMASK outlined."""
+"""Script of the `plot` rule: `coronalign plot` on one product, the PSFMASK outlined,
+the PSF stack's bad pixels masked."""
 
 from coronalign.cli import run_from_snakemake
 
@@ -13,6 +14,8 @@ run_from_snakemake(
         snakemake.input.shifts,
         "--psfmask-selection",
         snakemake.input.selection,
+        "--psfstack",
+        snakemake.input.psfstack,
         "-o",
         snakemake.output.figure,
     ],

@@ -363,6 +363,11 @@ def _add_plot(subparsers):
         metavar="SELECTION_JSON",
         help="the PSFMASK selection written by `coronalign psfmask` (instead of --psfmask)",
     )
+    parser.add_argument(
+        "--psfstack",
+        help="the PSF stack the product was made from: its bad pixels are shown masked (grey) "
+        "in the aligned PSF",
+    )
     parser.add_argument("-o", "--output", required=True, help="PNG file to write")
     parser.set_defaults(handler=_run_plot)
 
@@ -377,6 +382,7 @@ def _run_plot(args):
         args.output,
         psfmask=args.psfmask,
         selection=args.psfmask_selection,
+        psfstack=args.psfstack,
     )
 
 

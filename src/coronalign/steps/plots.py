@@ -15,25 +15,55 @@ from pathlib import Path
 import numpy as np
 
 from coronalign.dq import DO_NOT_USE, FitStatus
-from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.atomic import atomic_output
-from coronalign.io.models import open_model
 from coronalign.io.paths import check_input, check_outputs
+from coronalign.io.preview import read_plane
 from coronalign.io.tables import read_shift_table
 
-__all__ = ["plot_exposure"]
+__all__ = ["aligned_bad_pixels", "plot_exposure"]
 
 log = logging.getLogger(__name__)
 
 
-def _usable(data, dq):
-    """A float64 image with non-finite and DO_NOT_USE pixels set to NaN (for display)."""
+def _usable(data, dq, more_bad=None):
+    """A float64 image with non-finite, DO_NOT_USE and ``more_bad`` pixels set to NaN
+    (shown in grey)."""
     image = np.array(data, dtype=np.float64)
     bad = ~np.isfinite(image)
     if dq is not None and np.shape(dq) == image.shape:
         bad |= (np.asarray(dq) & DO_NOT_USE) != 0
+    if more_bad is not None:
+        bad |= more_bad
     image[bad] = np.nan
     return image
+
+
+def aligned_bad_pixels(psf_plane, shift):
+    """Where the aligned PSF has no trustworthy value: the PSF's bad pixels, moved with it.
+
+    The product's DQ flags only what the alignment itself could not fill; a pixel the PSF
+    stack flags ``DO_NOT_USE`` (or holds NaN/inf) was replaced by a local median before the
+    shift, so the aligned PSF shows an estimate there, not a measurement. The aligned PSF is
+    the PSF shifted (circularly, in Fourier space) by minus the fitted shift; the bad pixels
+    are moved by that shift rounded to whole pixels.
+
+    Parameters
+    ----------
+    psf_plane : coronalign.io.preview.Plane
+        The PSF-stack plane the aligned PSF was made from.
+    shift : tuple of float
+        The fitted ``(xshift, yshift)`` (the PSF is moved by minus it); (0, 0) unaligned.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True at the aligned PSF's bad pixels.
+    """
+    bad = ~np.isfinite(psf_plane.data)
+    if psf_plane.dq is not None:
+        bad |= (psf_plane.dq & DO_NOT_USE) != 0
+    xshift, yshift = (0.0 if not math.isfinite(v) else v for v in shift)
+    return np.roll(bad, (-round(yshift), -round(xshift)), axis=(0, 1))
 
 
 def _limits(*images):
@@ -45,14 +75,11 @@ def _limits(*images):
     return float(low), float(high if high > low else low + 1.0)
 
 
+#: The colour of pixels without a usable value (NaN in the images shown).
+BAD_PIXEL_GREY = "0.6"
+
 #: Where the outline of the PSFMASK's ignored region is drawn (weights below it are ~ignored).
 MASK_OUTLINE_LEVEL = 0.5
-
-
-def _subarray(model):
-    """Position of the model's subarray on the detector (1-based), as a dict."""
-    sub = model.meta.subarray
-    return {name: getattr(sub, name, None) for name in ("xstart", "ystart", "xsize", "ysize")}
 
 
 def _mask_for_display(psfmask, selection, shape, subarray):
@@ -68,7 +95,7 @@ def _mask_for_display(psfmask, selection, shape, subarray):
     return load_psfmask(psfmask, shape, subarray)
 
 
-def plot_exposure(product, science, shifts, output, psfmask=None, selection=None):
+def plot_exposure(product, science, shifts, output, psfmask=None, selection=None, psfstack=None):
     """Draw the report figure of one exposure (PNG, atomically).
 
     Top row: fitted x and y shifts against integration, one line per PSF, with their formal
@@ -76,7 +103,12 @@ def plot_exposure(product, science, shifts, output, psfmask=None, selection=None
     Bottom row:
     science integration 0, PSF 0 aligned to it divided by its fitted beta, and the residual
     science - PSF/beta. For a skipped alignment the top row gives the reason and the PSF
-    is the unaligned one (scaled by the ratio of total fluxes).
+    is the unaligned one (scaled by the ratio of total fluxes). Pixels without a usable
+    value (non-finite, ``DO_NOT_USE``; for the aligned PSF also the PSF stack's bad pixels,
+    moved with the PSF) are drawn in grey.
+
+    Only the planes shown are read (astropy.io.fits, memory-mapped): no data model is
+    opened and the product is not read whole.
 
     Parameters
     ----------
@@ -92,43 +124,56 @@ def plot_exposure(product, science, shifts, output, psfmask=None, selection=None
         The PSFMASK the product was aligned with: its ignored region is outlined.
     selection : path-like, optional
         A PSFMASK selection (``coronalign psfmask``) naming that mask, instead of ``psfmask``.
+    psfstack : path-like, optional
+        The PSF stack the product was made from: its bad pixels are masked in the aligned
+        PSF (without it only the product's own DQ and non-finite values are).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written.
     """
-    # asdf loads the gwcs and JWST transform extensions only if the files need them.
-    with only_needed_extensions([product, science]):
-        _plot_exposure(product, science, shifts, output, psfmask, selection)
-
-
-def _plot_exposure(product, science, shifts, output, psfmask, selection):
-    """:func:`plot_exposure`."""
-    from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
-    from matplotlib.colors import AsinhNorm
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     inputs = [("product", product), ("science exposure", science), ("shift table", shifts)]
+    if psfstack is not None:
+        inputs.append(("PSF stack", psfstack))
     check_outputs([("figure", output)], inputs)
     for role, path in inputs:
         check_input(path, role)
     table = read_shift_table(shifts)
-    sci_model = open_model(science, "science exposure")
-    sci = _usable(sci_model.data[0], sci_model.dq[0] if sci_model.hasattr("dq") else None)
-    subarray = _subarray(sci_model)
-    sci_model.close()
-    mask = _mask_for_display(psfmask, selection, sci.shape, subarray)
+    science_plane = read_plane(science, "science exposure")
+    sci = _usable(science_plane.data, science_plane.dq)
+    mask = _mask_for_display(psfmask, selection, sci.shape, science_plane.subarray)
     product = Path(product)
-    model = open_model(product, "product")
-    try:
-        index = (0, 0) if model.data.ndim == 4 else (0,)
-        psf = _usable(model.data[index], model.dq[index] if model.hasattr("dq") else None)
-    finally:
-        model.close()
-    skipped = bool(table.meta.get("skipped", False))
+    aligned = read_plane(product, "product")
     first = (
         (np.asarray(table["integration"]) == table["integration"][0])
         & (np.asarray(table["psf"]) == 0)
         if len(table)
         else np.array([], dtype=bool)
     )
+    shift = (0.0, 0.0)
+    if first.any():
+        shift = tuple(
+            float(np.asarray(table[c], dtype=float)[first][0]) for c in ("xshift", "yshift")
+        )
+    moved_bad = None
+    if psfstack is not None:
+        psf_plane = read_plane(psfstack, "PSF stack")
+        if psf_plane.data.shape == aligned.data.shape:
+            moved_bad = aligned_bad_pixels(psf_plane, shift)
+    psf = _usable(aligned.data, aligned.dq, moved_bad)
+    return _draw(product.name, table, sci, psf, first, mask, output)
+
+
+def _draw(name, table, sci, psf, first, mask, output):
+    """The figure of :func:`plot_exposure` from the planes it read."""
+    from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
+    from matplotlib import colormaps
+    from matplotlib.colors import AsinhNorm
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    skipped = bool(table.meta.get("skipped", False))
     beta = float(np.asarray(table["beta"], dtype=float)[first][0]) if first.any() else math.nan
     if not math.isfinite(beta) or beta == 0:
         both = np.isfinite(sci) & np.isfinite(psf)
@@ -137,9 +182,12 @@ def _plot_exposure(product, science, shifts, output, psfmask, selection):
     scaled = psf / beta
     residual = sci - scaled
 
-    figure = Figure(figsize=(11, 7), layout="constrained")
-    grid = figure.add_gridspec(2, 6)
-    name = product.name
+    # A fixed layout: matplotlib's constrained layout measures every text and tick label
+    # twice and cost more than the rest of the figure.
+    figure = Figure(figsize=(11, 7))
+    grid = figure.add_gridspec(
+        2, 6, left=0.07, right=0.97, bottom=0.06, top=0.91, wspace=0.9, hspace=0.28
+    )
     figure.suptitle(name + ("  (alignment skipped)" if skipped else ""), fontsize=11)
     if skipped or not len(table):
         ax = figure.add_subplot(grid[0, :])
@@ -197,19 +245,20 @@ def _plot_exposure(product, science, shifts, output, psfmask, selection):
     stretch = ImageNormalize(vmin=low, vmax=high, stretch=AsinhStretch(0.02), clip=False)
     if not np.isfinite(low + high):
         stretch = ImageNormalize(sci, interval=PercentileInterval(99.5), stretch=AsinhStretch())
+    magma = colormaps["magma"].with_extremes(bad=BAD_PIXEL_GREY)
     panels = (
-        ("science, integration 0", sci, {"norm": stretch, "cmap": "magma"}),
+        ("science, integration 0", sci, {"norm": stretch, "cmap": magma}),
         (
             f"PSF 0 {'(unaligned) ' if skipped else 'aligned '}/ beta ({beta:.4g})",
             scaled,
-            {"norm": stretch, "cmap": "magma"},
+            {"norm": stretch, "cmap": magma},
         ),
         (
             "residual: science - PSF / beta",
             residual,
             {
                 "norm": AsinhNorm(linear_width=0.05 * spread, vmin=-spread, vmax=spread),
-                "cmap": "RdBu_r",
+                "cmap": colormaps["RdBu_r"].with_extremes(bad=BAD_PIXEL_GREY),
             },
         ),
     )
@@ -220,13 +269,14 @@ def _plot_exposure(product, science, shifts, output, psfmask, selection):
             ax.contour(mask, levels=[MASK_OUTLINE_LEVEL], colors="cyan", linewidths=0.7, alpha=0.9)
         ax.set_title(title, fontsize=10)
         figure.colorbar(shown, ax=ax, shrink=0.8)
+    legend = "grey: no usable value (non-finite or DO_NOT_USE; for the PSF, its own bad pixels)"
     if mask is not None:
-        figure.text(
-            0.01, 0.01, "cyan: where the PSFMASK weight drops below 0.5 (ignored)", fontsize=8
-        )
+        legend = "cyan: where the PSFMASK weight drops below 0.5 (ignored);  " + legend
+    figure.text(0.01, 0.01, legend, fontsize=8)
     with atomic_output(output) as temporary:
         figure.savefig(temporary, dpi=90)
     log.info("wrote figure %s", output)
+    return figure
 
 
 def _wrap(text, width=60):
