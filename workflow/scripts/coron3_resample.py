@@ -31,6 +31,12 @@ def main(argv=None):
     integrations = ModelContainer()
     for path in arguments.psfsubs:
         with datamodels.open(path) as psfsub:
+            if psfsub.meta.wcsinfo.s_region is None:  # resample would fail with a KeyError
+                sys.exit(
+                    f"coron3_resample: {path} has no sky footprint (meta.wcsinfo.s_region): "
+                    "resample needs exposures with a celestial WCS, as MAST's _calints have "
+                    "(the simulator's, e.g. .test/data, have a pixel frame only)"
+                )
             cleaned = OutlierDetectionStep.call(psfsub)
             for model in to_container(cleaned):
                 integrations.append(model)
