@@ -40,8 +40,17 @@ THIRD_PARTY = {
     "io": {"numpy", "astropy", "stdatamodels", "asdf", "yaml"},
     "references": {"numpy", "astropy.io", "crds"},
     "steps": {"numpy", "astropy.nddata", "astropy.visualization", "matplotlib"},
-    # gwcs and astropy.modeling (stdatamodels' own dependencies): the WCS real exposures carry.
-    "simulation": {"numpy", "scipy", "stdatamodels", "gwcs", "astropy.modeling"},
+    # gwcs and astropy.modeling, .coordinates and .units (stdatamodels' own dependencies): the
+    # WCS real exposures carry, a celestial one included (its frame is an ICRS in degrees).
+    "simulation": {
+        "numpy",
+        "scipy",
+        "stdatamodels",
+        "gwcs",
+        "astropy.modeling",
+        "astropy.coordinates",
+        "astropy.units",
+    },
     "cli": set(),
     # Imported only when a step class is used (never by the rest of the package).
     "stpipe_step": {"jwst", "stpipe", "stdatamodels"},

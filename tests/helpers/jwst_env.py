@@ -17,7 +17,6 @@ from tests.helpers.crds_cache import CONTEXT, build_crds_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 JWST_BIN = Path(os.environ.get("CORONALIGN_JWST_VENV", ROOT / ".venv-jwst")) / "bin"
-HELPERS = Path(__file__).resolve().parent
 
 
 def jwst_bin():
@@ -42,16 +41,12 @@ def offline_crds_env(root):
 
 
 def simulate_association(folder):
-    """Simulate a coron3 association (2 science, 2 PSF exposures) with a celestial WCS."""
+    """Simulate a coron3 association (2 science, 2 PSF exposures) with a celestial WCS
+    (``coronalign simulate --celestial-wcs``, as a user makes one for ``coron3: true``)."""
     folder = Path(folder)
     subprocess.run(
         [str(Path(sys.executable).parent / "coronalign"), "simulate", "--association",
-         "--nscience", "2", "--npsf-exposures", "2", "-o", str(folder)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    calints = sorted(str(path) for path in folder.glob("*_calints.fits"))
-    subprocess.run(
-        [str(jwst_bin() / "python"), str(HELPERS / "celestial_wcs.py"), *calints],
+         "--nscience", "2", "--npsf-exposures", "2", "--celestial-wcs", "-o", str(folder)],
         check=True, capture_output=True,
     )  # fmt: skip
     return folder

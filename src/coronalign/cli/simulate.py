@@ -124,12 +124,20 @@ def add_simulate(subparsers):
     )
     parser.add_argument("--nscience", type=positive_int, default=3)
     parser.add_argument("--npsf-exposures", type=positive_int, default=2)
+    parser.add_argument(
+        "--celestial-wcs",
+        action="store_true",
+        help="give the _calints a celestial WCS (TAN, the instrument's pixel scale, no "
+        "distortion) and a footprint (S_REGION), as MAST's have, so that the official "
+        "resample can combine them (the workflow's coron3: true); default: a pixel frame",
+    )
     parser.add_argument("-o", "--output", required=True, help="folder to write into")
     parser.set_defaults(handler=_run_simulate)
 
 
 def _run_simulate(args):
     from coronalign import simulation
+    from coronalign.simulation.instruments import setup_for
 
     options = {
         "decorrelation": args.decorrelation,
@@ -157,6 +165,12 @@ def _run_simulate(args):
             args.instrument, args.nints, args.npsfs, args.seed, **options
         )
         paths = simulation.write_simulation(sim, args.output)
+    if args.celestial_wcs:
+        scale = setup_for(args.instrument).pixel_scale
+        for path in paths.values():
+            for one in path if isinstance(path, list) else [path]:
+                if str(one).endswith("_calints.fits"):
+                    simulation.add_celestial_wcs(one, scale)
     for role, path in paths.items():
         shown = ", ".join(map(str, path)) if isinstance(path, list) else path
         print(f"{role}: {shown}")

@@ -120,7 +120,12 @@ method, so a mistake in the package's fit cannot hide in the truth it is tested 
 """
 
 from coronalign.simulation.exposures import Simulation, simulate_exposures
-from coronalign.simulation.files import add_gwcs_wcs, write_association, write_simulation
+from coronalign.simulation.files import (
+    add_celestial_wcs,
+    add_gwcs_wcs,
+    write_association,
+    write_simulation,
+)
 from coronalign.simulation.pointing import DITHER_PATTERNS
 from coronalign.simulation.psfmask import MASK_STYLES, psfmask_array
 
@@ -128,6 +133,7 @@ __all__ = [
     "DITHER_PATTERNS",
     "MASK_STYLES",
     "Simulation",
+    "add_celestial_wcs",
     "add_gwcs_wcs",
     "psfmask_array",
     "simulate_exposures",

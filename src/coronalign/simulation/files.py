@@ -263,3 +263,66 @@ def add_gwcs_wcs(path):
             forward_transform=transform, input_frame=detector, output_frame=world
         )
         model.save(path)
+
+
+#: Where :func:`add_celestial_wcs` points the simulated exposures: RA and Dec (deg).
+SKY_POSITION = (80.0, -69.5)
+
+
+def add_celestial_wcs(path, pixel_scale_arcsec, sky_position=SKY_POSITION):
+    """Give a simulated exposure a celestial WCS, as MAST's exposures have.
+
+    A gnomonic (TAN) projection centred on the frame, north up and east left, in a gwcs
+    ``meta.wcs``, the matching FITS-style ``meta.wcsinfo`` keywords, the pointing and the
+    footprint ``meta.wcsinfo.s_region`` (an IVOA STC-S polygon of the frame's corners). That
+    is what the official ``resample`` needs to combine exposures into an ``_i2d``; the
+    simulator's own frame is in pixels only. No distortion is modelled.
+
+    Parameters
+    ----------
+    path : path-like
+        A FITS data model (rewritten in place).
+    pixel_scale_arcsec : float
+        The pixel scale.
+    sky_position : tuple of float, optional
+        Right ascension and declination of the frame's centre (deg).
+    """
+    from astropy import coordinates
+    from astropy import units as u
+    from astropy.modeling import models
+    from gwcs import coordinate_frames, wcs
+    from stdatamodels.jwst import datamodels
+
+    ra, dec = sky_position
+    scale = pixel_scale_arcsec / 3600.0
+    with datamodels.open(path) as model:
+        ny, nx = model.data.shape[-2:]
+        cx, cy = (nx - 1) / 2, (ny - 1) / 2
+        transform = (
+            (models.Shift(-cx) & models.Shift(-cy))
+            | (models.Scale(-scale) & models.Scale(scale))  # east to the left
+            | models.Pix2Sky_TAN()
+            | models.RotateNative2Celestial(ra, dec, 180.0)
+        )
+        detector = coordinate_frames.Frame2D(name="detector", unit=(u.pix, u.pix))
+        sky = coordinate_frames.CelestialFrame(
+            reference_frame=coordinates.ICRS(), name="world", unit=(u.deg, u.deg)
+        )
+        model.meta.wcs = wcs.WCS([(detector, transform), (sky, None)])
+        info = model.meta.wcsinfo
+        info.ra_ref, info.dec_ref, info.roll_ref = ra, dec, 0.0
+        info.v2_ref = info.v3_ref = info.v3yangle = 0.0
+        info.vparity = -1
+        info.crpix1, info.crpix2 = cx + 1, cy + 1
+        info.crval1, info.crval2 = ra, dec
+        info.cdelt1 = info.cdelt2 = scale
+        info.pc1_1, info.pc1_2, info.pc2_1, info.pc2_2 = -1.0, 0.0, 0.0, 1.0
+        info.ctype1, info.ctype2 = "RA---TAN", "DEC--TAN"
+        model.meta.pointing.ra_v1, model.meta.pointing.dec_v1 = ra, dec
+        model.meta.pointing.pa_v3 = 0.0
+        corners_x = [-0.5, nx - 0.5, nx - 0.5, -0.5]
+        corners_y = [-0.5, -0.5, ny - 0.5, ny - 0.5]
+        ras, decs = transform(corners_x, corners_y)
+        points = " ".join(f"{a:.9f} {d:.9f}" for a, d in zip(ras, decs, strict=True))
+        info.s_region = f"POLYGON ICRS {points}"
+        model.save(path)
