@@ -210,13 +210,7 @@ def parse_max_shift(value):
     coronalign.errors.ParameterError
         If the value is not a finite number > 0 (or is a boolean).
     """
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
-        raise ParameterError("max_shift", f"{value!r} is not a number of pixels > 0")
-    return number
+    return _positive_number(value, "max_shift", "pixels")
 
 
 def parse_offset_tolerance(value):
@@ -237,12 +231,17 @@ def parse_offset_tolerance(value):
     coronalign.errors.ParameterError
         If the value is not a finite number > 0 (or is a boolean).
     """
+    return _positive_number(value, "offset_tolerance", "mas")
+
+
+def _positive_number(value, name, unit):
+    """``value`` as a float, finite and > 0 (not a boolean), else a ParameterError on ``name``."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
-        raise ParameterError("offset_tolerance", f"{value!r} is not a number of mas > 0")
+        raise ParameterError(name, f"{value!r} is not a number of {unit} > 0")
     return number
 
 
