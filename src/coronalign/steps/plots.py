@@ -171,7 +171,7 @@ def _draw(name, table, sci, psf, first, mask, output):
     from matplotlib import colormaps
     from matplotlib.colors import AsinhNorm
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
     skipped = bool(table.meta.get("skipped", False))
     beta = float(np.asarray(table["beta"], dtype=float)[first][0]) if first.any() else math.nan
@@ -268,7 +268,9 @@ def _draw(name, table, sci, psf, first, mask, output):
         if mask is not None and (mask < MASK_OUTLINE_LEVEL).any():
             ax.contour(mask, levels=[MASK_OUTLINE_LEVEL], colors="cyan", linewidths=0.7, alpha=0.9)
         ax.set_title(title, fontsize=10)
-        figure.colorbar(shown, ax=ax, shrink=0.8)
+        # plain tick labels: the asinh scale's default ones are mathtext (10^k), whose parser
+        # costs more on a job's first figure than drawing the whole figure
+        figure.colorbar(shown, ax=ax, shrink=0.8, format=FormatStrFormatter("%.3g"))
     legend = "grey: no usable value (non-finite or DO_NOT_USE; for the PSF, its own bad pixels)"
     if mask is not None:
         legend = "cyan: where the PSFMASK weight drops below 0.5 (ignored);  " + legend
