@@ -12,7 +12,6 @@ in the rules; other rules refer to them as rules.<rule>.output.<name>.
 import errno
 import math
 import os
-import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -81,28 +80,6 @@ def _config_error(error):
     return f"invalid configuration: {key}: {problem}{hint}"
 
 
-def _plain_bad_bits(value):
-    """``bad_bits`` as an integer when it is only flag names coronalign.dq lists and small
-    integers (e.g. the default DO_NOT_USE), else as given.
-
-    The step's parser (astropy's bit-flag interpreter with stdatamodels' flag map) costs
-    about 1.5 s of imports in the main Snakemake process; for these plain values the sum
-    is known without it, and any other value still gets the step's own check and message.
-    """
-    from coronalign import dq
-
-    total = 0
-    for part in re.split(r"[,+|]", str(value)):
-        name = part.strip().upper()
-        if name in dq.__all__ and isinstance(getattr(dq, name), int):
-            total |= getattr(dq, name)
-        elif name.isdigit() and int(name) < 2**32:
-            total |= int(name)
-        else:
-            return str(value)
-    return total
-
-
 def _step_parameters(config):
     """Check the step's parameters as the align jobs will, before any job runs.
 
@@ -125,7 +102,7 @@ def _step_parameters(config):
         StepParameters(
             mode=config["mode"],
             median_box_length=config["median_box_length"],
-            bad_bits=_plain_bad_bits(config["bad_bits"]),
+            bad_bits=config["bad_bits"],
             weighting=config["weighting"],
             max_shift=config["max_shift"],
             edges=config["edges"],
