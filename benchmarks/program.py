@@ -291,6 +291,14 @@ def markdown(program):
     ]
     for rule, (count, wall, total) in sorted(summary["per_rule"].items()):
         lines.append(f"| {rule} | {count} | {wall:.2f} s | {total:.1f} s |")
+    jobs = sum(total for _, _, total in summary["per_rule"].values())
+    lines += [
+        "",
+        f"The jobs' walls add up to {jobs:.1f} s per run, {jobs / 2:.1f} s on 2 cores if they "
+        f"packed perfectly, against {summary['workflow_s']:.1f} s for the whole run: the rest "
+        "is Snakemake's own start (parsing, input resolution, the DAG), its scheduling, and "
+        "the cores waiting on dependencies (stack, then check, then align).",
+    ]
     return lines
 
 
