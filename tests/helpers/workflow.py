@@ -204,3 +204,18 @@ def run_coronalign(environment, *args, timeout=120, cwd=None):
     )
     assert_offline(environment)
     return done
+
+
+def validation_report(results, stem):
+    """The validation report of the exposure ``stem`` under ``results``: in the folder of
+    the PSF stack it was aligned to (one ``validate`` job per stack). Where there is none,
+    a path that does not exist, so that a test can assert its absence."""
+    found = sorted(Path(results).glob(f"validation/*/{stem}_psfalign.json"))
+    return found[0] if found else Path(results) / "validation" / "(none)" / f"{stem}_psfalign.json"
+
+
+def exposure_figure(results, stem):
+    """The report figure of the exposure ``stem`` under ``results`` (see
+    :func:`validation_report`)."""
+    found = sorted(Path(results).glob(f"plots/psfalign/*/{stem}_psfalign.png"))
+    return found[0] if found else Path(results) / "plots" / "(none)" / f"{stem}_psfalign.png"

@@ -15,7 +15,7 @@ from astropy.io import fits
 
 from coronalign import simulation
 from tests.helpers.paths import DATA
-from tests.helpers.workflow import run_snakemake
+from tests.helpers.workflow import run_snakemake, validation_report
 
 OFFICIAL = DATA / "asn_official"
 
@@ -45,8 +45,10 @@ def test_a_dry_run_of_six_official_associations_plans_one_align_job_per_science_
     assert run.returncode == 0, run.stderr[-3000:]
     counts = _job_counts(run.stdout + run.stderr)
     assert counts["align"] == members == 12
-    assert counts["validate"] == counts["plot"] == counts["psfmask"] == 12
+    assert counts["psfmask"] == 12
+    # one validate and one plot job per PSF stack, for all its products
     assert counts["stack_refs"] == counts["check_psfstack"] == 6
+    assert counts["validate"] == counts["plot"] == 6
     assert counts["summary"] == counts["manifest"] == 1
 
 
@@ -97,9 +99,7 @@ def test_a_program_of_six_associations_runs_in_one_workflow(environment, program
             product = results / "psfalign" / f"{root}_{asn_id}_psfalign.fits"
             with fits.open(product) as hdus:
                 assert hdus["SCI"].data.shape[1] == len(psf)
-            report = json.loads(
-                (results / "validation" / product.name.replace(".fits", ".json")).read_text()
-            )
+            report = json.loads(validation_report(results, f"{root}_{asn_id}").read_text())
             assert report["status"] == "passed"
     assert len(list((results / "psfalign").glob("*.fits"))) == 6
     assert len(list((results / "stack").glob("*_psfstack.fits"))) == 6

@@ -12,9 +12,10 @@ without having run it); without it the test is skipped.
 
 One small association (2 science, 2 PSF exposures) is run twice: on the cluster and locally
 (``--cores 2``). The test checks that every job except the local rules went through
-``sbatch`` in the profile's group jobs (one submission per science exposure for its align,
-validate and plot; one for the PSF stack and its check; one for summary and manifest: the
-submissions grow with the exposures, not five times them), with Snakemake's "submitted with
+``sbatch``, alone or in the profile's group jobs (one submission per science exposure for its
+align; one for the PSF stack and its check; one for the validation and figures of the stack's
+products; one for summary and manifest: the submissions grow with the exposures, not five
+times them), with Snakemake's "submitted with
 SLURM jobid" lines, the jobs' state, CPUs and memory in ``squeue`` and the kept Slurm logs;
 that ``psfmask`` ran locally, that every product passed validation, and that the products
 and shift tables of both runs are bit-identical.
@@ -35,7 +36,7 @@ from astropy.table import Table
 
 from coronalign import simulation
 from tests.helpers.paths import REPOSITORY
-from tests.helpers.workflow import snakemake_command
+from tests.helpers.workflow import exposure_figure, snakemake_command, validation_report
 
 pytestmark = pytest.mark.slurm
 
@@ -48,10 +49,12 @@ RUN_TIMEOUT = 600  # seconds for one Snakemake run (killed 30 s later if it igno
 SLURM_RULES = {"stack_refs", "check_psfstack", "align", "validate", "plot", "summary", "manifest"}
 #: The group jobs of profiles/slurm: the rules each submission runs.
 GROUPS = {
-    "exposure": {"align", "validate", "plot"},
     "stack": {"check_psfstack", "stack_refs"},
+    "report": {"plot", "validate"},
     "run": {"manifest", "summary"},
 }
+#: The rules submitted alone, one submission per job (align: one per science exposure).
+ALONE = {"align"}
 N_SCIENCE = 2
 HOW_TO = (
     "start a cluster (sudo .ci/slurm/start-cluster.sh) and run "
@@ -168,8 +171,11 @@ def _job_blocks(output):
 
 
 def _finished_rules(log):
-    """The rules a submitted (group) job ran, from its kept Slurm log, in order."""
-    text = Path(log).read_text()
+    """The rules a submitted job ran, from its kept Slurm log, in order."""
+    log = Path(log)
+    if not log.parent.name.startswith("group_"):  # a job alone: rule_<rule>/<name>/<id>.log
+        return [log.parent.parent.name.removeprefix("rule_")]
+    text = log.read_text()
     done = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)\n(\d+) of (\d+) steps", text, re.M)
     # each job of a group runs in a Snakemake of its own ("1 of 1 steps"); the group's
     # Snakemake counts "k of n steps" over the n jobs of the group (every group has 2 or 3)
@@ -226,27 +232,28 @@ def _squeue(jobids):
 
 def test_every_rule_but_the_local_ones_went_through_sbatch_in_group_jobs(runs):
     submitted, blocks = runs["submitted"], runs["blocks"]
-    # one submission per science exposure (align, validate, plot), one for the PSF stack
-    # and its check, one for summary and manifest: not one per job (3 N + 4 of them)
-    assert len(submitted) == N_SCIENCE + 2
+    # one submission per science exposure (align), one for the PSF stack and its check, one
+    # for the validation and figures of the stack's products, one for summary and manifest:
+    # not one per job (N + 6 of them)
+    assert len(submitted) == N_SCIENCE + 3
     ran = {}
     for jobid, job in submitted.items():
         log = Path(job["log"])
         assert log.name == f"{jobid}.log"
         assert log.is_relative_to(runs["slurm"] / ".snakemake" / "slurm_logs")
-        assert log.parent.name.startswith("group_"), log
         rules = _finished_rules(log)
         ran[jobid] = rules
-        assert f"{len(rules)} of {len(rules)} steps (100%) done" in log.read_text(), log
+        if log.parent.name.startswith("group_"):
+            assert f"{len(rules)} of {len(rules)} steps (100%) done" in log.read_text(), log
+        else:
+            assert set(rules) <= ALONE, log
     groups = sorted(sorted(rules) for rules in ran.values())
-    expected = sorted(
-        [sorted(GROUPS["exposure"])] * N_SCIENCE + [sorted(GROUPS["stack"]), sorted(GROUPS["run"])]
-    )
+    expected = sorted([["align"]] * N_SCIENCE + [sorted(members) for members in GROUPS.values()])
     assert groups == expected
     # in each group the jobs ran in the order of their dependencies
     for rules in ran.values():
-        if "align" in rules:
-            assert rules.index("align") < rules.index("validate") < rules.index("plot")
+        if "validate" in rules:
+            assert rules.index("validate") < rules.index("plot")
         if "stack_refs" in rules:
             assert rules.index("stack_refs") < rules.index("check_psfstack")
     # every job Snakemake did not run itself ran in one of those submissions, once
@@ -270,7 +277,9 @@ def test_slurm_ran_the_jobs_with_the_requested_cpus_and_memory(runs):
             memory_of.setdefault(rule, set()).add(mem_mb)
     for jobid, (comment, state, cpus, memory) in jobs.items():
         rules = set(_finished_rules(submitted[jobid]["log"]))
-        name = next(group for group, members in GROUPS.items() if members == rules)
+        name = next(
+            (group for group, members in GROUPS.items() if members == rules), "+".join(rules)
+        )
         assert state == "COMPLETED", (jobid, name, state)
         assert comment.startswith(f"rule_{name}"), (jobid, name, comment)
         asked = {rule: max(memory_of[rule]) for rule in rules}
@@ -280,9 +289,9 @@ def test_slurm_ran_the_jobs_with_the_requested_cpus_and_memory(runs):
             assert cpus == len(rules), (jobid, name, cpus)
             assert int(memory.removesuffix("M")) == sum(asked.values()), (jobid, name, memory)
         else:
-            # the jobs of an exposure or a stack run one after the other: the group asks
-            # for the most CPUs (align: 2) and the most memory of its jobs
-            assert cpus == (2 if name == "exposure" else 1), (jobid, name, cpus)
+            # a job alone asks for its own CPUs (align: 2) and memory; the jobs of a group
+            # that run one after the other (stack, report) for the most of their jobs
+            assert cpus == (2 if name == "align" else 1), (jobid, name, cpus)
             assert int(memory.removesuffix("M")) == max(asked.values()), (jobid, name, memory)
 
 
@@ -296,10 +305,10 @@ def test_every_product_exists_and_passed_validation(runs):
     results = runs["slurm"] / "results"
     for product in products:
         stem = product.name.removesuffix("_psfalign.fits")
-        report = json.loads((results / "validation" / f"{stem}_psfalign.json").read_text())
+        report = json.loads(validation_report(results, stem).read_text())
         assert report["status"] == "passed"
         assert (results / "shifts" / f"{stem}_psfshifts.ecsv").is_file()
-        assert (results / "plots" / f"{stem}_psfalign.png").is_file()
+        assert exposure_figure(results, stem).is_file()
     summary = (results / "summary" / "summary.tsv").read_text().splitlines()
     assert len(summary) == 1 + N_SCIENCE
     assert all("\tpassed\t" in line for line in summary[1:])

@@ -9,7 +9,12 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from coronalign import simulation
-from tests.helpers.workflow import run_coronalign, run_snakemake
+from tests.helpers.workflow import (
+    exposure_figure,
+    run_coronalign,
+    run_snakemake,
+    validation_report,
+)
 
 NINTS, PSF_NINTS, NPSF_EXPOSURES, SHAPE = 2, 2, 2, (128, 128)
 
@@ -46,7 +51,9 @@ def test_dry_run_plans_one_align_job_per_science_exposure(environment, data, tmp
     assert run.returncode == 0, run.stderr
     counts = _job_counts(run.stdout + run.stderr)
     assert counts["align"] == len(data["science"]) == 3
-    assert counts["validate"] == counts["plot"] == counts["psfmask"] == 3
+    assert counts["psfmask"] == 3
+    # the light jobs are per PSF stack (one association here): one process for its products
+    assert counts["validate"] == counts["plot"] == 1
     assert counts["stack_refs"] == counts["check_psfstack"] == counts["summary"] == 1
     assert not (tmp_path / "results").exists()
 
@@ -107,10 +114,10 @@ def test_real_run_gives_named_shaped_validated_products(data, finished_run):
             assert model.data.shape == (NINTS, npsfs, *SHAPE)
             assert model.meta.cal_step.align_psfs == "COMPLETE"
             assert np.isfinite(model.data).all()
-        report = json.loads((results / "validation" / f"{stem}_psfalign.json").read_text())
+        report = json.loads(validation_report(results, stem).read_text())
         assert report["status"] == "passed"
         assert (results / "shifts" / f"{stem}_psfshifts.ecsv").is_file()
-        assert (results / "plots" / f"{stem}_psfalign.png").stat().st_size > 1000
+        assert exposure_figure(results, stem).stat().st_size > 1000
         assert (results / "benchmarks" / "align" / f"{stem}.tsv").is_file()
         assert "done:" in (finished_run / "logs" / "align" / f"{stem}.log").read_text()
     summary = (results / "summary" / "summary.tsv").read_text().splitlines()
@@ -126,7 +133,9 @@ def test_report_builds(environment, data, finished_run):
     assert run.returncode == 0, run.stderr
     text = report.read_text(errors="replace")
     assert "summary.tsv" in text
-    assert "Exposure jw" in text  # the rendered figure caption
+    assert "aligned to the PSF stack jw" in text  # the rendered figure caption
+    for figure in (finished_run / "results" / "plots" / "psfalign").glob("*/*.png"):
+        assert figure.name.removesuffix("_psfalign.png") in text  # each exposure's figure
 
 
 @pytest.mark.slow
@@ -162,10 +171,14 @@ def test_a_product_that_fails_validation_fails_the_run(environment, data, finish
         model.save(product)
     run = run_snakemake(environment, finished_run, _asn_config(data))
     assert run.returncode != 0
-    log = (finished_run / "logs" / "validate" / f"{stem}.log").read_text()
-    assert "validation failed: finite: SCI has 1 NaN/inf pixels not flagged DO_NOT_USE" in log
+    # one validate job per PSF stack: its log names the product that failed, and no report of
+    # the stack's products is left (Snakemake removes the failed job's folder)
+    stack = json.loads(Path(data["asn"]).read_text())["products"][0]["name"]
+    log = (finished_run / "logs" / "validate" / f"{stack}.log").read_text()
+    assert f"{product.name}: validation failed: finite: SCI has 1 NaN/inf pixels" in log
     assert "validate" in run.stderr
-    assert not (finished_run / "results" / "validation" / f"{stem}_psfalign.json").exists()
+    assert not validation_report(finished_run / "results", stem).exists()
+    assert not (finished_run / "results" / "validation" / stack).exists()
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +233,7 @@ def test_not_applicable_psfmask_skips_the_alignment_and_completes(
         assert isinstance(model, datamodels.CubeModel)  # the unaligned PSF stack
         assert model.meta.cal_step.align_psfs == "SKIPPED"
         assert model.meta.ref_file.psfmask.name == "N/A"
-    report = json.loads((tmp_path / "results" / "validation" / f"{stem}_psfalign.json").read_text())
+    report = json.loads(validation_report(tmp_path / "results", stem).read_text())
     assert report["status"] == "passed"
     assert report["skipped"] is True
     assert "N/A" in report["reason"]

@@ -12,7 +12,6 @@ in the rules; other rules refer to them as rules.<rule>.output.<name>.
 import errno
 import math
 import os
-import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -81,28 +80,6 @@ def _config_error(error):
     return f"invalid configuration: {key}: {problem}{hint}"
 
 
-def _plain_bad_bits(value):
-    """``bad_bits`` as an integer when it is only flag names coronalign.dq lists and small
-    integers (e.g. the default DO_NOT_USE), else as given.
-
-    The step's parser (astropy's bit-flag interpreter with stdatamodels' flag map) costs
-    about 1.5 s of imports in the main Snakemake process; for these plain values the sum
-    is known without it, and any other value still gets the step's own check and message.
-    """
-    from coronalign import dq
-
-    total = 0
-    for part in re.split(r"[,+|]", str(value)):
-        name = part.strip().upper()
-        if name in dq.__all__ and isinstance(getattr(dq, name), int):
-            total |= getattr(dq, name)
-        elif name.isdigit() and int(name) < 2**32:
-            total |= int(name)
-        else:
-            return str(value)
-    return total
-
-
 def _step_parameters(config):
     """Check the step's parameters as the align jobs will, before any job runs.
 
@@ -125,7 +102,7 @@ def _step_parameters(config):
         StepParameters(
             mode=config["mode"],
             median_box_length=config["median_box_length"],
-            bad_bits=_plain_bad_bits(config["bad_bits"]),
+            bad_bits=config["bad_bits"],
             weighting=config["weighting"],
             max_shift=config["max_shift"],
             edges=config["edges"],
@@ -333,6 +310,57 @@ def checked_stack(wildcards):
     return {"psfstack": stack.path, "science": list(stack.science)}
 
 
+def stack_stems(wildcards):
+    """The exposures aligned to the PSF stack ``wildcards.stack``, in order."""
+    found = [
+        stem
+        for stem, exposure in inputs().exposures.items()
+        if exposure.stack == wildcards.stack
+    ]
+    if not found:
+        raise WorkflowError(
+            f"{wildcards.stack} is not a PSF stack of this configuration"
+        )
+    return found
+
+
+def of_stack(output):
+    """An input function: ``output`` (a rule's output pattern with ``{stem}``) for every
+    exposure aligned to the stack ``wildcards.stack``, in order."""
+
+    def files(wildcards):
+        return expand(output, stem=stack_stems(wildcards))
+
+    return files
+
+
+def stack_science(wildcards):
+    """The science files of the exposures aligned to the stack ``wildcards.stack``."""
+    return [inputs().exposures[stem].science for stem in stack_stems(wildcards)]
+
+
+def stack_path(wildcards):
+    """The PSF stack file ``wildcards.stack`` (made or given)."""
+    return psf_stack(wildcards).path
+
+
+def aligned_stacks():
+    """The keys of the PSF stacks with exposures aligned to them, in order."""
+    return list(
+        dict.fromkeys(exposure.stack for exposure in inputs().exposures.values())
+    )
+
+
+def in_stack_folder(pattern, stem):
+    """A file of exposure ``stem`` in the per-stack folder ``pattern`` (``{stack}``)."""
+    return f"{pattern.format(stack=exposure_of(stem).stack)}/{stem}_psfalign"
+
+
+def exposure_of(stem):
+    """The exposure with product stem ``stem``."""
+    return inputs().exposures[stem]
+
+
 def psfmask_override(wildcards):
     """The PSFMASK override file as an input (so a new mask re-runs the jobs), or none."""
     return [config["psfmask"]] if config.get("psfmask") else []
@@ -352,7 +380,21 @@ def every_shift_table(wildcards):
 
 
 def every_validation(wildcards):
-    return every(rules.validate.output.report)
+    """The validation folders of every PSF stack (one report per exposure inside)."""
+    return expand(rules.validate.output.reports, stack=aligned_stacks())
+
+
+def every_validation_report(wildcards):
+    """The validation report of every exposure, in order (inside :func:`every_validation`)."""
+    return [
+        in_stack_folder(rules.validate.output.reports, stem) + ".json"
+        for stem in stems()
+    ]
+
+
+def every_figure(wildcards):
+    """The figure folders of every PSF stack (one figure per exposure inside)."""
+    return expand(rules.plot.output.figures, stack=aligned_stacks())
 
 
 def inputs_lock(wildcards):
@@ -401,24 +443,27 @@ def align_mem_mb(wildcards, input, threads, attempt):
 
 
 def validate_mem_mb(wildcards, input, attempt):
-    """Memory of a validate job in MB: the job reads the product whole (SCI, ERR, DQ: 12
-    bytes a pixel; measured about 100 MB + 1.33 x the product), so 300 MB + 1.5 x the
-    product is asked, at least 1000 MB, 50 % more on each retry.
+    """Memory of a validate job in MB: the job validates the products of one PSF stack one
+    after the other, each read whole (SCI, ERR, DQ: 12 bytes a pixel; measured about 100 MB
+    + 1.33 x the product), so 300 MB + 1.5 x the largest product is asked, at least 1000 MB,
+    50 % more on each retry.
 
-    The product's size comes from the shapes of the science exposure and the PSF stack
-    (their headers), which exist before the product does: a Slurm group job (align,
-    validate, plot of one exposure, profiles/slurm) asks for it when it is submitted.
+    The products' sizes come from the shapes of the science exposures and the PSF stack
+    (their headers), which exist before the products do: a Slurm group job (validate and
+    plot of one stack, profiles/slurm) asks for it when it is submitted.
     """
     from coronalign.io.models import read_sci_shape
 
-    for path in (input.science, input.psfstack):
+    for path in (*input.science, input.psfstack):
         if not os.path.exists(path):  # not made yet: Snakemake asks again later
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-    nints, *frame = read_sci_shape(input.science, "science exposure")
     npsfs = read_sci_shape(input.psfstack, "PSF stack")[0]
-    rows = nints if MODE == "quad" else 1
-    product_mb = rows * npsfs * math.prod(frame) * 12 / 2**20
-    return int(max(1000, 300 + 1.5 * product_mb) * (1 + 0.5 * (attempt - 1)))
+    largest = 0
+    for science in input.science:
+        nints, *frame = read_sci_shape(science, "science exposure")
+        rows = nints if MODE == "quad" else 1
+        largest = max(largest, rows * npsfs * math.prod(frame) * 12 / 2**20)
+    return int(max(1000, 300 + 1.5 * largest) * (1 + 0.5 * (attempt - 1)))
 
 
 def final_outputs(wildcards):
@@ -426,8 +471,8 @@ def final_outputs(wildcards):
     manifest."""
     return [
         *every(rules.align.output.product),
-        *every(rules.validate.output.report),
-        *every(rules.plot.output.figure),
+        *every_validation(wildcards),
+        *every_figure(wildcards),
         rules.summary.output.table,
         rules.manifest.output.manifest,
     ]

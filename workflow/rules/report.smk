@@ -1,25 +1,27 @@
-# The per-exposure report figures and the summary table of all exposures.
+# The report figures (one job per PSF stack draws the figure of every exposure aligned to
+# it, in one process) and the summary table of all exposures.
 
 
 rule plot:
     input:
-        product=rules.align.output.product,
-        shifts=rules.align.output.shifts,
-        science=science_file,
-        psfstack=stack_file,
-        validation=rules.validate.output.report,
-        selection=rules.psfmask.output.selection,
+        products=of_stack(rules.align.output.product),
+        shifts=of_stack(rules.align.output.shifts),
+        science=stack_science,
+        psfstack=stack_path,
+        validation=rules.validate.output.reports,
+        selections=of_stack(rules.psfmask.output.selection),
     output:
-        figure=report(
-            "results/plots/{stem}_psfalign.png",
+        figures=report(
+            directory("results/plots/psfalign/{stack}"),
+            patterns=["{name}_psfalign.png"],
             caption="../report/plot.rst",
             category="Exposures",
-            labels={"exposure": "{stem}"},
+            labels={"exposure": "{name}"},
         ),
     log:
-        "logs/plot/{stem}.log",
+        "logs/plot/{stack}.log",
     benchmark:
-        "results/benchmarks/plot/{stem}.tsv"
+        "results/benchmarks/plot/{stack}.tsv"
     conda:
         CONDA_ENV
     script:
@@ -42,5 +44,7 @@ rule summary:
         "results/benchmarks/summary/summary.tsv"
     conda:
         CONDA_ENV
+    params:
+        reports=every_validation_report,
     script:
         "../scripts/summary.py"

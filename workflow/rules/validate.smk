@@ -1,18 +1,20 @@
-# Validation of every product: a product that fails a check fails this rule.
+# Validation of the products: one job per PSF stack validates the products of every
+# exposure aligned to it (one process, so the start of Python and the imports are paid once
+# per association, not per exposure). A product that fails a check fails this rule.
 
 
 rule validate:
     input:
-        product=rules.align.output.product,
-        shifts=rules.align.output.shifts,
-        science=science_file,
-        psfstack=stack_file,
+        products=of_stack(rules.align.output.product),
+        shifts=of_stack(rules.align.output.shifts),
+        science=stack_science,
+        psfstack=stack_path,
     output:
-        report="results/validation/{stem}_psfalign.json",
+        reports=directory("results/validation/{stack}"),
     log:
-        "logs/validate/{stem}.log",
+        "logs/validate/{stack}.log",
     benchmark:
-        "results/benchmarks/validate/{stem}.tsv"
+        "results/benchmarks/validate/{stack}.tsv"
     conda:
         CONDA_ENV
     resources:

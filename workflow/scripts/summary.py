@@ -1,4 +1,5 @@
-"""Script of the `summary` rule: `coronalign summarize` on every exposure."""
+"""Script of the `summary` rule: `coronalign summarize` on every exposure (its validation
+report, in its PSF stack's validation folder, and its shift table)."""
 
 from coronalign.cli import run_from_snakemake
 
@@ -6,7 +7,7 @@ run_from_snakemake(
     snakemake,
     [
         "summarize",
-        *snakemake.input.validation,
+        *snakemake.params.reports,
         "--shifts",
         *snakemake.input.shifts,
         "-o",

@@ -1,23 +1,36 @@
-"""Script of the `validate` rule: `coronalign validate` on one product."""
+"""Script of the `validate` rule: `coronalign validate` on every product of one PSF stack,
+in one process; a report per product in the rule's folder, named after the product."""
 
-from coronalign.cli import run_from_snakemake
+from pathlib import Path
 
-run_from_snakemake(
+from coronalign.cli import run_each_from_snakemake
+
+folder = Path(snakemake.output.reports)
+folder.mkdir(parents=True, exist_ok=True)
+run_each_from_snakemake(
     snakemake,
     [
-        "validate",
-        snakemake.input.product,
-        "--shifts",
-        snakemake.input.shifts,
-        "--report",
-        snakemake.output.report,
-        "--mode",
-        snakemake.params.mode,
-        "--science",
-        snakemake.input.science,
-        "--psfstack",
-        snakemake.input.psfstack,
-        "--offset-tolerance",
-        snakemake.params.offset_tolerance,
+        [
+            "validate",
+            product,
+            "--shifts",
+            shifts,
+            "--report",
+            folder / (Path(product).stem + ".json"),
+            "--mode",
+            snakemake.params.mode,
+            "--science",
+            science,
+            "--psfstack",
+            snakemake.input.psfstack,
+            "--offset-tolerance",
+            snakemake.params.offset_tolerance,
+        ]
+        for product, shifts, science in zip(
+            snakemake.input.products,
+            snakemake.input.shifts,
+            snakemake.input.science,
+            strict=True,
+        )
     ],
 )

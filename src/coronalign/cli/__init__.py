@@ -14,7 +14,7 @@ from coronalign.cli.download import add_download
 from coronalign.cli.simulate import add_simulate
 from coronalign.cli.types import positive_int
 
-__all__ = ["build_parser", "main", "run_from_snakemake"]
+__all__ = ["build_parser", "main", "run_each_from_snakemake", "run_from_snakemake"]
 
 
 # Our own worker processes (--threads) parallelise the fits; keep BLAS/OpenMP
@@ -550,14 +550,39 @@ def run_from_snakemake(snakemake, argv):
     argv : sequence
         The command and its arguments (converted to ``str``).
     """
+    run_each_from_snakemake(snakemake, [argv])
+
+
+def run_each_from_snakemake(snakemake, commands):
+    """Run several commands in turn in one process for a rule's ``script:`` (e.g. the
+    validation of every product of an association), their messages in the rule's log.
+
+    One process pays the start of Python and the imports once for all the commands. Every
+    command runs, also after one has failed, so the log names every failure; the script
+    then ends with the first failure's exit status (Snakemake removes the job's outputs).
+
+    Parameters
+    ----------
+    snakemake : snakemake.script.Snakemake
+        The object Snakemake gives the script.
+    commands : sequence of sequence
+        The commands, each with its arguments (converted to ``str``).
+    """
     import contextlib
 
-    argv = [str(part) for part in argv]
     log = snakemake.log[0] if len(snakemake.log) else None
+    statuses = []
     with contextlib.ExitStack() as stack:
         if log is not None:
             stream = stack.enter_context(open(log, "w", encoding="utf-8", buffering=1))
             stack.enter_context(contextlib.redirect_stderr(stream))
-        status = _main(argv, ends_process=True)  # the rule's script ends with the command
-    if status:
-        sys.exit(status)
+        for number, argv in enumerate(commands, start=1):
+            argv = [str(part) for part in argv]
+            # the rule's script ends with the last command
+            status = _main(argv, ends_process=number == len(commands))
+            statuses.append(status)
+            if status and status >= 128:  # stopped by a signal: nothing more runs
+                break
+    failed = [status for status in statuses if status]
+    if failed:
+        sys.exit(failed[0])

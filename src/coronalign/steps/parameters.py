@@ -26,9 +26,9 @@ from numbers import Integral
 
 import numpy as np
 
+from coronalign import dq
 from coronalign.core.choices import DEFAULT_MAX_SHIFT, EDGES, ERR_SHIFTS, REFERENCES, WEIGHTINGS
 from coronalign.errors import ParameterError
-from coronalign.io.models import pixel_flags
 
 __all__ = [
     "MODES",
@@ -52,8 +52,17 @@ _PART = re.compile(r"-?[0-9]+|[A-Za-z_][A-Za-z0-9_]*")
 _SIGNED_DECIMAL = re.compile(r"-?[0-9]+")
 
 
+def _pixel_flags():
+    """The JWST DQ flag map (:func:`coronalign.io.models.pixel_flags`), imported only when a
+    ``bad_bits`` text needs it: the workflow checks the parameters in Snakemake's own process
+    before any job, where the I/O layer's imports (asdf, stdatamodels) cost about 0.4 s."""
+    from coronalign.io.models import pixel_flags
+
+    return pixel_flags()
+
+
 def _accepted_bad_bits_text():
-    names = ", ".join(pixel_flags())
+    names = ", ".join(_pixel_flags())
     return (
         "use a non-negative integer below 2**32, a JWST DQ flag name (any case) or a "
         "combination joined by ',', '+' or '|' (e.g. 'OUTLIER, SATURATED' or '16+2'), "
@@ -75,12 +84,30 @@ def _check_bits_range(number, shown):
     return int(number)
 
 
+def _plain_part(part):
+    """The bits of a part that is a whole number or a flag name :mod:`coronalign.dq` lists
+    (e.g. the default ``DO_NOT_USE``), else None.
+
+    The same value astropy's parser gives (the tests compare them), without importing
+    astropy.nddata (about 0.25 s in every align job) and the JWST flag map.
+    """
+    if _SIGNED_DECIMAL.fullmatch(part):
+        return int(part)
+    name = part.upper()
+    if name in dq.__all__ and isinstance(getattr(dq, name), int):
+        return getattr(dq, name)
+    return None
+
+
 def _interpret_part(part, value):
     """One part (a number or a flag name, any case) as bits, by astropy with the JWST map."""
+    plain = _plain_part(part)
+    if plain is not None:
+        return _check_bits_range(plain, part)
     from astropy.nddata.bitmask import interpret_bit_flags
 
     try:
-        bits = interpret_bit_flags(part.upper(), flag_name_map=pixel_flags())
+        bits = interpret_bit_flags(part.upper(), flag_name_map=_pixel_flags())
     except (KeyError, ValueError):
         bits = None
     if bits is None:  # an unknown name (or astropy's own "INDEF")

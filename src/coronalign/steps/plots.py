@@ -171,7 +171,7 @@ def _draw(name, table, sci, psf, first, mask, output):
     from matplotlib import colormaps
     from matplotlib.colors import AsinhNorm
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
     skipped = bool(table.meta.get("skipped", False))
     beta = float(np.asarray(table["beta"], dtype=float)[first][0]) if first.any() else math.nan
@@ -186,7 +186,7 @@ def _draw(name, table, sci, psf, first, mask, output):
     # twice and cost more than the rest of the figure.
     figure = Figure(figsize=(11, 7))
     grid = figure.add_gridspec(
-        2, 6, left=0.07, right=0.97, bottom=0.06, top=0.91, wspace=0.9, hspace=0.28
+        2, 6, left=0.08, right=0.97, bottom=0.06, top=0.91, wspace=0.9, hspace=0.28
     )
     figure.suptitle(name + ("  (alignment skipped)" if skipped else ""), fontsize=11)
     if skipped or not len(table):
@@ -231,10 +231,17 @@ def _draw(name, table, sci, psf, first, mask, output):
                 label="outlier / out of window",
                 zorder=5,
             )
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # whole integrations only (the integer locator gives fractions for one or two)
+        shown = np.unique(integration)
+        if len(shown) <= 12:
+            ax.set_xticks(shown)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(integration.min() - 0.5, integration.max() + 0.5)
         ax.set_xlabel("science integration")
-        ax.set_ylabel(f"{axis} (pix; bars: total 1-sigma error, {axis}_err)")
-        ax.set_title("x_psf - x_sci" if axis == "xshift" else "y_psf - y_sci", fontsize=10)
+        ax.set_ylabel(f"{axis} (pix)")
+        difference = "x_psf - x_sci" if axis == "xshift" else "y_psf - y_sci"
+        ax.set_title(f"{difference}; bars: total 1-sigma error ({axis}_err)", fontsize=10)
         ax.grid(alpha=0.3)
         if len(np.unique(psf_index)) <= 12:
             ax.legend(fontsize=8)
@@ -268,7 +275,9 @@ def _draw(name, table, sci, psf, first, mask, output):
         if mask is not None and (mask < MASK_OUTLINE_LEVEL).any():
             ax.contour(mask, levels=[MASK_OUTLINE_LEVEL], colors="cyan", linewidths=0.7, alpha=0.9)
         ax.set_title(title, fontsize=10)
-        figure.colorbar(shown, ax=ax, shrink=0.8)
+        # plain tick labels: the asinh scale's default ones are mathtext (10^k), whose parser
+        # costs more on a job's first figure than drawing the whole figure
+        figure.colorbar(shown, ax=ax, shrink=0.8, format=FormatStrFormatter("%.3g"))
     legend = "grey: no usable value (non-finite or DO_NOT_USE; for the PSF, its own bad pixels)"
     if mask is not None:
         legend = "cyan: where the PSFMASK weight drops below 0.5 (ignored);  " + legend

@@ -198,6 +198,7 @@ def validate_product(
     product = Path(product)
     check_outputs([("validation report", report)], [("product", product), ("shift table", shifts)])
     check_input(product, "product")
+    log.info("validating %s", product.name)
     table = read_shift_table(shifts)
     skipped = bool(table.meta.get("skipped", False))
     reason = str(table.meta.get("reason", "")) if skipped else None
