@@ -32,12 +32,17 @@ class Stack:
         both; None otherwise (then ``ERR²`` stands for it). ``ERR²`` also holds
         ``VAR_FLAT``, the flat field's error, which is the same in every integration of a
         pixel and does not scatter a fit.
+    variance_arrays : dict, optional
+        The variance arrays themselves, by data-model attribute (``"var_poisson"``,
+        ``"var_rnoise"``, ``"var_flat"``), each of shape (nplanes, ny, nx), where they are to
+        be moved with the data (a PSF stack's, into the aligned product); None otherwise.
     """
 
     data: np.ndarray
     err: np.ndarray
     dq: np.ndarray
     noise_variance: np.ndarray = None
+    variance_arrays: dict = None
 
     def variance(self, plane):
         """The noise variance of one plane (float64): ``VAR_POISSON + VAR_RNOISE``, else ``ERR²``.
