@@ -11,7 +11,10 @@ import numpy as np
 
 from coronalign.dq import FitStatus
 
-__all__ = ["RESULT_COLUMNS", "STATUS_DTYPE", "AlignmentResult", "Stack"]
+__all__ = ["RESULT_COLUMNS", "STATUS_DTYPE", "VARIANCE_NAMES", "AlignmentResult", "Stack"]
+
+#: The variance arrays of a JWST exposure, as data-model attributes, in the order written.
+VARIANCE_NAMES = ("var_poisson", "var_rnoise", "var_flat")
 
 #: The numpy type of a status array: room for the longest status.
 STATUS_DTYPE = f"<U{max(len(status) for status in FitStatus)}"

@@ -31,6 +31,7 @@ import scipy.fft
 from coronalign.core.badpix import bad_pixel_mask, replace_bad_pixels
 from coronalign.core.edges import pad_frames
 from coronalign.core.fourier import axis_phase, shift_single, single_phases, single_spectra
+from coronalign.core.results import VARIANCE_NAMES
 
 __all__ = [
     "VARIANCE_NAMES",
@@ -39,9 +40,6 @@ __all__ = [
     "squared_kernel_transfer",
     "variance_phases",
 ]
-
-#: The variance arrays of a JWST exposure, as data-model attributes, in the order written.
-VARIANCE_NAMES = ("var_poisson", "var_rnoise", "var_flat")
 
 
 def squared_kernel_transfer(n, shift, real=False):
