@@ -7,6 +7,7 @@ from stdatamodels.jwst import datamodels
 
 from coronalign.io.models import set_meta
 from coronalign.io.product import ProductWriter
+from coronalign.io.provenance import data_sha256
 from coronalign.io.tables import SHIFT_EXTENSION, shift_extension
 from tests.io.test_product import (
     META,
@@ -118,3 +119,23 @@ def test_without_variances_the_product_has_none(rng, tmp_path):
         writer.commit(_records())
     with fits.open(path) as hdulist:
         assert not any(hdu.name.startswith("VAR_") for hdu in hdulist)
+
+
+def test_the_data_digests_cover_the_variances(rng, tmp_path):
+    sci, err, dq = _planes(rng)
+    variances = _variances(rng, sci.shape)
+    digests = {}
+    for tag, names in (("with", NAMES), ("without", ())):
+        path = tmp_path / f"{tag}_psfalign.fits"
+        with ProductWriter(
+            path, "quad", NROWS, NPSFS, SHAPE, _template(), META, variances=names
+        ) as writer:
+            for row in range(NROWS):
+                planes = {name: variances[name][row] for name in names}
+                writer(row, sci[row], err[row], dq[row], planes or None)
+            writer.commit(_records())
+        digests[tag] = data_sha256(path)
+    assert sorted(digests["with"]) == ["DQ", "ERR", "SCI", "VAR_POISSON", "VAR_RNOISE"]
+    assert sorted(digests["without"]) == ["DQ", "ERR", "SCI"]
+    for name in ("SCI", "ERR", "DQ"):
+        assert digests["with"][name] == digests["without"][name]
