@@ -9,6 +9,7 @@ from astropy.table import Table
 from stdatamodels.jwst import datamodels
 
 from coronalign.cli import main
+from coronalign.core import pool
 from coronalign.core.fourier import fourier_shift
 from coronalign.core.variance import clean_variances
 from coronalign.simulation import simulate_exposures, write_association, write_simulation
@@ -167,3 +168,12 @@ def test_members_lacking_a_variance_leave_it_out_with_a_warning(association, tmp
         assert not stack.hasattr("var_rnoise")
     assert "VAR_RNOISE is left out of the PSF stack" in caplog.text
     assert "lacking_calints.fits" in caplog.text
+
+
+@pytest.mark.skipif(not pool.can_fork(), reason="worker processes need Linux")
+def test_rows_from_worker_processes_carry_the_same_variances(association):
+    one, _ = _align(association, "one-process")
+    two, _ = _align(association, "two-processes", "--threads", 2)
+    with fits.open(one) as a, fits.open(two) as b:
+        for name in ("SCI", "ERR", "DQ", *NAMES):
+            assert a[name].data.tobytes() == b[name].data.tobytes(), name
