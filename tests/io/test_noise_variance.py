@@ -35,3 +35,18 @@ def test_without_both_variances_err_squared_stands_for_them(tmp_path):
     model.close()
     assert stack.noise_variance is None
     np.testing.assert_array_equal(stack.variance(0), np.full((8, 8), 4.0))
+
+
+def test_variance_arrays_are_read_on_request_and_one_of_another_shape_is_left_out(tmp_path, caplog):
+    poisson = np.full((2, 8, 8), 1.5, dtype=np.float32)
+    flat = np.full((2, 4, 4), 0.1, dtype=np.float32)  # not the data's shape
+    path = _cube(tmp_path / "c_calints.fits", var_poisson=poisson, var_flat=flat)
+    stack, model = read_stack(path, "PSF stack")
+    model.close()
+    assert stack.variance_arrays is None  # not asked for: not read
+    with caplog.at_level("WARNING"):
+        stack, model = read_stack(path, "PSF stack", variance_arrays=True)
+    model.close()
+    assert list(stack.variance_arrays) == ["var_poisson"]
+    np.testing.assert_array_equal(stack.variance_arrays["var_poisson"], poisson)
+    assert "VAR_FLAT array of the PSF stack has shape (2, 4, 4)" in caplog.text

@@ -277,3 +277,25 @@ def test_read_noise_option_sets_the_read_noise(inst):
     conversion = np.sqrt(np.median(sim.sci_var_rnoise)) / 500.0
     assert np.median(sim.sci_var_rnoise) > 3 * np.median(sim.sci_var_poisson)
     assert conversion == pytest.approx(0.01 if inst == "nircam" else 0.002, rel=1e-6)
+
+
+@pytest.mark.parametrize("inst", sorted(SHAPES))
+def test_consistent_variances_follow_err_and_change_nothing_else(inst):
+    options = {"nints": 1, "npsfs": 2, "seed": 6, "shape": (64, 80)}
+    plain = simulation.simulate_exposures(inst, **options)
+    sim = simulation.simulate_exposures(inst, consistent_variances=True, **options)
+    changed = {"sci_var_poisson", "sci_var_rnoise", "psf_var_poisson", "psf_var_rnoise"}
+    for name, value in vars(plain).items():
+        if isinstance(value, np.ndarray) and name not in changed:
+            assert np.array_equal(getattr(sim, name), value, equal_nan=True), name
+    assert sim.truth == plain.truth
+    for side in ("sci", "psf"):
+        err = getattr(sim, f"{side}_err").astype(np.float64)
+        total = getattr(sim, f"{side}_var_poisson").astype(np.float64)
+        total = total + getattr(sim, f"{side}_var_rnoise")
+        old = getattr(plain, f"{side}_var_poisson")
+        # the defaults keep the noise of the signal where a defect set ERR to 0 or NaN
+        assert not np.array_equal(np.isnan(old), np.isnan(err))
+        np.testing.assert_array_equal(np.isnan(total), np.isnan(err))
+        np.testing.assert_allclose(err**2, total, rtol=1e-6, atol=0)  # NaN = NaN
+        assert np.all((total == 0) == (err == 0))

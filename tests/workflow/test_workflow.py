@@ -145,7 +145,7 @@ def test_manifest_records_the_run_and_verify_reproduces_it(environment, data, fi
     entry = manifest["products"][0]
     assert set(entry["inputs"]) == {"science", "psfstack", "psfmask"}
     assert entry["parameters"]["median_box_length"] == 3
-    assert set(entry["data_sha256"]) == {"SCI", "ERR", "DQ"}
+    assert set(entry["data_sha256"]) == {"SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE"}
     # The run's align jobs shared the 2 cores (threads per job: cores / exposures, 1 to 2);
     # verify runs with 1 process and another BLAS kernel and thread count.
     other_machine = {

@@ -49,7 +49,7 @@ from coronalign.core.fourier import shift_single, single_phases, single_spectra
 from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
 from coronalign.core.pool import can_fork, map_in_processes
 from coronalign.core.results import RESULT_COLUMNS, STATUS_DTYPE, AlignmentResult, Stack
-from coronalign.core.variance import variance_phases
+from coronalign.core.variance import VarianceShifter, clean_variances, variance_phases
 from coronalign.dq import FitStatus
 
 __all__ = [
@@ -172,6 +172,14 @@ class _Aligner:
         usable = _has_noise(variances) and self.blur_fwhm is None
         self.variances = variances if usable else None
         self._dq_cache = {}
+        # The PSFs' VAR_* arrays, where the stack has them, go to the product with the PSFs.
+        self.variance_shifter = None
+        if psfs.variance_arrays:
+            cleaned = clean_variances(
+                psfs.variance_arrays, psfs.data, psfs.dq, self.bad_bits, self.box_length,
+                zero_flags=self.zero_flags,
+            )  # fmt: skip
+            self.variance_shifter = VarianceShifter(cleaned, self.pad, self.propagate, workers)
 
     def fit(self, k, starts):
         """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
@@ -261,6 +269,15 @@ class _Aligner:
             dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
         return sci_block, err_block, dq_block
 
+    def delivered(self, fits):
+        """What the sink gets for one set of fits: the SCI, ERR and DQ blocks, and the
+        keyword ``variances`` (name to block) when the PSF stack has variance arrays."""
+        blocks = self.planes(fits)
+        if self.variance_shifter is None:
+            return blocks, {}
+        shifts = np.array([(fit.xshift, fit.yshift) for fit in fits])
+        return blocks, {"variances": self.variance_shifter.planes(shifts, blocks[1])}
+
     def _store(self, frames, sci, err, fit):
         """One shifted (SCI, ERR or ERR²) frame pair into its product planes."""
         ny, nx = self.shape
@@ -321,7 +338,9 @@ def align_stacks(
         aligned to that integration. Rows come in order when ``processes`` is 1; with
         more, the sink is also called from forked worker processes and must deliver what
         it is given from there (as :class:`coronalign.io.product.ProductWriter` does, by
-        writing to its file).
+        writing to its file). When ``psfs`` has ``variance_arrays``, the call also has the
+        keyword ``variances``: name to float32 block, each moved as ERR² is
+        (:class:`coronalign.core.variance.VarianceShifter`).
     bad_bits : int, optional
         DQ bits marking pixels to replace (see
         :func:`coronalign.steps.parameters.parse_bad_bits`).
@@ -419,7 +438,8 @@ def align_stacks(
                 "unshifted PSFs flagged DO_NOT_USE",
                 integrations[row],
             )
-        sink(row, *aligner.planes(fits))
+        blocks, variances = aligner.delivered(fits)
+        sink(row, *blocks, **variances)
         log.info(
             "integration %d/%d: %d fits, median shift (%.3f, %.3f) px, %.2f s elapsed",
             row + 1,
@@ -494,9 +514,9 @@ def _align_once(aligner, science, integrations, sink, reference, started):
             "unshifted PSFs flagged DO_NOT_USE",
             reference,
         )
-    blocks = aligner.planes(fits)
+    blocks, variances = aligner.delivered(fits)
     for row in range(len(integrations)):
-        sink(row, *blocks)
+        sink(row, *blocks, **variances)
     log.info(
         "%d fits to the %s integration, median shift (%.3f, %.3f) px, given to %d "
         "integration(s), %.2f s elapsed",

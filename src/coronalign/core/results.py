@@ -11,7 +11,10 @@ import numpy as np
 
 from coronalign.dq import FitStatus
 
-__all__ = ["RESULT_COLUMNS", "STATUS_DTYPE", "AlignmentResult", "Stack"]
+__all__ = ["RESULT_COLUMNS", "STATUS_DTYPE", "VARIANCE_NAMES", "AlignmentResult", "Stack"]
+
+#: The variance arrays of a JWST exposure, as data-model attributes, in the order written.
+VARIANCE_NAMES = ("var_poisson", "var_rnoise", "var_flat")
 
 #: The numpy type of a status array: room for the longest status.
 STATUS_DTYPE = f"<U{max(len(status) for status in FitStatus)}"
@@ -32,12 +35,17 @@ class Stack:
         both; None otherwise (then ``ERR²`` stands for it). ``ERR²`` also holds
         ``VAR_FLAT``, the flat field's error, which is the same in every integration of a
         pixel and does not scatter a fit.
+    variance_arrays : dict, optional
+        The variance arrays themselves, by data-model attribute (``"var_poisson"``,
+        ``"var_rnoise"``, ``"var_flat"``), each of shape (nplanes, ny, nx), where they are to
+        be moved with the data (a PSF stack's, into the aligned product); None otherwise.
     """
 
     data: np.ndarray
     err: np.ndarray
     dq: np.ndarray
     noise_variance: np.ndarray = None
+    variance_arrays: dict = None
 
     def variance(self, plane):
         """The noise variance of one plane (float64): ``VAR_POISSON + VAR_RNOISE``, else ``ERR²``.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coronalign.core.results import Stack
+from coronalign.core.results import VARIANCE_NAMES, Stack
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
 from coronalign.io.atomic import atomic_output
@@ -103,7 +103,7 @@ def _unparsable_card(caught):
     return None
 
 
-def read_stack(path, role):
+def read_stack(path, role, *, variance_arrays=False):
     """Read a 3D CubeModel (``_calints`` or ``_psfstack``) as a core ``Stack``.
 
     Parameters
@@ -112,6 +112,9 @@ def read_stack(path, role):
         The file.
     role : str
         ``"science exposure"`` or ``"PSF stack"``; used in messages.
+    variance_arrays : bool, optional
+        Also read the ``VAR_POISSON``, ``VAR_RNOISE`` and ``VAR_FLAT`` arrays the file has
+        (of the data's shape) into ``Stack.variance_arrays``, to move them with the data.
 
     Returns
     -------
@@ -149,7 +152,31 @@ def read_stack(path, role):
     if dq is None:
         dq = np.zeros(data.shape, dtype=np.uint32)
     variance = _noise_variance(model, data.shape)
-    return Stack(data=data, err=err, dq=dq, noise_variance=variance), model
+    arrays = _variance_arrays(path, model, role, data.shape) if variance_arrays else None
+    stack = Stack(data=data, err=err, dq=dq, noise_variance=variance, variance_arrays=arrays)
+    return stack, model
+
+
+def _variance_arrays(path, model, role, shape):
+    """The model's VAR_* arrays by attribute name (None if it has none); one of another shape
+    than the data is left out, with a warning."""
+    arrays = {}
+    for name in VARIANCE_NAMES:
+        if not model.hasattr(name):
+            continue
+        array = np.asarray(getattr(model, name))
+        if array.shape != shape:
+            log.warning(
+                "%s: the %s array of the %s has shape %s, not that of SCI %s: not used",
+                path,
+                name.upper(),
+                role,
+                array.shape,
+                shape,
+            )
+            continue
+        arrays[name] = array
+    return arrays or None
 
 
 def _noise_variance(model, shape):
@@ -245,7 +272,8 @@ def write_cube(path, stack, template, meta, *, date=None):
     path : str or os.PathLike
         The file to write.
     stack : coronalign.core.align.Stack
-        Data (float32), ERR (float32) and DQ (uint32) planes.
+        Data (float32), ERR (float32) and DQ (uint32) planes, and the ``variance_arrays``
+        (float32) written as ``VAR_POISSON``, ``VAR_RNOISE``, ``VAR_FLAT`` where it has them.
     template : stdatamodels.DataModel
         Whose metadata the cube takes (``model.update``).
     meta : dict
@@ -256,7 +284,9 @@ def write_cube(path, stack, template, meta, *, date=None):
     """
     from stdatamodels.jwst import datamodels
 
-    model = datamodels.CubeModel(data=stack.data, err=stack.err, dq=stack.dq)
+    model = datamodels.CubeModel(
+        data=stack.data, err=stack.err, dq=stack.dq, **(stack.variance_arrays or {})
+    )
     model.update(template)
     for key, value in meta.items():
         set_meta(model.meta, key, value)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from coronalign.core.results import STATUS_DTYPE, AlignmentResult
+from coronalign.core.results import STATUS_DTYPE, VARIANCE_NAMES, AlignmentResult
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
 from coronalign.io.atomic import AtomicOutput
@@ -79,14 +79,28 @@ class ProductWriter:
         The PSF stack; its metadata is copied, as the official step does.
     meta : dict
         Dotted metadata keys (``"cal_step.align_psfs"``) and their values.
+    variances : sequence of str, optional
+        Variance arrays to write too, by data-model attribute (``"var_poisson"``,
+        ``"var_rnoise"``, ``"var_flat"``): each row then comes with them (the ``variances``
+        keyword of the sink). A CubeModel has them in its schema (``VAR_POISSON``... float32
+        extensions of the SCI shape, as the JWST pipeline writes them); a QuadModel has not, so
+        there they are image extensions of the same names, shape and type outside the schema
+        (``model.extra_fits.VAR_POISSON.data`` in stdatamodels), as the shift table is.
     """
 
     _ARRAYS = (("SCI", "data", ">f4"), ("ERR", "err", ">f4"), ("DQ", "dq", ">u4"))
 
-    def __init__(self, path, mode, nrows, npsfs, shape, template, meta):
+    def __init__(self, path, mode, nrows, npsfs, shape, template, meta, *, variances=()):
         self.path = Path(path)
         check_fits_name(self.path, "product")
         self.mode = mode
+        self.variances = tuple(variances)
+        unknown = set(self.variances) - set(VARIANCE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown variance arrays {sorted(unknown)}; use {VARIANCE_NAMES}")
+        self._arrays = self._ARRAYS + tuple(
+            (name.upper(), name, ">f4") for name in VARIANCE_NAMES if name in self.variances
+        )
         self.full_shape = (nrows, npsfs, *shape) if mode == "quad" else (npsfs, *shape)
         self.table_rows = nrows * npsfs
         self._output = AtomicOutput(self.path)
@@ -119,8 +133,11 @@ class ProductWriter:
                 attribute: np.memmap(
                     scratch, dtype=dtype.replace(">", "<"), mode="r", shape=self.full_shape
                 )
-                for _, attribute, dtype in self._ARRAYS
+                for _, attribute, dtype in self._arrays
             }
+            extra = {}
+            if self.mode == "quad":  # no variance arrays in the QuadModel schema
+                extra = {name.upper(): {"data": arrays.pop(name)} for name in self.variances}
             model_type = datamodels.QuadModel if self.mode == "quad" else datamodels.CubeModel
             model = model_type(**arrays)
             model.update(template)
@@ -129,7 +146,7 @@ class ProductWriter:
             # The shift table's extension, laid out now (its size is known) and filled at
             # commit, so the headers stdatamodels checksums are the final ones.
             data, cards = shift_extension(self._placeholder_records())
-            model.extra_fits = {SHIFT_EXTENSION: {"data": data, "header": cards}}
+            model.extra_fits = {**extra, SHIFT_EXTENSION: {"data": data, "header": cards}}
             model.on_save(str(self.path))
             # What DataModel.to_fits does, without writing the arrays (see the module).
             hdulist = fits_support.to_fits(model.instance, model.schema)
@@ -157,7 +174,7 @@ class ProductWriter:
         """Write headers and metadata, reserve the data regions; return their offsets."""
         headers, asdf_bytes = layout
         names = [name for name in headers if name != "ASDF"]
-        dtypes = {name: dtype for name, _, dtype in self._ARRAYS}
+        dtypes = {name: dtype for name, _, dtype in self._arrays}
         offsets = {}
         with self.temporary.open("wb") as stream:
             for name in names:
@@ -179,27 +196,33 @@ class ProductWriter:
     #: Integrations queued for writing at most (bounds the memory held by the queue).
     QUEUE = 2
 
-    def __call__(self, row, sci, err, dq):
+    def __call__(self, row, sci, err, dq, variances=None):
         """Queue the planes aligned to one integration for writing (the ``sink`` interface).
 
         The conversion to the stored types and the writes run on a background thread
         (both release the GIL), overlapping the next integration's fits. The arrays must
         not be modified by the caller afterwards. In a forked worker process (which has
         no copy of that thread) the row is written at once, to the same file.
+        ``variances`` (name to block) must hold every array the writer was made for.
         """
+        missing = [name for name in self.variances if name not in (variances or {})]
+        if missing:
+            raise ValueError(f"row {row} lacks the variance arrays {missing}")
         if os.getpid() != self._owner:
-            self._write_row(row, sci, err, dq)
+            self._write_row(row, sci, err, dq, variances)
             return
         while len(self._pending) >= self.QUEUE:
             self._pending.pop(0).result()
-        self._pending.append(self._writer.submit(self._write_row, row, sci, err, dq))
+        self._pending.append(self._writer.submit(self._write_row, row, sci, err, dq, variances))
 
-    def _write_row(self, row, sci, err, dq):
+    def _write_row(self, row, sci, err, dq, variances=None):
         """Convert and write one integration's planes to their places in the file."""
         block = int(np.prod(self.full_shape[1:])) * 4 if self.mode == "quad" else 0
         # FITS has no unsigned 32-bit type: stored as int32 with BZERO = 2**31.
         stored_dq = np.asarray(dq, dtype=np.uint32) ^ np.uint32(2**31)  # a new array
         values = {"SCI": sci, "ERR": err, "DQ": stored_dq.byteswap(inplace=True).view(">u4")}
+        for name in self.variances:
+            values[name.upper()] = variances[name]
         for name, (offset, dtype) in self._regions.items():
             data = np.ascontiguousarray(values[name], dtype=dtype)
             self._write_at(memoryview(data).cast("B"), offset + row * block)

@@ -154,7 +154,8 @@ def provenance_record(inputs, parameters, crds=None, digests=None):
 
 
 def data_sha256(path):
-    """SHA-256 of a product's SCI, ERR and DQ arrays (the numbers, not the file).
+    """SHA-256 of a product's SCI, ERR and DQ arrays, and its VAR_* arrays where it has them
+    (the numbers, not the file).
 
     The file itself also holds the date it was written, so two runs that give identical
     numbers give different files; this digest is what "bit-for-bit identical" means.
@@ -176,7 +177,11 @@ def data_sha256(path):
 
     digests = {}
     with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdulist:
-        for name in ("SCI", "ERR", "DQ"):
+        from coronalign.core.results import VARIANCE_NAMES  # numpy: only when digesting
+
+        present = {hdu.name for hdu in hdulist}
+        variances = [n.upper() for n in VARIANCE_NAMES if n.upper() in present]
+        for name in ("SCI", "ERR", "DQ", *variances):
             digest = hashlib.sha256()
             data = hdulist[name].data
             for plane in data.reshape(-1, *data.shape[-2:]):

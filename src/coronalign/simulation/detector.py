@@ -90,7 +90,7 @@ def static_defects(rng, setup, shape):
     )
 
 
-def detect(rng, rng_garbage, setup, images, defects, noise, garbage):
+def detect(rng, rng_garbage, setup, images, defects, noise, garbage, *, consistent_variances=False):
     """Turn noiseless images (e-) into detected exposures in MJy/sr.
 
     Parameters
@@ -105,6 +105,12 @@ def detect(rng, rng_garbage, setup, images, defects, noise, garbage):
         The static defects.
     noise, garbage : bool
         Add photon and read noise; add DQ-flagged garbage, NaN and inf pixels.
+    consistent_variances : bool, optional
+        Make VAR_POISSON and VAR_RNOISE follow ERR where the defects (and MIRI's NON_SCIENCE
+        columns) set it: NaN where ERR is NaN, 0 where it is 0, as the JWST pipeline writes
+        them, so that ``ERR² = VAR_POISSON + VAR_RNOISE`` everywhere (to float32 rounding).
+        By default they keep the noise of the pixel's signal there (the simulator's original
+        arrays). No random number is drawn for it: every other array keeps its bits.
 
     Returns
     -------
@@ -134,6 +140,10 @@ def detect(rng, rng_garbage, setup, images, defects, noise, garbage):
         err[:, :, :x0] = np.nan
     if garbage:
         _add_garbage(rng_garbage, data, err, dq, defects, x0)
+    if consistent_variances:
+        for variance in (var_poisson, var_rnoise):
+            variance[np.isnan(err)] = np.nan
+            variance[err == 0] = 0.0
     return (
         data.astype(np.float32),
         err.astype(np.float32),

@@ -100,6 +100,7 @@ def simulate_exposures(
     record_large_offset=False,
     noise_seed=None,
     read_noise=None,
+    consistent_variances=False,
 ):
     """Simulate one science ``_calints`` exposure and a reference PSF stack with truth.
 
@@ -175,6 +176,11 @@ def simulate_exposures(
         Read noise in e- per integration (default: the configuration's, 12 e- for NIRCam and
         30 e- for MIRI); a large value makes read-noise-dominated data. ERR and VAR_RNOISE
         follow it.
+    consistent_variances : bool, optional
+        VAR_POISSON and VAR_RNOISE follow ERR at the defects (NaN where ERR is NaN, 0 where it
+        is 0), so that ``ERR² = VAR_POISSON + VAR_RNOISE`` in every pixel, as in pipeline
+        products; default False (they keep the noise of the pixel's signal there, the
+        original arrays). Nothing else changes.
 
     Returns
     -------
@@ -202,6 +208,7 @@ def simulate_exposures(
         decorrelation=decorrelation,
         noise_seed=noise_seed,
         read_noise=read_noise,
+        consistent_variances=consistent_variances,
     )
     core = simulate_observation(setup, shape, [nints], [1] * npsfs, seed, opts)
     sci = core.sci[0]

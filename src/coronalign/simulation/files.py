@@ -74,7 +74,7 @@ def _write_json(path, payload):
     return path
 
 
-def write_simulation(sim, outdir, *, root=None):
+def write_simulation(sim, outdir, *, root=None, psf_variances=False):
     """Write a :class:`Simulation` as JWST files.
 
     Parameters
@@ -89,6 +89,9 @@ def write_simulation(sim, outdir, *, root=None):
         ``jw01234001001_03106_00001_nrcalong_calints.fits``,
         ``jw01234-a3001_t001_nircam_f335m-maska335r-sub320a335r_psfstack.fits`` and
         ``jwst_nircam_f335m_sub320a335r_psfmask.fits``.
+    psf_variances : bool, optional
+        Also write the PSF stack's VAR_POISSON and VAR_RNOISE (the science exposure always has
+        them); default False, the stack as before.
 
     Returns
     -------
@@ -113,7 +116,8 @@ def write_simulation(sim, outdir, *, root=None):
         paths["science"], sim.sci, sim.sci_err, sim.sci_dq, sim.sci_meta,
         sim.sci_var_poisson, sim.sci_var_rnoise,
     )  # fmt: skip
-    _write_cube(paths["psfstack"], sim.psf, sim.psf_err, sim.psf_dq, sim.psf_meta)
+    variances = (sim.psf_var_poisson, sim.psf_var_rnoise) if psf_variances else ()
+    _write_cube(paths["psfstack"], sim.psf, sim.psf_err, sim.psf_dq, sim.psf_meta, *variances)
     _write_psfmask(paths["psfmask"], sim.mask, sim.psfmask_meta)
     truth = dict(sim.truth)
     truth.update(names)
@@ -142,7 +146,7 @@ def write_association(
     **options
         ``offset_scale``, ``large_offset``, ``record_large_offset``, ``psf_dither``,
         ``shape``, ``noise``, ``garbage``, ``taper``, ``mask_style``, ``decorrelation``,
-        ``noise_seed``, ``read_noise`` as in
+        ``noise_seed``, ``read_noise``, ``consistent_variances`` as in
         :func:`simulate_exposures` (``psf_dither`` offsets PSF exposure ``j``, all its
         integrations, by pattern point ``j % npoints``).
 

@@ -177,8 +177,9 @@ def simulate_observation(setup, shape, sci_groups, psf_groups, seed, opts):
     detected = []
     bounds = np.cumsum([0, *sci_groups, *psf_groups])
     for a, b in itertools.pairwise(bounds):
+        arguments = (rng_noise, rng_garbage, detector, images[a:b], defects, opts.noise)
         detected.append(
-            detect(rng_noise, rng_garbage, detector, images[a:b], defects, opts.noise, opts.garbage)
+            detect(*arguments, opts.garbage, consistent_variances=opts.consistent_variances)
         )
     t4 = time.perf_counter()
     log.debug(

@@ -34,6 +34,7 @@ class Options:
     decorrelation: float = 0.0
     noise_seed: int | None = None
     read_noise: float | None = None
+    consistent_variances: bool = False
 
 
 #: Names of the options of :func:`write_association` (and keyword options of the simulation).
@@ -119,4 +120,5 @@ def check_options(**options):
         decorrelation=decorrelation,
         noise_seed=noise_seed,
         read_noise=read_noise,
+        consistent_variances=bool(opts.consistent_variances),
     )

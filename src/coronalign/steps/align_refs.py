@@ -91,7 +91,7 @@ def _subarray(model):
 def _read_inputs(inputs):
     """Read and check the three inputs: science and PSF stacks (with models), weight."""
     science, science_model = read_stack(inputs["science"], "science exposure")
-    psfs, psf_model = read_stack(inputs["psfstack"], "PSF stack")
+    psfs, psf_model = read_stack(inputs["psfstack"], "PSF stack", variance_arrays=True)
     check_frames(inputs["science"], science, inputs["psfstack"], psfs)
     weight = load_psfmask(inputs["psfmask"], science.data.shape[-2:], _subarray(science_model))
     if not np.isfinite(science.data).any():
@@ -241,9 +241,14 @@ def _align_checked(
     cube = parameters.mode == "cube"
     nrows = 1 if cube else science.nplanes
     shape = science.data.shape[-2:]
+    # The PSF stack's VAR_* arrays go through the shift as ERR² does, into the product.
+    variances = tuple(psfs.variance_arrays or ())
+    if variances:
+        log.info("variance arrays carried into the product: %s", ", ".join(variances).upper())
     with ProductWriter(
-        output_path, parameters.mode, nrows, psfs.nplanes, shape, psf_model, meta
-    ) as writer:
+        output_path, parameters.mode, nrows, psfs.nplanes, shape, psf_model, meta,
+        variances=variances,
+    ) as writer:  # fmt: skip
         end_of_startup()  # the collector, if the command line paused it, runs again
         result = align_stacks(
             science,

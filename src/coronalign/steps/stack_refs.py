@@ -2,7 +2,13 @@
 
 :func:`stack_refs` does what calwebb_coron3's ``stack_refs`` step does: every integration of
 the PSF reference exposures, in member order, becomes one plane of a CubeModel ``_psfstack``
-whose metadata are those of the first member. :func:`check_psfstack` is the workflow's input
+whose metadata are those of the first member. A variance array (``VAR_POISSON``,
+``VAR_RNOISE``, ``VAR_FLAT``) is stacked too when *every* member has it, so that the aligned
+product can carry it (the official step stacks SCI, ERR and DQ only); one that some members
+lack is left out of the stack, with a warning that names them: a stacked array must describe
+every plane, and zeros or NaN for the missing planes would claim a noise (or bad data) that no
+file gave. ERR, which every member has, still describes every plane. :func:`check_psfstack` is
+the workflow's input
 check: it fails, with a message that shows both values and both files, when a PSF stack
 cannot be used with a science exposure.
 
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coronalign.core.results import Stack
+from coronalign.core.results import VARIANCE_NAMES, Stack
 from coronalign.errors import InputFileError
 from coronalign.io._asdf_startup import only_needed_extensions
 from coronalign.io.models import open_model, read_stack, write_cube
@@ -89,7 +95,7 @@ def _stack_checked(paths, output):
         check_input(path, "PSF exposure")
     stacks, first_model, members, dates = [], None, [], []
     for path in paths:
-        stack, model = read_stack(path, "PSF exposure")
+        stack, model = read_stack(path, "PSF exposure", variance_arrays=True)
         stacks.append(stack)
         record = members_record([path], [model])[0]
         record.update(_agreeing_values(model))
@@ -119,6 +125,7 @@ def _stack_checked(paths, output):
     data = np.concatenate([np.asarray(s.data, dtype=np.float32) for s in stacks])
     err = np.concatenate([np.asarray(s.err, dtype=np.float32) for s in stacks])
     dq = np.concatenate([np.asarray(s.dq, dtype=np.uint32) for s in stacks])
+    variances = _stacked_variances(paths, stacks)
     meta = {
         "cal_step.stack_psfs": "COMPLETE",
         # Each member's pointing and configuration: the stack's own metadata are the first
@@ -127,7 +134,11 @@ def _stack_checked(paths, output):
     }
     known = [str(date) for date in dates if date]
     write_cube(
-        output, Stack(data=data, err=err, dq=dq), first_model, meta, date=max(known, default=None)
+        output,
+        Stack(data=data, err=err, dq=dq, variance_arrays=variances),
+        first_model,
+        meta,
+        date=max(known, default=None),
     )
     first_model.close()
     log.info(
@@ -139,6 +150,37 @@ def _stack_checked(paths, output):
         _frame(data.shape),
     )
     return data.shape
+
+
+def _stacked_variances(paths, stacks):
+    """The variance arrays every member has, stacked (float32); None if there are none.
+
+    An array some members lack is left out, with a warning naming those members.
+    """
+    stacked = {}
+    for name in VARIANCE_NAMES:
+        lacking = [
+            path.name
+            for path, stack in zip(paths, stacks, strict=True)
+            if name not in (stack.variance_arrays or {})
+        ]
+        if len(lacking) == len(paths):
+            continue
+        if lacking:
+            log.warning(
+                "%s is left out of the PSF stack: %d of %d PSF exposures lack it (%s); the "
+                "stack and the aligned product carry only the variance arrays every exposure "
+                "has",
+                name.upper(),
+                len(lacking),
+                len(paths),
+                ", ".join(lacking),
+            )
+            continue
+        stacked[name] = np.concatenate(
+            [np.asarray(stack.variance_arrays[name], dtype=np.float32) for stack in stacks]
+        )
+    return stacked or None
 
 
 #: Older NIRCam coronagraph names (without the module letter A), as stdatamodels' schema

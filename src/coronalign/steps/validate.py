@@ -17,6 +17,13 @@ Checks
     SCI and ERR are finite wherever the pixel is not flagged ``DO_NOT_USE`` (non-finite
     flagged pixels are counted as a warning). Not required for a skipped alignment, whose
     product is the PSF stack as it was.
+``variances``
+    Only when the product has variance arrays (``VAR_POISSON``, ``VAR_RNOISE``, ``VAR_FLAT``:
+    the PSF stack had them): each has the SCI shape and is finite wherever the pixel is not
+    flagged ``DO_NOT_USE``, and, with the default ``err_shift: propagated``, is never
+    negative (shifted as signal, ``official``, a variance can ring below 0: a warning). A
+    warning too when ``ERR²`` and the sum of the variances differ by more than 1 % in the
+    median usable pixel (the PSF stack's own arrays did not add up, or lack a component).
 ``step_status``
     ``S_PSFALI`` is ``COMPLETE``; ``SKIPPED`` is accepted only when the shift table says the
     alignment was skipped, and the report then gives the reason.
@@ -45,6 +52,7 @@ from coronalign.core.commanded import (
     commanded_offset_distances,
     commanded_offset_summary,
 )
+from coronalign.core.results import VARIANCE_NAMES
 from coronalign.dq import FitStatus
 from coronalign.errors import CoronalignError, InputFileError, ParameterError
 from coronalign.io._asdf_startup import only_needed_extensions
@@ -209,6 +217,8 @@ def validate_product(
     if model is not None:
         try:
             shape = _check_model(model, checks, mode, skipped, reason, expected_shape)
+            if shape is not None and not skipped:
+                _check_variances(model, checks, shape, _recorded_err_shift(table))
         finally:
             model.close()
     if max_shift is None:
@@ -403,6 +413,66 @@ def _check_model(model, checks, mode, skipped, reason, expected):
             else f"{label} has {unflagged} NaN/inf pixels not flagged DO_NOT_USE",
         )
     return shape
+
+
+def _recorded_err_shift(table):
+    """The ``err_shift`` the shift table records (``official`` before the option existed)."""
+    parameters = table.meta.get("parameters") or {}
+    return str(parameters.get("err_shift", "official"))
+
+
+def _product_variances(model):
+    """The product's variance arrays by extension name: the CubeModel's schema arrays, or a
+    QuadModel's extensions of those names outside its schema."""
+    found = {}
+    extra = getattr(model, "extra_fits", None) if model.hasattr("extra_fits") else None
+    for name in VARIANCE_NAMES:
+        if model.hasattr(name):
+            found[name.upper()] = np.asarray(getattr(model, name))
+        elif extra is not None and hasattr(extra, name.upper()):
+            found[name.upper()] = np.asarray(getattr(extra, name.upper()).data)
+    return found
+
+
+def _check_variances(model, checks, shape, err_shift):
+    """The ``variances`` check of an aligned product that has variance arrays."""
+    arrays = _product_variances(model)
+    if not arrays:
+        return
+    dq = np.asarray(model.dq) if model.hasattr("dq") else np.zeros(shape, np.uint32)
+    usable = (dq & _DO_NOT_USE) == 0 if dq.shape == shape else np.ones(shape, bool)
+    problems, total = [], 0
+    for name, values in arrays.items():
+        if values.shape != shape:
+            problems.append(f"{name} has shape {values.shape}, not {shape}")
+            continue
+        unflagged = int((~np.isfinite(values) & usable).sum())
+        if unflagged:
+            problems.append(f"{name} has {unflagged} NaN/inf pixels not flagged DO_NOT_USE")
+        negative = int((values < 0).sum())
+        if negative and err_shift == "propagated":
+            problems.append(f"{name} has {negative} negative pixels")
+        elif negative:
+            checks.warn(f"{name} has {negative} negative pixels (shifted as signal: official)")
+        total = total + values.astype(np.float64)
+    names = ", ".join(arrays)
+    checks.add(
+        "variances",
+        not problems,
+        "; ".join(problems) if problems else f"{names}: SCI's shape, finite where usable",
+    )
+    if problems or err_shift != "propagated":
+        return
+    err = np.asarray(model.err, dtype=np.float64)
+    good = usable & np.isfinite(err) & (err > 0)
+    if good.any():
+        median = float(np.median(np.abs(total[good] / np.square(err[good]) - 1)))
+        if median > 0.01:
+            checks.warn(
+                f"ERR² and {' + '.join(arrays)} differ by {100 * median:.1f} % in the median "
+                "usable pixel (the PSF stack's own arrays do not add up to its ERR², or lack a "
+                "component)"
+            )
 
 
 def _check_table(table, checks, shape, mode, skipped, max_shift):
