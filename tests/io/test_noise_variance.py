@@ -50,3 +50,21 @@ def test_variance_arrays_are_read_on_request_and_one_of_another_shape_is_left_ou
     assert list(stack.variance_arrays) == ["var_poisson"]
     np.testing.assert_array_equal(stack.variance_arrays["var_poisson"], poisson)
     assert "VAR_FLAT array of the PSF stack has shape (2, 4, 4)" in caplog.text
+
+
+def test_empty_variance_extensions_are_left_out_without_a_warning(tmp_path, caplog):
+    # Re-processed flight files (program 1184, NIRCam) carry VAR_* extensions without data,
+    # which stdatamodels reports as set to None: nothing to use, and nothing to warn about.
+    from coronalign.io.models import VARIANCE_NAMES, _variance_arrays
+
+    class Model:  # the data model as stdatamodels opens such a file
+        def hasattr(self, name):
+            return name in VARIANCE_NAMES
+
+        var_poisson = var_rnoise = var_flat = None
+
+    with caplog.at_level("INFO", logger="coronalign.io.models"):
+        arrays = _variance_arrays("x_calints.fits", Model(), "PSF exposure", (2, 8, 8))
+    assert arrays is None
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("is empty: not used" in r.getMessage() for r in caplog.records) == 3

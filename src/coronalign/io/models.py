@@ -165,6 +165,9 @@ def _variance_arrays(path, model, role, shape):
         if not model.hasattr(name):
             continue
         array = np.asarray(getattr(model, name))
+        if array.ndim == 0 or array.size == 0:  # an empty extension (no data): nothing to use
+            log.info("%s: the %s array of the %s is empty: not used", path, name.upper(), role)
+            continue
         if array.shape != shape:
             log.warning(
                 "%s: the %s array of the %s has shape %s, not that of SCI %s: not used",
