@@ -172,9 +172,13 @@ class _Aligner:
         usable = _has_noise(variances) and self.blur_fwhm is None
         self.variances = variances if usable else None
         self._dq_cache = {}
+        # The PSFs moved by the last fits, made for their errors, kept for the product:
+        # {(m, xshift, yshift): SCI plane}.
+        self._shifted = {}
 
     def fit(self, k, starts):
         """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
+        self._shifted.clear()
         clean, _ = clean_data_planes(  # the fit needs no ERR
             self.science.data[k : k + 1],
             self.science.dq[k : k + 1],
@@ -202,8 +206,27 @@ class _Aligner:
                     None if science_variance is None else [self.variances[m] for m in chunk]
                 ),
                 reference_spectra=self._fitted_spectra(chunk),
+                shifted_references=self._shifter(chunk),
             )
         return fits
+
+    def _shifter(self, chunk):
+        """What moves the PSFs of ``chunk`` by minus their fitted shifts for the errors,
+        keeping the planes for :meth:`planes` (the same operation and bits as the product's
+        SCI); None where the fitted images are not the product's (padding, blur)."""
+        if self.pad is not None or self.blur_fwhm is not None:
+            return None
+
+        def shift(d):
+            phases = single_phases(self.frame, -d[:, 0], -d[:, 1])
+            out = np.empty((len(chunk), *self.shape), dtype=np.float32)
+            for i, m in enumerate(chunk):
+                one = tuple(phase[i] for phase in phases)
+                shift_single((self.spectra[0][m, :1], self.spectra[1][m, :1]), one, out[i : i + 1])
+                self._shifted[(m, float(d[i, 0]), float(d[i, 1]))] = out[i]
+            return out
+
+        return shift
 
     def _fitted_spectra(self, chunk):
         """The spectra of the PSFs of ``chunk`` as fitted, for the errors: those kept for the
@@ -249,10 +272,18 @@ class _Aligner:
                 continue
             real, imag = self.spectra[0][m], self.spectra[1][m]
             one = tuple(phase[done] for phase in phases)
-            if together:
+            # SCI shifted already for the fit's errors (see _shifter): the same bits.
+            shifted = self._shifted.pop((m, fit.xshift, fit.yshift), None)
+            if together and shifted is not None:
+                sci_block[m] = shifted
+                shift_single((real[1:], imag[1:]), one, err_block[m : m + 1])
+            elif together:
                 shift_single((real, imag), one, (sci_block[m], err_block[m]))
             else:
-                shift_single((real[:1], imag[:1]), one, frames[:1])
+                if shifted is None:
+                    shift_single((real[:1], imag[:1]), one, frames[:1])
+                else:
+                    frames[0] = shifted
                 if self.propagate:
                     one = tuple(phase[done] for phase in variance)
                 shift_single((real[1:], imag[1:]), one, frames[1:])

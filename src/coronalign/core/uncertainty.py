@@ -175,6 +175,7 @@ def fit_covariances(
     reference_spectra,
     science_variance=None,
     reference_variances=None,
+    moved_references=None,
 ):
     """Covariances of ``(xshift, yshift, beta)``: statistical and with the residual's structure.
 
@@ -204,6 +205,11 @@ def fit_covariances(
     reference_variances : sequence of ndarray, shape (ny, nx), optional
         Variance of each PSF pixel, one per fit. Without both variances the statistical
         covariance is NaN (the caller has the residual-variance estimate instead).
+    moved_references : ndarray of float32, shape (k, ny, nx), optional
+        The PSF of each fit moved onto the science image, ``T_{-d} p``, exactly as
+        :func:`coronalign.core.fourier.shift_single` makes it from ``reference_spectra``
+        (the aligned SCI planes of the product are these images): given, the inverse
+        transform per fit is saved; by default it is made here.
 
     Returns
     -------
@@ -242,8 +248,9 @@ def fit_covariances(
     order = {0: 2, 1: 0, 2: 1}  # images index -> parameter index
     noise = science_variance is not None and reference_variances is not None
     v_s = _clean_variance(science_variance) if noise else None
-    phases = single_phases(shape, -d[:, 0], -d[:, 1])
-    moved = np.empty((1, ny, nx), dtype=np.float32)
+    if moved_references is None:
+        phases = single_phases(shape, -d[:, 0], -d[:, 1])
+        moved = np.empty((1, ny, nx), dtype=np.float32)
     statistical_c = np.zeros((count, 3, 3))
     gradient = np.zeros((count, 3, 3))
     blocks = np.zeros(count, dtype=int)
@@ -252,8 +259,11 @@ def fit_covariances(
     for i in range(count):
         # The PSF moved onto the science image (T_{-d} p); the weight and the PSF's
         # variance moved by whole pixels (they need no sub-pixel accuracy here).
-        one = (reference_spectra[0][i : i + 1], reference_spectra[1][i : i + 1])
-        shift_single(one, tuple(phase[i] for phase in phases), moved)
+        if moved_references is None:
+            one = (reference_spectra[0][i : i + 1], reference_spectra[1][i : i + 1])
+            shift_single(one, tuple(phase[i] for phase in phases), moved)
+        else:
+            moved = moved_references[i : i + 1]
         b = np.float32(beta[i])
         roll = (-round(float(d[i, 1])), -round(float(d[i, 0])))
         if roll not in frames:
@@ -289,8 +299,9 @@ def fit_covariances(
         # Neither scatters the fit; over a block both add up coherently: both are taken
         # out (the contributions still sum to zero).
         pull = float(np.sum(mean, dtype=np.float64)) / frame.science_energy
-        weighted = moved[0][box]
-        weighted -= (b + np.float32(pull)) * science
+        # (not in place: the moved PSF may be the product's plane)
+        weighted = (b + np.float32(pull)) * science
+        np.subtract(moved[0][box], weighted, out=weighted)
         weighted *= w
         blocks[i] = block_size(frame.correlation_length(weighted))
         contributions = frame.contributions
