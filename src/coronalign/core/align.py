@@ -172,13 +172,15 @@ class _Aligner:
         usable = _has_noise(variances) and self.blur_fwhm is None
         self.variances = variances if usable else None
         self._dq_cache = {}
-        # The PSFs moved by the last fits, made for their errors, kept for the product:
-        # {(m, xshift, yshift): SCI plane}.
+        # The PSFs moved by the last fits, made for their errors in the SCI block of the
+        # product (allocated by the first fit that needs it), and the shift of each plane.
+        self._shifted_block = None
         self._shifted = {}
 
     def fit(self, k, starts):
         """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
-        self._shifted.clear()
+        self._shifted_block = None
+        self._shifted = {}
         clean, _ = clean_data_planes(  # the fit needs no ERR
             self.science.data[k : k + 1],
             self.science.dq[k : k + 1],
@@ -218,12 +220,14 @@ class _Aligner:
             return None
 
         def shift(d):
+            if self._shifted_block is None:
+                self._shifted_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
+            out = self._shifted_block[chunk.start : chunk.stop]
             phases = single_phases(self.frame, -d[:, 0], -d[:, 1])
-            out = np.empty((len(chunk), *self.shape), dtype=np.float32)
             for i, m in enumerate(chunk):
                 one = tuple(phase[i] for phase in phases)
                 shift_single((self.spectra[0][m, :1], self.spectra[1][m, :1]), one, out[i : i + 1])
-                self._shifted[(m, float(d[i, 0]), float(d[i, 1]))] = out[i]
+                self._shifted[m] = (float(d[i, 0]), float(d[i, 1]))
             return out
 
         return shift
@@ -252,7 +256,13 @@ class _Aligner:
 
     def planes(self, fits):
         """The PSFs aligned to one integration, from its fits: SCI, ERR and DQ blocks."""
-        sci_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
+        # The SCI planes shifted for the fits' errors already (see _shifter), if these are
+        # those fits: the same bits.
+        made = {m for m, fit in enumerate(fits) if self._shifted.get(m) == (fit.xshift, fit.yshift)}
+        sci_block = self._shifted_block if made else None
+        self._shifted_block, self._shifted = None, {}
+        if sci_block is None:
+            sci_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
         err_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
         dq_block = np.empty((self.npsfs, *self.shape), dtype=np.uint32)
         shifts = np.array([(fit.xshift, fit.yshift) for fit in fits])
@@ -272,31 +282,29 @@ class _Aligner:
                 continue
             real, imag = self.spectra[0][m], self.spectra[1][m]
             one = tuple(phase[done] for phase in phases)
-            # SCI shifted already for the fit's errors (see _shifter): the same bits.
-            shifted = self._shifted.pop((m, fit.xshift, fit.yshift), None)
+            shifted = sci_block[m] if m in made else None
             if together and shifted is not None:
-                sci_block[m] = shifted
                 shift_single((real[1:], imag[1:]), one, err_block[m : m + 1])
             elif together:
                 shift_single((real, imag), one, (sci_block[m], err_block[m]))
             else:
                 if shifted is None:
                     shift_single((real[:1], imag[:1]), one, frames[:1])
-                else:
-                    frames[0] = shifted
                 if self.propagate:
                     one = tuple(phase[done] for phase in variance)
                 shift_single((real[1:], imag[1:]), one, frames[1:])
-                self._store(frames, sci_block[m], err_block[m], fit)
+                self._store(frames, sci_block[m], err_block[m], fit, shifted is None)
             done += 1
             dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
         return sci_block, err_block, dq_block
 
-    def _store(self, frames, sci, err, fit):
-        """One shifted (SCI, ERR or ERR²) frame pair into its product planes."""
+    def _store(self, frames, sci, err, fit, with_sci=True):
+        """One shifted (SCI, ERR or ERR²) frame pair into its product planes (the ERR one
+        alone without ``with_sci``: the SCI plane is there already)."""
         ny, nx = self.shape
         top, left = (0, 0) if self.pad is None else (self.pad[0][0], self.pad[1][0])
-        sci[...] = frames[0, top : top + ny, left : left + nx]
+        if with_sci:
+            sci[...] = frames[0, top : top + ny, left : left + nx]
         second = frames[1, top : top + ny, left : left + nx]
         if self.propagate:
             # Rounding can leave a variance a hair below 0 where it is 0.
