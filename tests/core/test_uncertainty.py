@@ -80,3 +80,39 @@ def test_inverse_3x3_inverts():
     inverse, definite = inverse_3x3(-h)
     assert not definite.any()
     assert np.isnan(inverse).all()
+
+
+def test_errors_from_the_shifted_planes_given_are_those_made_here():
+    """The alignment hands the errors the PSFs it shifted for its product (one transform
+    per fit instead of two); the errors are the same bits, and the given planes are not
+    changed (they are the product's SCI)."""
+    from coronalign.core.fourier import shift_single, single_phases, single_spectra
+
+    rng = np.random.default_rng(5)
+    psf = _scene(rng)
+    science = 0.9 * fourier_shift(psf, 0.3, -0.4) + rng.normal(size=psf.shape)
+    psf = psf + rng.normal(size=psf.shape)
+    weight_terms = prepare_weight(_mask())
+    terms = prepare_science(science, weight_terms)
+    references = [prepare_reference(psf, weight_terms), prepare_reference(psf[::-1], weight_terms)]
+    spectra = single_spectra(np.stack([reference.image for reference in references]))
+    variances = {"science_variance": np.abs(science) + 1, "reference_variances": [psf + 1] * 2}
+    given = []
+
+    def shifted(d):
+        phases = single_phases(psf.shape, -d[:, 0], -d[:, 1])
+        out = np.empty((len(d), *psf.shape), dtype=np.float32)
+        for i in range(len(d)):
+            one = (spectra[0][i : i + 1], spectra[1][i : i + 1])
+            shift_single(one, tuple(phase[i] for phase in phases), out[i : i + 1])
+        given.append(out.copy())
+        given.append(out)
+        return out
+
+    made = register.fit_many(terms, references, weight_terms, **variances)
+    reused = register.fit_many(
+        terms, references, weight_terms, shifted_references=shifted, **variances
+    )
+    assert made == reused
+    assert np.isfinite(reused[0].xshift_err)
+    np.testing.assert_array_equal(given[0], given[1])

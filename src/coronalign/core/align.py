@@ -180,9 +180,15 @@ class _Aligner:
                 zero_flags=self.zero_flags,
             )  # fmt: skip
             self.variance_shifter = VarianceShifter(cleaned, self.pad, self.propagate, workers)
+        # The PSFs moved by the last fits, made for their errors in the SCI block of the
+        # product (allocated by the first fit that needs it), and the shift of each plane.
+        self._shifted_block = None
+        self._shifted = {}
 
     def fit(self, k, starts):
         """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
+        self._shifted_block = None
+        self._shifted = {}
         clean, _ = clean_data_planes(  # the fit needs no ERR
             self.science.data[k : k + 1],
             self.science.dq[k : k + 1],
@@ -210,8 +216,29 @@ class _Aligner:
                     None if science_variance is None else [self.variances[m] for m in chunk]
                 ),
                 reference_spectra=self._fitted_spectra(chunk),
+                shifted_references=self._shifter(chunk),
             )
         return fits
+
+    def _shifter(self, chunk):
+        """What moves the PSFs of ``chunk`` by minus their fitted shifts for the errors,
+        keeping the planes for :meth:`planes` (the same operation and bits as the product's
+        SCI); None where the fitted images are not the product's (padding, blur)."""
+        if self.pad is not None or self.blur_fwhm is not None:
+            return None
+
+        def shift(d):
+            if self._shifted_block is None:
+                self._shifted_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
+            out = self._shifted_block[chunk.start : chunk.stop]
+            phases = single_phases(self.frame, -d[:, 0], -d[:, 1])
+            for i, m in enumerate(chunk):
+                one = tuple(phase[i] for phase in phases)
+                shift_single((self.spectra[0][m, :1], self.spectra[1][m, :1]), one, out[i : i + 1])
+                self._shifted[m] = (float(d[i, 0]), float(d[i, 1]))
+            return out
+
+        return shift
 
     def _fitted_spectra(self, chunk):
         """The spectra of the PSFs of ``chunk`` as fitted, for the errors: those kept for the
@@ -237,7 +264,13 @@ class _Aligner:
 
     def planes(self, fits):
         """The PSFs aligned to one integration, from its fits: SCI, ERR and DQ blocks."""
-        sci_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
+        # The SCI planes shifted for the fits' errors already (see _shifter), if these are
+        # those fits: the same bits.
+        made = {m for m, fit in enumerate(fits) if self._shifted.get(m) == (fit.xshift, fit.yshift)}
+        sci_block = self._shifted_block if made else None
+        self._shifted_block, self._shifted = None, {}
+        if sci_block is None:
+            sci_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
         err_block = np.empty((self.npsfs, *self.shape), dtype=np.float32)
         dq_block = np.empty((self.npsfs, *self.shape), dtype=np.uint32)
         shifts = np.array([(fit.xshift, fit.yshift) for fit in fits])
@@ -257,14 +290,18 @@ class _Aligner:
                 continue
             real, imag = self.spectra[0][m], self.spectra[1][m]
             one = tuple(phase[done] for phase in phases)
-            if together:
+            shifted = sci_block[m] if m in made else None
+            if together and shifted is not None:
+                shift_single((real[1:], imag[1:]), one, err_block[m : m + 1])
+            elif together:
                 shift_single((real, imag), one, (sci_block[m], err_block[m]))
             else:
-                shift_single((real[:1], imag[:1]), one, frames[:1])
+                if shifted is None:
+                    shift_single((real[:1], imag[:1]), one, frames[:1])
                 if self.propagate:
                     one = tuple(phase[done] for phase in variance)
                 shift_single((real[1:], imag[1:]), one, frames[1:])
-                self._store(frames, sci_block[m], err_block[m], fit)
+                self._store(frames, sci_block[m], err_block[m], fit, shifted is None)
             done += 1
             dq_block[m] = self.moved_dq(m, fit.xshift, fit.yshift)
         return sci_block, err_block, dq_block
@@ -278,11 +315,13 @@ class _Aligner:
         shifts = np.array([(fit.xshift, fit.yshift) for fit in fits])
         return blocks, {"variances": self.variance_shifter.planes(shifts, blocks[1])}
 
-    def _store(self, frames, sci, err, fit):
-        """One shifted (SCI, ERR or ERR²) frame pair into its product planes."""
+    def _store(self, frames, sci, err, fit, with_sci=True):
+        """One shifted (SCI, ERR or ERR²) frame pair into its product planes (the ERR one
+        alone without ``with_sci``: the SCI plane is there already)."""
         ny, nx = self.shape
         top, left = (0, 0) if self.pad is None else (self.pad[0][0], self.pad[1][0])
-        sci[...] = frames[0, top : top + ny, left : left + nx]
+        if with_sci:
+            sci[...] = frames[0, top : top + ny, left : left + nx]
         second = frames[1, top : top + ny, left : left + nx]
         if self.propagate:
             # Rounding can leave a variance a hair below 0 where it is 0.

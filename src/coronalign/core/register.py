@@ -241,6 +241,7 @@ def fit_many(
     science_variance=None,
     reference_variances=None,
     reference_spectra=None,
+    shifted_references=None,
 ):
     """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
 
@@ -275,6 +276,12 @@ def fit_many(
         Real and imaginary parts of ``rfft2`` of each reference image, one per reference
         (:func:`coronalign.core.fourier.single_spectra`), for the errors; computed here
         if not given (the alignment has them already: it shifts the PSFs with them).
+    shifted_references : callable, optional
+        ``shifted_references(d)`` returns the reference images moved by minus the fitted
+        shifts ``d`` (k, 2), float32 (k, ny, nx), the same bits as
+        :func:`coronalign.core.fourier.shift_single` gives from ``reference_spectra``; for
+        the errors, which need them. The alignment shifts its PSFs for the product there
+        once (and keeps them), so the errors cost no transform of their own.
 
     Returns
     -------
@@ -333,6 +340,7 @@ def fit_many(
         ),
         science_variance,
         reference_variances,
+        None if shifted_references is None else shifted_references(d),
     )
     if science_variance is None or reference_variances is None:
         stat = hessian_errors(a_terms, b_terms, beta, objective, weight_terms.count)

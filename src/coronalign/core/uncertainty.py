@@ -160,9 +160,10 @@ def block_size(length):
     return int(min(max(np.ceil(BLOCK_LENGTHS * length), low), high))
 
 
-def _sums(image, others):
-    """``Σ image · other`` over pixels for each of ``others`` (shape (m, ny, nx))."""
-    return (others * image).sum(axis=(1, 2), dtype=np.float64)
+def _sums(image, others, scratch=None):
+    """``Σ image · other`` over pixels for each of ``others`` (shape (m, ny, nx)); the
+    products go to ``scratch`` (shaped like ``others``) when given."""
+    return np.multiply(others, image, out=scratch).sum(axis=(1, 2), dtype=np.float64)
 
 
 def fit_covariances(
@@ -175,6 +176,7 @@ def fit_covariances(
     reference_spectra,
     science_variance=None,
     reference_variances=None,
+    moved_references=None,
 ):
     """Covariances of ``(xshift, yshift, beta)``: statistical and with the residual's structure.
 
@@ -204,6 +206,11 @@ def fit_covariances(
     reference_variances : sequence of ndarray, shape (ny, nx), optional
         Variance of each PSF pixel, one per fit. Without both variances the statistical
         covariance is NaN (the caller has the residual-variance estimate instead).
+    moved_references : ndarray of float32, shape (k, ny, nx), optional
+        The PSF of each fit moved onto the science image, ``T_{-d} p``, exactly as
+        :func:`coronalign.core.fourier.shift_single` makes it from ``reference_spectra``
+        (the aligned SCI planes of the product are these images): given, the inverse
+        transform per fit is saved; by default it is made here.
 
     Returns
     -------
@@ -222,42 +229,49 @@ def fit_covariances(
     count = len(beta)
     fy, fx = rfft_frequencies(ny, nx)
     # d/d(dx) of the phase exp(-2πi fx dx) is -2πi fx times it (likewise along rows).
-    parts = np.stack(
-        (
-            science_spectrum,
-            complex_multiply(science_spectrum, -2j * np.pi * fx[None, :]),
-            complex_multiply(science_spectrum, -2j * np.pi * fy[:, None]),
-        )
-    )
     # s, D_x s, D_y s: the images u of the sandwich moved back by -d (T_{-d} u = β D s and
-    # s), the same for every fit of this science image. Single precision: the errors need
-    # a few digits, and float32 transforms and products take a fraction of the time.
-    images = scipy.fft.irfft2(parts, s=shape).astype(np.float32)
+    # s), the same for every fit of this science image. Single precision (spectra rounded
+    # to it, float32 transforms): the errors need a few digits, and float32 transforms and
+    # products take a fraction of the time.
+    parts = np.empty((3, *science_spectrum.shape), dtype=np.complex64)
+    parts[0] = science_spectrum
+    complex_multiply(science_spectrum, -2j * np.pi * fx[None, :], out=parts[1])
+    complex_multiply(science_spectrum, -2j * np.pi * fy[:, None], out=parts[2])
+    images = scipy.fft.irfft2(parts, s=shape, overwrite_x=True)
+    del parts
     science = images[0]
-    products = np.stack(
-        [images[k] * images[m] for k in range(3) for m in range(k, 3)]
-    )  # (s s, s Dx, s Dy, Dx Dx, Dx Dy, Dy Dy)
+    products = np.empty((6, ny, nx), dtype=np.float32)  # s s, s Dx, s Dy, Dx Dx, Dx Dy, Dy Dy
     pairs = [(k, m) for k in range(3) for m in range(k, 3)]
+    for j, (k, m) in enumerate(pairs):
+        np.multiply(images[k], images[m], out=products[j])
     # powers of β in u_k u_m, with u = (β D_x s, β D_y s, s) ordered as (x, y, β)
     order = {0: 2, 1: 0, 2: 1}  # images index -> parameter index
     noise = science_variance is not None and reference_variances is not None
     v_s = _clean_variance(science_variance) if noise else None
-    phases = single_phases(shape, -d[:, 0], -d[:, 1])
-    moved = np.empty((1, ny, nx), dtype=np.float32)
+    if moved_references is None:
+        phases = single_phases(shape, -d[:, 0], -d[:, 1])
+        moved = np.empty((1, ny, nx), dtype=np.float32)
     statistical_c = np.zeros((count, 3, 3))
     gradient = np.zeros((count, 3, 3))
     blocks = np.zeros(count, dtype=int)
     frames = {}
+    # |∇s|² (the same for every frame), for the boxes of the information
+    gradient_energy = images[1] * images[1] + images[2] * images[2]
     total_weight = max(float(np.sum(weight)), 1e-300)
     for i in range(count):
         # The PSF moved onto the science image (T_{-d} p); the weight and the PSF's
         # variance moved by whole pixels (they need no sub-pixel accuracy here).
-        one = (reference_spectra[0][i : i + 1], reference_spectra[1][i : i + 1])
-        shift_single(one, tuple(phase[i] for phase in phases), moved)
+        if moved_references is None:
+            one = (reference_spectra[0][i : i + 1], reference_spectra[1][i : i + 1])
+            shift_single(one, tuple(phase[i] for phase in phases), moved)
+        else:
+            moved = moved_references[i : i + 1]
         b = np.float32(beta[i])
         roll = (-round(float(d[i, 1])), -round(float(d[i, 0])))
         if roll not in frames:
-            frames[roll] = _Frame(weight, roll, images, products, v_s if noise else None)
+            frames[roll] = _Frame(
+                weight, roll, images, products, v_s if noise else None, gradient_energy
+            )
         frame = frames[roll]
         box = frame.box  # the weight's support: nothing outside it counts
         w, science, derivatives, buffer = (
@@ -273,7 +287,7 @@ def fit_covariances(
                 v_p = np.roll(v_p, roll, axis=(0, 1))
             np.fmax(v_p[box], 0.0, out=buffer)  # NaN and negative values count as zero
             buffer *= frame.square
-            sums = _sums(buffer, frame.products) + float(b * b) * frame.science_noise
+            sums = _sums(buffer, frame.products, frame.scratch) + float(b * b) * frame.science_noise
             for (k, m), value in zip(pairs, sums, strict=True):
                 p, q = order[k], order[m]
                 statistical_c[i, p, q] = statistical_c[i, q, p] = value * scale[k] * scale[m]
@@ -289,8 +303,9 @@ def fit_covariances(
         # Neither scatters the fit; over a block both add up coherently: both are taken
         # out (the contributions still sum to zero).
         pull = float(np.sum(mean, dtype=np.float64)) / frame.science_energy
-        weighted = moved[0][box]
-        weighted -= (b + np.float32(pull)) * science
+        # (not in place: the moved PSF may be the product's plane)
+        weighted = (b + np.float32(pull)) * science
+        np.subtract(moved[0][box], weighted, out=weighted)
         weighted *= w
         blocks[i] = block_size(frame.correlation_length(weighted))
         contributions = frame.contributions
@@ -329,13 +344,13 @@ class _Frame:
     """What every fit whose weight is moved by the same whole pixels shares: the weight,
     cut to the box of its support, and the images and sums that depend on it alone."""
 
-    def __init__(self, weight, roll, images, products, science_variance):
+    def __init__(self, weight, roll, images, products, science_variance, gradient_energy):
         w = weight.astype(np.float32)
         w = np.roll(w, roll, axis=(0, 1)) if any(roll) else w
         # The box of the information: where w |∇s|² is above INFORMATION_FLOOR of its
         # largest value, widened by INFORMATION_MARGIN pixels; outside, the pixels add
         # nothing measurable to either covariance (their u is below the floor).
-        information = w * (images[1] * images[1] + images[2] * images[2])
+        information = w * gradient_energy
         useful = information > INFORMATION_FLOOR * float(np.max(information, initial=0.0))
         rows, columns = _widened(useful.any(axis=1)), _widened(useful.any(axis=0))
         rows &= w.any(axis=1)
@@ -353,13 +368,14 @@ class _Frame:
         self.products = products[:, box[0], box[1]]
         shape = self.weight.shape
         self.buffer = np.empty(shape, dtype=np.float32)
+        self.scratch = np.empty(self.products.shape, dtype=np.float32)
         self.contributions = np.empty((3, *shape), dtype=np.float32)
         energy = np.sum(self.weight * self.science * self.science, dtype=np.float64)
         self.science_energy = max(float(energy), 1e-300)
         if science_variance is not None:
             variance = science_variance[box]
             self.weighted_variance = self.weight * variance
-            self.science_noise = _sums(self.square * variance, self.products)
+            self.science_noise = _sums(self.square * variance, self.products, self.scratch)
         w = self.weight
         self.norm = float(np.sum(self.square, dtype=np.float64))
         self.pair_norm = float(np.sum(w[:, 1:] * w[:, :-1], dtype=np.float64))
