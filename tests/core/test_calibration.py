@@ -128,7 +128,7 @@ def test_over_scenes_the_total_error_describes_the_distance_from_the_stars(
 
 
 def test_outliers_are_far_beyond_their_own_error_too():
-    from coronalign.core.align import _mark_outliers
+    from coronalign.core.outliers import mark_outliers
     from coronalign.dq import FitStatus
 
     # one PSF, six integrations: a fit 0.8 px away from the others (0.01 px apart)
@@ -137,9 +137,9 @@ def test_outliers_are_far_beyond_their_own_error_too():
     for error, expected in ((0.01, FitStatus.OUTLIER), (0.3, FitStatus.CONVERGED)):
         status = np.full(x.shape, FitStatus.CONVERGED, dtype="<U16")
         errors = np.full(x.shape, error)
-        _mark_outliers(x, y, status, errors, errors)
+        mark_outliers(x, y, status, errors, errors)
         assert status[5, 0] == expected  # 0.8 px is 57 sigma at 0.01 px, 1.9 at 0.3 px
         assert (status[:5, 0] == FitStatus.CONVERGED).all()
     status = np.full(x.shape, FitStatus.CONVERGED, dtype="<U16")
-    _mark_outliers(x, y, status, np.full(x.shape, np.nan), np.full(x.shape, np.nan))
+    mark_outliers(x, y, status, np.full(x.shape, np.nan), np.full(x.shape, np.nan))
     assert status[5, 0] == FitStatus.OUTLIER  # no errors: the robust rule alone

@@ -13,6 +13,18 @@ from coronalign.steps.interrupt import termination_signals
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_raises_interrupted_naming_the_outputs_in_progress(signum, tmp_path):
+    # A signal ignored when the process started stays ignored (tested below); a suite run
+    # under nohup starts with SIGHUP ignored, so the default is put back for this test.
+    inherited = signal.getsignal(signum)
+    if inherited is signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        _raises_interrupted(signum, tmp_path)
+    finally:
+        signal.signal(signum, inherited)
+
+
+def _raises_interrupted(signum, tmp_path):
     before = signal.getsignal(signum)
 
     def write():

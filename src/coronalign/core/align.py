@@ -26,11 +26,7 @@ its planes are the unshifted PSFs with every pixel flagged ``DO_NOT_USE``.
 
 Fit statuses (:class:`coronalign.dq.FitStatus`): ``converged``, ``not_converged``,
 ``no_data``, ``out_of_window`` (see :mod:`coronalign.core.register`) and ``outlier``: a
-converged fit farther from the median
-position of the same PSF's fits (over the exposure's integrations) than
-``OUTLIER_SIGMAS`` robust standard deviations (1.4826 × the median distance), than
-``OUTLIER_FLOOR`` pixels and, where the fit's total error is known, than ``OUTLIER_SIGMAS``
-times it.
+converged fit far from the same PSF's other fits (:mod:`coronalign.core.outliers`).
 """
 
 import functools
@@ -47,6 +43,7 @@ from coronalign.core.blur import gaussian_blur
 from coronalign.core.edges import pad_frames, pad_widths
 from coronalign.core.fourier import shift_single, single_phases, single_spectra
 from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
+from coronalign.core.outliers import mark_outliers
 from coronalign.core.pool import can_fork, map_in_processes
 from coronalign.core.results import RESULT_COLUMNS, STATUS_DTYPE, AlignmentResult, Stack
 from coronalign.core.variance import VarianceShifter, clean_variances, variance_phases
@@ -71,12 +68,6 @@ DQ_DO_NOT_USE = np.uint32(dq.DO_NOT_USE)
 DQ_REPLACED = np.uint32(dq.FLUX_ESTIMATED)
 #: Output pixels whose value comes from data wrapped around the frame edge.
 DQ_WRAPPED = np.uint32(dq.DO_NOT_USE | dq.OTHER_BAD_PIXEL)
-
-#: A fit is an outlier beyond this many robust standard deviations of its PSF's fits...
-OUTLIER_SIGMAS = 5.0
-#: ...and this many pixels (integrations of one exposure share the pointing to a few
-#: hundredths of a pixel; a fit in another minimum lies a pixel or more away).
-OUTLIER_FLOOR = 0.5
 
 
 def _median_or_nan(values):
@@ -584,36 +575,7 @@ def _result_table(integrations, rows, npsfs):
                     table[name][row, m] = getattr(fit, name)
             iterations[row, m] = fit.iterations
             status[row, m] = fit.status
-    _mark_outliers(
+    mark_outliers(
         table["xshift"], table["yshift"], status, table["xshift_err"], table["yshift_err"]
     )
     return AlignmentResult(integrations=integrations, iterations=iterations, status=status, **table)
-
-
-def _mark_outliers(xshift, yshift, status, xshift_err=None, yshift_err=None):
-    """Set status ``outlier`` on converged fits far from their PSF's other fits (in place).
-
-    Far: beyond ``OUTLIER_SIGMAS`` robust standard deviations of the PSF's fits and
-    ``OUTLIER_FLOOR`` pixels and, where the fit has a finite total error, beyond
-    ``OUTLIER_SIGMAS`` times that error too (a fit that is merely uncertain, a faint
-    integration, is not an outlier for being far).
-    """
-    for m in range(xshift.shape[1]):
-        rows = np.flatnonzero(status[:, m] == FitStatus.CONVERGED)
-        if rows.size < 3:
-            continue
-        x, y = xshift[rows, m], yshift[rows, m]
-        dx, dy = x - np.median(x), y - np.median(y)
-        distance = np.sqrt(dx * dx + dy * dy)
-        limit = max(OUTLIER_SIGMAS * 1.4826 * np.median(distance), OUTLIER_FLOOR)
-        far = distance > limit
-        if xshift_err is not None:
-            far &= ~(
-                distance <= OUTLIER_SIGMAS * _combined(xshift_err[rows, m], yshift_err[rows, m])
-            )
-        status[rows[far], m] = FitStatus.OUTLIER
-
-
-def _combined(xshift_err, yshift_err):
-    """The error of a shift's length from its two errors (NaN where either is unknown)."""
-    return np.sqrt(xshift_err * xshift_err + yshift_err * yshift_err)
