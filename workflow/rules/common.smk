@@ -351,16 +351,6 @@ def aligned_stacks():
     )
 
 
-def in_stack_folder(pattern, stem):
-    """A file of exposure ``stem`` in the per-stack folder ``pattern`` (``{stack}``)."""
-    return f"{pattern.format(stack=exposure_of(stem).stack)}/{stem}_psfalign"
-
-
-def exposure_of(stem):
-    """The exposure with product stem ``stem``."""
-    return inputs().exposures[stem]
-
-
 def psfmask_override(wildcards):
     """The PSFMASK override file as an input (so a new mask re-runs the jobs), or none."""
     return [config["psfmask"]] if config.get("psfmask") else []
@@ -386,9 +376,10 @@ def every_validation(wildcards):
 
 def every_validation_report(wildcards):
     """The validation report of every exposure, in order (inside :func:`every_validation`)."""
+    folder = rules.validate.output.reports
     return [
-        in_stack_folder(rules.validate.output.reports, stem) + ".json"
-        for stem in stems()
+        f"{folder.format(stack=exposure.stack)}/{stem}_psfalign.json"
+        for stem, exposure in inputs().exposures.items()
     ]
 
 
