@@ -216,9 +216,9 @@ def validate_product(
     shape = None
     if model is not None:
         try:
-            shape = _check_model(model, checks, mode, skipped, reason, expected_shape)
+            shape, usable = _check_model(model, checks, mode, skipped, reason, expected_shape)
             if shape is not None and not skipped:
-                _check_variances(model, checks, shape, _recorded_err_shift(table))
+                _check_variances(model, checks, shape, usable, _recorded_err_shift(table))
         finally:
             model.close()
     if max_shift is None:
@@ -351,13 +351,15 @@ def _outlier_significance(table, outliers):
 
 
 def _check_model(model, checks, mode, skipped, reason, expected):
-    """Shape, finiteness and step status of an open product; returns its shape."""
+    """Shape, finiteness and step status of an open product; returns its shape and where
+    its pixels are usable (not ``DO_NOT_USE``), or (None, None) for a product of the wrong
+    dimension."""
     data = np.asarray(model.data)
     shape = data.shape
     ndim = 3 if (mode == "cube" or skipped) else 4
     if data.ndim != ndim:
         checks.add("shape", False, f"SCI is {data.ndim}D {shape}, expected {ndim}D")
-        return None
+        return None, None
     if expected is not None:
         want = tuple(int(n) for n in expected)
         if skipped:
@@ -412,7 +414,7 @@ def _check_model(model, checks, mode, skipped, reason, expected):
             if unflagged == 0
             else f"{label} has {unflagged} NaN/inf pixels not flagged DO_NOT_USE",
         )
-    return shape
+    return shape, usable
 
 
 def _recorded_err_shift(table):
@@ -434,13 +436,12 @@ def _product_variances(model):
     return found
 
 
-def _check_variances(model, checks, shape, err_shift):
-    """The ``variances`` check of an aligned product that has variance arrays."""
+def _check_variances(model, checks, shape, usable, err_shift):
+    """The ``variances`` check of an aligned product that has variance arrays; ``usable``:
+    where its pixels are not ``DO_NOT_USE`` (from :func:`_check_model`)."""
     arrays = _product_variances(model)
     if not arrays:
         return
-    dq = np.asarray(model.dq) if model.hasattr("dq") else np.zeros(shape, np.uint32)
-    usable = (dq & _DO_NOT_USE) == 0 if dq.shape == shape else np.ones(shape, bool)
     problems, total = [], 0
     for name, values in arrays.items():
         if values.shape != shape:
