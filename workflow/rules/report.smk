@@ -1,5 +1,6 @@
 # The report figures (one job per PSF stack draws the figure of every exposure aligned to
-# it, in one process) and the summary table of all exposures.
+# it, in one process; they do not wait for the validation, so a failed product has its
+# figure too) and the summary table of all exposures.
 
 
 rule plot:
@@ -8,7 +9,6 @@ rule plot:
         shifts=of_stack(rules.align.output.shifts),
         science=stack_science,
         psfstack=stack_path,
-        validation=rules.validate.output.reports,
         selections=of_stack(rules.psfmask.output.selection),
     output:
         figures=report(
@@ -22,6 +22,7 @@ rule plot:
         "logs/plot/{stack}.log",
     benchmark:
         "results/benchmarks/plot/{stack}.tsv"
+    priority: 1
     conda:
         CONDA_ENV
     script:
