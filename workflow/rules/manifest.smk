@@ -19,6 +19,7 @@ rule manifest:
         "results/benchmarks/manifest/manifest.tsv"
     conda:
         CONDA_ENV
+    threads: 2  # the digests of the products, read two at a time
     params:
         record=f"{RECORDS}/products.json",
     script:

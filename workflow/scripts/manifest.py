@@ -6,6 +6,7 @@ from coronalign.steps.coron3_manifest import add_coron3_products
 from coronalign.steps.records import keep_manifest_record, keep_record
 
 command = ["manifest", *snakemake.input.products, "-o", snakemake.output.manifest]
+command += ["--threads", snakemake.threads]
 if snakemake.input.inputs_lock:  # inputs from MAST: the manifest carries their lock
     command += ["--inputs-lock", snakemake.input.inputs_lock[0]]
 run_from_snakemake(snakemake, command)

@@ -404,13 +404,19 @@ def _add_manifest(subparsers):
         help="the inputs lock of the run (`coronalign download`): embedded whole, so the "
         "manifest alone pins the inputs and the results",
     )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="products read and digested at once (default 1)",
+    )
     parser.set_defaults(handler=_run_manifest)
 
 
 def _run_manifest(args):
     from coronalign.steps.manifest import write_manifest
 
-    write_manifest(args.products, args.output, inputs_lock=args.inputs_lock)
+    write_manifest(args.products, args.output, inputs_lock=args.inputs_lock, threads=args.threads)
 
 
 def _add_verify(subparsers):

@@ -15,6 +15,7 @@ bit for bit, which is how a published reduction is reproduced. A manifest of a r
 
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,7 @@ from coronalign.io.provenance import (
 )
 from coronalign.io.reports import write_json_report
 from coronalign.io.strict_load import load_json
-from coronalign.steps.align_refs import align_files, skip_alignment
 from coronalign.steps.download import verify_inputs_lock
-from coronalign.steps.parameters import StepParameters
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -75,7 +74,7 @@ def _product_record(path):
 ENVIRONMENT_LOCK_KEY = "environment_lock"
 
 
-def build_manifest(products, *, inputs_lock=None, environment_lock=None):
+def build_manifest(products, *, inputs_lock=None, environment_lock=None, threads=1):
     """A manifest of products written by coronalign.
 
     Parameters
@@ -87,6 +86,9 @@ def build_manifest(products, *, inputs_lock=None, environment_lock=None):
     environment_lock : path-like, optional
         The environment lock to record (default: ``requirements/lock.txt`` of the
         repository coronalign runs from).
+    threads : int, optional
+        Products read and digested at once (SHA-256 releases the GIL: the digests of a
+        run's products, a GB or more, are most of a manifest's time).
 
     Returns
     -------
@@ -106,11 +108,13 @@ def build_manifest(products, *, inputs_lock=None, environment_lock=None):
     if inputs_lock is not None:
         pinned = read_inputs_lock(inputs_lock)
         manifest[MANIFEST_KEY] = lock_document(pinned.files.values(), pinned.folder)
-    manifest["products"] = [_product_record(Path(path)) for path in products]
+    paths = [Path(path) for path in products]
+    with ThreadPoolExecutor(max_workers=max(1, int(threads))) as pool:
+        manifest["products"] = list(pool.map(_product_record, paths))  # in the given order
     return manifest
 
 
-def write_manifest(products, output, *, inputs_lock=None, environment_lock=None):
+def write_manifest(products, output, *, inputs_lock=None, environment_lock=None, threads=1):
     """Build a manifest and write it as JSON, atomically.
 
     Parameters
@@ -121,6 +125,8 @@ def write_manifest(products, output, *, inputs_lock=None, environment_lock=None)
         The manifest file.
     inputs_lock, environment_lock : path-like, optional
         As :func:`build_manifest`.
+    threads : int, optional
+        As :func:`build_manifest`.
 
     Returns
     -------
@@ -129,7 +135,9 @@ def write_manifest(products, output, *, inputs_lock=None, environment_lock=None)
     """
     products = list(products)
     check_outputs([("manifest", output)], [("product", path) for path in products])
-    manifest = build_manifest(products, inputs_lock=inputs_lock, environment_lock=environment_lock)
+    manifest = build_manifest(
+        products, inputs_lock=inputs_lock, environment_lock=environment_lock, threads=threads
+    )
     write_json_report(output, manifest)
     log.info("wrote manifest of %d product(s) to %s", len(manifest["products"]), output)
     return manifest
@@ -151,6 +159,11 @@ def _resolve(path, base):
 
 def _rerun(entry, base, scratch):
     """Make the product of ``entry`` again in ``scratch``; return the new file."""
+    # Imported here: writing a manifest needs none of the alignment (its imports cost more
+    # than half a second of the manifest job).
+    from coronalign.steps.align_refs import align_files, skip_alignment
+    from coronalign.steps.parameters import StepParameters
+
     inputs = {role: _resolve(item["path"], base) for role, item in entry["inputs"].items()}
     parameters = StepParameters.from_record(entry["parameters"])
     output = Path(scratch) / Path(entry["product"]).name

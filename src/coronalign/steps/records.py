@@ -303,14 +303,17 @@ def keep_stack_record(stack_path, members, record_path, *, subject):
 # The manifest: the values of every product
 
 
-def _product_entry(product, base):
+def _product_entry(product, base, stack_digests):
     inputs = {}
     for role, item in product.get("inputs", {}).items():
         path = Path(item["path"])
         path = path if path.is_absolute() else Path(base) / path
-        # a re-made stack file differs by its date: its values are what matters here
+        # a re-made stack file differs by its date: its values are what matters here (one
+        # digest per stack, whose exposures share it)
         derived = role == "psfstack" and path.is_file()
-        inputs[role] = data_sha256(path) if derived else item.get("sha256")
+        if derived and path not in stack_digests:
+            stack_digests[path] = data_sha256(path)
+        inputs[role] = stack_digests[path] if derived else item.get("sha256")
     return {
         "data_sha256": product["data_sha256"],
         "inputs": inputs,
@@ -337,8 +340,9 @@ def _coron3_entry(product, base):
 
 
 def _manifest_entry(manifest, base):
+    stack_digests = {}
     products = {
-        Path(product["product"]).name: _product_entry(product, base)
+        Path(product["product"]).name: _product_entry(product, base, stack_digests)
         for product in manifest.get("products", [])
     }
     entry = {"products": products}
