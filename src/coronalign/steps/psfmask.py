@@ -9,7 +9,6 @@ reads.
 
 import logging
 
-from coronalign.io.models import open_model
 from coronalign.io.paths import check_outputs
 from coronalign.references.crds import select_psfmask
 from coronalign.references.selection import write_psfmask_selection
@@ -49,6 +48,10 @@ def choose_psfmask(
         log.info("--override given: the CRDS options are not used")
     crds_parameters = None
     if override is None:
+        # Imported here: with an override nothing is read, and the data-model layer's
+        # imports were half of a psfmask job (one per exposure, on the main host).
+        from coronalign.io.models import open_model
+
         model = open_model(science, "science exposure")
         crds_parameters = model.get_crds_parameters()
         model.close()
