@@ -274,10 +274,12 @@ def _add_validate(subparsers):
         "validate",
         help="validate a _psfalign product and its shift table",
         description=(
-            "Check a product: schema, shape, finite SCI/ERR, S_PSFALI, every shift within "
-            "max_shift of its prior, no fit on the edge of its search window (out_of_window), "
-            "every fit converged (fits without data and outliers are warnings). Writes a JSON "
-            "report and exits with status 2 if a check fails."
+            "Check a product: schema, shape, finite SCI/ERR, its VAR_* arrays where it has "
+            "them (SCI's shape, finite where usable, none negative when propagated), "
+            "S_PSFALI, every shift within max_shift of its prior, no fit on the edge of its "
+            "search window (out_of_window), every fit converged (fits without data and "
+            "outliers are warnings). Writes a JSON report and exits with status 2 if a check "
+            "fails."
         ),
     )
     parser.add_argument("product", help="_psfalign product")
