@@ -70,6 +70,18 @@ log = logging.getLogger(__name__)
 _NAMED = 10
 
 _DO_NOT_USE = np.uint32(dq.DO_NOT_USE)
+#: Elements per block of the passes over a product's arrays (about 4 MB of float32): the
+#: temporaries of a block are reused from one block to the next, where whole-array ones
+#: (a 4D product is 37 MB an array) were fresh pages for the kernel to clear every time, most
+#: of a validation's time.
+_BLOCK_ELEMENTS = 1 << 20
+
+
+def _blocks(shape):
+    """Slices of the first axis of an array of ``shape``, about ``_BLOCK_ELEMENTS`` each."""
+    per_index = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    step = max(1, _BLOCK_ELEMENTS // max(per_index, 1))
+    return [slice(start, start + step) for start in range(0, shape[0] if shape else 0, step)]
 
 
 class ValidationError(CoronalignError):
@@ -397,9 +409,14 @@ def _check_model(model, checks, mode, skipped, reason, expected):
         if values.shape != shape:
             checks.add("finite", False, f"{name.upper()} has shape {values.shape}, not {shape}")
             continue
-        bad = ~np.isfinite(values)
-        unflagged = int((bad & usable).sum())
-        flagged = int((bad & ~usable).sum())
+        unflagged = flagged = 0
+        for block in _blocks(shape):
+            bad = ~np.isfinite(values[block])
+            found = int(np.count_nonzero(bad))
+            if found:
+                in_usable = int(np.count_nonzero(bad & usable[block]))
+                unflagged += in_usable
+                flagged += found - in_usable
         label = "SCI" if name == "data" else "ERR"
         if flagged:
             checks.warn(f"{label} has {flagged} non-finite pixels flagged DO_NOT_USE")
@@ -442,20 +459,22 @@ def _check_variances(model, checks, shape, usable, err_shift):
     arrays = _product_variances(model)
     if not arrays:
         return
-    problems, total = [], 0
+    problems = []
     for name, values in arrays.items():
         if values.shape != shape:
             problems.append(f"{name} has shape {values.shape}, not {shape}")
             continue
-        unflagged = int((~np.isfinite(values) & usable).sum())
+        unflagged = negative = 0
+        for block in _blocks(shape):
+            part = values[block]
+            unflagged += int(np.count_nonzero(~np.isfinite(part) & usable[block]))
+            negative += int(np.count_nonzero(part < 0))
         if unflagged:
             problems.append(f"{name} has {unflagged} NaN/inf pixels not flagged DO_NOT_USE")
-        negative = int((values < 0).sum())
         if negative and err_shift == "propagated":
             problems.append(f"{name} has {negative} negative pixels")
         elif negative:
             checks.warn(f"{name} has {negative} negative pixels (shifted as signal: official)")
-        total = total + values.astype(np.float64)
     names = ", ".join(arrays)
     checks.add(
         "variances",
@@ -464,10 +483,19 @@ def _check_variances(model, checks, shape, usable, err_shift):
     )
     if problems or err_shift != "propagated":
         return
-    err = np.asarray(model.err, dtype=np.float64)
-    good = usable & np.isfinite(err) & (err > 0)
-    if good.any():
-        median = float(np.median(np.abs(total[good] / np.square(err[good]) - 1)))
+    err = np.asarray(model.err)
+    # |(sum of the VAR_* arrays) / ERR² - 1| of every usable pixel with an ERR, block by block
+    # (the sum in float64, the ratios kept in float32 for the median: a 1 % threshold).
+    ratios = []
+    for block in _blocks(shape):
+        err_part = np.asarray(err[block], dtype=np.float64)
+        good = usable[block] & np.isfinite(err_part) & (err_part > 0)
+        if not good.any():
+            continue
+        total = sum(np.asarray(values[block][good], dtype=np.float64) for values in arrays.values())
+        ratios.append(np.abs(total / np.square(err_part[good]) - 1).astype(np.float32))
+    if ratios:
+        median = float(np.median(np.concatenate(ratios)))
         if median > 0.01:
             checks.warn(
                 f"ERR² and {' + '.join(arrays)} differ by {100 * median:.1f} % in the median "
