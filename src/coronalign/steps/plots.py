@@ -215,7 +215,7 @@ def _draw(name, table, sci, psf, first, mask, output):
                 values[pick],
                 yerr=None if errors is None else errors[pick],
                 marker="o",
-                capsize=2,
+                markersize=4,
                 label=f"PSF {m}",
             )
         flagged = np.isin(
@@ -243,7 +243,7 @@ def _draw(name, table, sci, psf, first, mask, output):
         difference = "x_psf - x_sci" if axis == "xshift" else "y_psf - y_sci"
         ax.set_title(f"{difference}; bars: total 1-sigma error ({axis}_err)", fontsize=10)
         ax.grid(alpha=0.3)
-        if len(np.unique(psf_index)) <= 12:
+        if column == 0 and len(np.unique(psf_index)) <= 12:  # the same PSFs in both: once
             ax.legend(fontsize=8)
     low, high = _limits(sci, scaled)
     spread = float(np.nanpercentile(np.abs(residual), 99.5)) if np.isfinite(residual).any() else 1
@@ -254,7 +254,11 @@ def _draw(name, table, sci, psf, first, mask, output):
         stretch = ImageNormalize(sci, interval=PercentileInterval(99.5), stretch=AsinhStretch())
     magma = colormaps["magma"].with_extremes(bad=BAD_PIXEL_GREY)
     panels = (
-        ("science, integration 0", sci, {"norm": stretch, "cmap": magma}),
+        (
+            f"science, integration 0 ({sci.shape[1]} x {sci.shape[0]} px)",
+            sci,
+            {"norm": stretch, "cmap": magma},
+        ),
         (
             f"PSF 0 {'(unaligned) ' if skipped else 'aligned '}/ beta ({beta:.4g})",
             scaled,
@@ -275,9 +279,14 @@ def _draw(name, table, sci, psf, first, mask, output):
         if mask is not None and (mask < MASK_OUTLINE_LEVEL).any():
             ax.contour(mask, levels=[MASK_OUTLINE_LEVEL], colors="cyan", linewidths=0.7, alpha=0.9)
         ax.set_title(title, fontsize=10)
+        # No pixel ticks on the images (every tick is four artists, and the ticks were the
+        # figure's largest cost); the frame is the whole subarray, its size in the title row.
+        ax.set_xticks([])
+        ax.set_yticks([])
         # plain tick labels: the asinh scale's default ones are mathtext (10^k), whose parser
         # costs more on a job's first figure than drawing the whole figure
-        figure.colorbar(shown, ax=ax, shrink=0.8, format=FormatStrFormatter("%.3g"))
+        bar = figure.colorbar(shown, ax=ax, shrink=0.8, format=FormatStrFormatter("%.3g"))
+        bar.locator = MaxNLocator(5)
     legend = "grey: no usable value (non-finite or DO_NOT_USE; for the PSF, its own bad pixels)"
     if mask is not None:
         legend = "cyan: where the PSFMASK weight drops below 0.5 (ignored);  " + legend
