@@ -1,6 +1,6 @@
 # The report figures (one job per PSF stack draws the figure of every exposure aligned to
-# it, in one process; they do not wait for the validation, so a failed product has its
-# figure too) and the summary table of all exposures.
+# it, in one process, once its products passed validation: on Slurm the two are one
+# submission, validate then plot) and the summary table of all exposures.
 
 
 rule plot:
@@ -9,6 +9,7 @@ rule plot:
         shifts=of_stack(rules.align.output.shifts),
         science=stack_science,
         psfstack=stack_path,
+        validation=rules.validate.output.reports,
         selections=of_stack(rules.psfmask.output.selection),
     output:
         figures=report(
