@@ -52,7 +52,6 @@ from coronalign.core.commanded import (
     commanded_offset_distances,
     commanded_offset_summary,
 )
-from coronalign.core.results import VARIANCE_NAMES
 from coronalign.dq import FitStatus
 from coronalign.errors import CoronalignError, InputFileError, ParameterError
 from coronalign.io._asdf_startup import only_needed_extensions
@@ -60,6 +59,7 @@ from coronalign.io.models import open_validated_model, read_sci_shape
 from coronalign.io.paths import check_input, check_outputs
 from coronalign.io.reports import write_json_report
 from coronalign.io.tables import read_shift_table
+from coronalign.steps.array_checks import check_variances, count_nonfinite
 from coronalign.steps.parameters import MODES, parse_max_shift, parse_offset_tolerance
 
 __all__ = ["ValidationError", "expected_shape", "validate_files", "validate_product"]
@@ -70,18 +70,6 @@ log = logging.getLogger(__name__)
 _NAMED = 10
 
 _DO_NOT_USE = np.uint32(dq.DO_NOT_USE)
-#: Elements per block of the passes over a product's arrays (about 4 MB of float32): the
-#: temporaries of a block are reused from one block to the next, where whole-array ones
-#: (a 4D product is 37 MB an array) were fresh pages for the kernel to clear every time, most
-#: of a validation's time.
-_BLOCK_ELEMENTS = 1 << 20
-
-
-def _blocks(shape):
-    """Slices of the first axis of an array of ``shape``, about ``_BLOCK_ELEMENTS`` each."""
-    per_index = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
-    step = max(1, _BLOCK_ELEMENTS // max(per_index, 1))
-    return [slice(start, start + step) for start in range(0, shape[0] if shape else 0, step)]
 
 
 class ValidationError(CoronalignError):
@@ -230,7 +218,7 @@ def validate_product(
         try:
             shape, usable = _check_model(model, checks, mode, skipped, reason, expected_shape)
             if shape is not None and not skipped:
-                _check_variances(model, checks, shape, usable, _recorded_err_shift(table))
+                check_variances(model, checks, shape, usable, _recorded_err_shift(table))
         finally:
             model.close()
     if max_shift is None:
@@ -409,14 +397,7 @@ def _check_model(model, checks, mode, skipped, reason, expected):
         if values.shape != shape:
             checks.add("finite", False, f"{name.upper()} has shape {values.shape}, not {shape}")
             continue
-        unflagged = flagged = 0
-        for block in _blocks(shape):
-            bad = ~np.isfinite(values[block])
-            found = int(np.count_nonzero(bad))
-            if found:
-                in_usable = int(np.count_nonzero(bad & usable[block]))
-                unflagged += in_usable
-                flagged += found - in_usable
+        unflagged, flagged = count_nonfinite(values, usable)
         label = "SCI" if name == "data" else "ERR"
         if flagged:
             checks.warn(f"{label} has {flagged} non-finite pixels flagged DO_NOT_USE")
@@ -438,70 +419,6 @@ def _recorded_err_shift(table):
     """The ``err_shift`` the shift table records (``official`` before the option existed)."""
     parameters = table.meta.get("parameters") or {}
     return str(parameters.get("err_shift", "official"))
-
-
-def _product_variances(model):
-    """The product's variance arrays by extension name: the CubeModel's schema arrays, or a
-    QuadModel's extensions of those names outside its schema."""
-    found = {}
-    extra = getattr(model, "extra_fits", None) if model.hasattr("extra_fits") else None
-    for name in VARIANCE_NAMES:
-        if model.hasattr(name):
-            found[name.upper()] = np.asarray(getattr(model, name))
-        elif extra is not None and hasattr(extra, name.upper()):
-            found[name.upper()] = np.asarray(getattr(extra, name.upper()).data)
-    return found
-
-
-def _check_variances(model, checks, shape, usable, err_shift):
-    """The ``variances`` check of an aligned product that has variance arrays; ``usable``:
-    where its pixels are not ``DO_NOT_USE`` (from :func:`_check_model`)."""
-    arrays = _product_variances(model)
-    if not arrays:
-        return
-    problems = []
-    for name, values in arrays.items():
-        if values.shape != shape:
-            problems.append(f"{name} has shape {values.shape}, not {shape}")
-            continue
-        unflagged = negative = 0
-        for block in _blocks(shape):
-            part = values[block]
-            unflagged += int(np.count_nonzero(~np.isfinite(part) & usable[block]))
-            negative += int(np.count_nonzero(part < 0))
-        if unflagged:
-            problems.append(f"{name} has {unflagged} NaN/inf pixels not flagged DO_NOT_USE")
-        if negative and err_shift == "propagated":
-            problems.append(f"{name} has {negative} negative pixels")
-        elif negative:
-            checks.warn(f"{name} has {negative} negative pixels (shifted as signal: official)")
-    names = ", ".join(arrays)
-    checks.add(
-        "variances",
-        not problems,
-        "; ".join(problems) if problems else f"{names}: SCI's shape, finite where usable",
-    )
-    if problems or err_shift != "propagated":
-        return
-    err = np.asarray(model.err)
-    # |(sum of the VAR_* arrays) / ERR² - 1| of every usable pixel with an ERR, block by block
-    # (the sum in float64, the ratios kept in float32 for the median: a 1 % threshold).
-    ratios = []
-    for block in _blocks(shape):
-        err_part = np.asarray(err[block], dtype=np.float64)
-        good = usable[block] & np.isfinite(err_part) & (err_part > 0)
-        if not good.any():
-            continue
-        total = sum(np.asarray(values[block][good], dtype=np.float64) for values in arrays.values())
-        ratios.append(np.abs(total / np.square(err_part[good]) - 1).astype(np.float32))
-    if ratios:
-        median = float(np.median(np.concatenate(ratios)))
-        if median > 0.01:
-            checks.warn(
-                f"ERR² and {' + '.join(arrays)} differ by {100 * median:.1f} % in the median "
-                "usable pixel (the PSF stack's own arrays do not add up to its ERR², or lack a "
-                "component)"
-            )
 
 
 def _check_table(table, checks, shape, mode, skipped, max_shift):
