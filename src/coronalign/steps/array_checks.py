@@ -113,11 +113,8 @@ def check_variances(model, checks, shape, usable, err_shift):
         if values.shape != shape:
             problems.append(f"{name} has shape {values.shape}, not {shape}")
             continue
-        unflagged = negative = 0
-        for block in blocks(shape):
-            part = values[block]
-            unflagged += int(np.count_nonzero(~np.isfinite(part) & usable[block]))
-            negative += int(np.count_nonzero(part < 0))
+        unflagged, _ = count_nonfinite(values, usable)
+        negative = sum(int(np.count_nonzero(values[block] < 0)) for block in blocks(shape))
         if unflagged:
             problems.append(f"{name} has {unflagged} NaN/inf pixels not flagged DO_NOT_USE")
         if negative and err_shift == "propagated":
