@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/warm_start.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/references.smk"
 include: "workflow/rules/stack.smk"

@@ -138,13 +138,17 @@ def _jobs(results):
     return jobs
 
 
-def run_workflow(program, rundir, work, cores=2, products_only=False):
-    """One workflow run from nothing in ``rundir``; its wall time and jobs."""
+def run_workflow(program, rundir, work, cores=2, products_only=False, settings=None):
+    """One workflow run from nothing in ``rundir``; its wall time and jobs.
+
+    ``settings``: more configuration (e.g. ``{"warm_start": False}``).
+    """
     shutil.rmtree(rundir, ignore_errors=True)
     rundir.mkdir(parents=True)
     config = {
         "asn": [str(Path(program["folder"]) / "jw01234-c100*_coron3_00001_asn.json")],
         "psfmask": program["psfmask"],
+        **(settings or {}),
     }
     (rundir / "config.yaml").write_text(json.dumps(config))
     targets = []
@@ -200,12 +204,16 @@ def program_benchmark(work, venvs, repeats):
     """Interleave the workflow (whole, products only) and the official sequence."""
     program = simulate_program(work)
     out = Path(work) / "out" / "program"
-    rows = {"workflow": [], "workflow_products": [], "official": []}
+    rows = {"workflow": [], "workflow_products": [], "workflow_cold": [], "official": []}
     for repeat in range(repeats):
         print(f"  program: repeat {repeat + 1}/{repeats}", flush=True)
         rows["workflow"].append(run_workflow(program, out / "run", work))
         rows["workflow_products"].append(
             run_workflow(program, out / "products", work, products_only=True)
+        )
+        # every job importing for itself (as before warm start), for the comparison
+        rows["workflow_cold"].append(
+            run_workflow(program, out / "cold", work, settings={"warm_start": False})
         )
         rows["official"].append(run_official(program, out / "official", venvs, work))
     science = sum(len(a["science"]) for a in program["associations"].values())
@@ -224,13 +232,10 @@ def summarize(result):
     median = statistics.median
     align = [job for run in runs["workflow"] for job in run["jobs"] if job["rule"] == "align"]
     overheads = [job["wall_s"] - job["step_s"] for job in align if job["step_s"] is not None]
-    per_rule, per_run = {}, {}
-    for number, run in enumerate(runs["workflow"]):
-        for job in run["jobs"]:
-            per_rule.setdefault(job["rule"], []).append(job["wall_s"])
-            sums = per_run.setdefault(job["rule"], [0.0] * len(runs["workflow"]))
-            sums[number] += job["wall_s"]
+    cold = runs.get("workflow_cold") or []
     return {
+        "workflow_cold_s": median(run["wall_s"] for run in cold) if cold else None,
+        "per_rule_cold": _per_rule(cold) if cold else {},
         "workflow_s": median(run["wall_s"] for run in runs["workflow"]),
         "workflow_products_s": median(run["wall_s"] for run in runs["workflow_products"]),
         "workflow_tail_s": median(run.get("tail_s", float("nan")) for run in runs["workflow"]),
@@ -249,10 +254,22 @@ def summarize(result):
         "align_step_s": median(job["step_s"] for job in align if job["step_s"] is not None),
         "align_overhead_s": median(overheads) if overheads else float("nan"),
         "jobs": len(runs["workflow"][0]["jobs"]),
-        "per_rule": {
-            rule: (len(times) // len(runs["workflow"]), median(times), median(per_run[rule]))
-            for rule, times in per_rule.items()
-        },
+        "per_rule": _per_rule(runs["workflow"]),
+    }
+
+
+def _per_rule(runs):
+    """Per rule: jobs per run, median wall per job, median sum of the job walls per run."""
+    median = statistics.median
+    per_rule, per_run = {}, {}
+    for number, run in enumerate(runs):
+        for job in run["jobs"]:
+            per_rule.setdefault(job["rule"], []).append(job["wall_s"])
+            sums = per_run.setdefault(job["rule"], [0.0] * len(runs))
+            sums[number] += job["wall_s"]
+    return {
+        rule: (len(times) // len(runs), median(times), median(per_run[rule]))
+        for rule, times in per_rule.items()
     }
 
 
@@ -280,22 +297,33 @@ def markdown(program):
         f"**{summary['official_s'] / summary['workflow_products_s']:.1f}×** |",
         f"| coronalign workflow, everything | {summary['workflow_s']:.1f} s | "
         f"**{summary['official_s'] / summary['workflow_s']:.1f}×** |",
+    ]
+    if summary.get("workflow_cold_s"):
+        lines.append(
+            "| coronalign workflow, everything, `warm_start: false` (each job imports for "
+            f"itself) | {summary['workflow_cold_s']:.1f} s | "
+            f"{summary['official_s'] / summary['workflow_cold_s']:.1f}× |"
+        )
+    lines += [
         "",
         f"Of the official runs' time, {summary['official_step_s']:.1f} s is inside its step and "
         "save calls (the rest: its start-up and imports).",
         "",
         f"Per align job (one science exposure): {summary['align_job_s']:.2f} s recorded by "
         f"Snakemake (`benchmark:`), of which the step itself reported {summary['align_step_s']:.2f} s: "
-        f"{summary['align_overhead_s']:.2f} s per job is Snakemake's start of the script, the "
-        "interpreter and the imports.",
+        f"{summary['align_overhead_s']:.2f} s per job is Snakemake's start of the job's script "
+        "and its hand-over to the warm-start server (docs/workflow.md).",
         "",
         "Where the workflow's time goes (the rules' `benchmark:` files; medians over the runs):",
         "",
-        "| rule | jobs per run | wall per job | sum of job walls per run |",
-        "|---|---|---|---|",
+        "| rule | jobs per run | wall per job | sum of job walls per run | "
+        "wall per job, `warm_start: false` |",
+        "|---|---|---|---|---|",
     ]
+    cold = summary.get("per_rule_cold", {})
     for rule, (count, wall, total) in sorted(summary["per_rule"].items()):
-        lines.append(f"| {rule} | {count} | {wall:.2f} s | {total:.1f} s |")
+        before = f"{cold[rule][1]:.2f} s" if rule in cold else ""
+        lines.append(f"| {rule} | {count} | {wall:.2f} s | {total:.1f} s | {before} |")
     jobs = sum(total for _, _, total in summary["per_rule"].values())
     lines += [
         "",

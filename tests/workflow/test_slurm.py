@@ -265,6 +265,9 @@ def test_every_rule_but_the_local_ones_went_through_sbatch_in_group_jobs(runs):
     assert local.count("psfmask") == N_SCIENCE
     assert not any("psfmask" in rules for rules in ran.values())
     assert not list((runs["slurm"] / ".snakemake" / "slurm_logs").glob("*psfmask*"))
+    # each submitted job ran its own commands: no warm-start server on a cluster
+    for log in (runs["slurm"] / "logs").rglob("*.log"):
+        assert "warm start" not in log.read_text(), log
 
 
 def test_slurm_ran_the_jobs_with_the_requested_cpus_and_memory(runs):

@@ -9,6 +9,8 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from coronalign import simulation
+from coronalign.io.provenance import data_sha256
+from tests.helpers.hostile import running
 from tests.helpers.workflow import (
     exposure_figure,
     run_coronalign,
@@ -124,6 +126,26 @@ def test_real_run_gives_named_shaped_validated_products(data, finished_run):
     assert len(summary) == 1 + len(stems)
     assert all("\tpassed\t" in line for line in summary[1:])
     assert not list(results.rglob(".*partial*"))
+
+
+@pytest.mark.slow
+def test_warm_start_forks_the_jobs_and_changes_no_product(environment, data, finished_run):
+    logs = "".join(log.read_text() for log in (finished_run / "logs" / "align").glob("*.log"))
+    servers = {int(m[1]) for m in re.finditer(r"warm start: .* server \(process (\d+)\)", logs)}
+    assert len(servers) == 1
+    assert not running(servers.pop())  # it ended with the run
+
+    cold = finished_run.parent / f"{finished_run.name}-cold"
+    run = run_snakemake(environment, cold, _asn_config(data, warm_start=False))
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    for log in (cold / "logs").rglob("*.log"):
+        assert "warm start" not in log.read_text()
+    products = sorted((finished_run / "results" / "psfalign").glob("*.fits"))
+    assert products
+    for product in products:
+        again = cold / "results" / "psfalign" / product.name
+        assert data_sha256(again) == data_sha256(product)
 
 
 @pytest.mark.slow

@@ -14,7 +14,13 @@ from coronalign.cli.download import add_download
 from coronalign.cli.simulate import add_simulate
 from coronalign.cli.types import positive_int
 
-__all__ = ["build_parser", "main", "run_each_from_snakemake", "run_from_snakemake"]
+__all__ = [
+    "build_parser",
+    "main",
+    "run_commands",
+    "run_each_from_snakemake",
+    "run_from_snakemake",
+]
 
 
 # Our own worker processes (--threads) parallelise the fits; keep BLAS/OpenMP
@@ -578,19 +584,42 @@ def run_each_from_snakemake(snakemake, commands):
     """
     import contextlib
 
+    from coronalign.cli.warm import run_commands_warm
+
     log = snakemake.log[0] if len(snakemake.log) else None
-    statuses = []
     with contextlib.ExitStack() as stack:
+        stream = sys.stderr
         if log is not None:
             stream = stack.enter_context(open(log, "w", encoding="utf-8", buffering=1))
+        status = run_commands_warm(commands, stream.fileno())
+        if status is None:  # no warm-start server: run them here
             stack.enter_context(contextlib.redirect_stderr(stream))
-        for number, argv in enumerate(commands, start=1):
-            argv = [str(part) for part in argv]
-            # the rule's script ends with the last command
-            status = _main(argv, ends_process=number == len(commands))
-            statuses.append(status)
-            if status and status >= 128:  # stopped by a signal: nothing more runs
-                break
+            status = run_commands(commands)
+    if status:
+        sys.exit(status)
+
+
+def run_commands(commands):
+    """Run commands in turn in this process (see :func:`run_each_from_snakemake`).
+
+    Parameters
+    ----------
+    commands : sequence of sequence
+        The commands, each with its arguments (converted to ``str``); the process ends
+        after the last.
+
+    Returns
+    -------
+    int
+        The first failure's exit status, or 0.
+    """
+    statuses = []
+    for number, argv in enumerate(commands, start=1):
+        argv = [str(part) for part in argv]
+        # the rule's script ends with the last command
+        status = _main(argv, ends_process=number == len(commands))
+        statuses.append(status)
+        if status and status >= 128:  # stopped by a signal: nothing more runs
+            break
     failed = [status for status in statuses if status]
-    if failed:
-        sys.exit(failed[0])
+    return failed[0] if failed else 0
