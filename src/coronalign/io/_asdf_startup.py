@@ -35,7 +35,7 @@ import types
 
 import numpy as np
 
-__all__ = ["file_tags", "install", "only_needed_extensions"]
+__all__ = ["file_tags", "install", "load_every_extension", "only_needed_extensions"]
 
 
 def install():
@@ -67,6 +67,18 @@ def install():
 
     _manifest.yaml = types.SimpleNamespace(safe_load=safe_load)
     return True
+
+
+def load_every_extension():
+    """Load every installed asdf extension now (what asdf does on its first use).
+
+    For a process that forks others (the workflow's warm-start server): its children then
+    read any file, one with a gwcs WCS included, without loading them again.
+    """
+    install()
+    import asdf
+
+    asdf.get_config().extensions  # noqa: B018 (the property loads them)
 
 
 # ---------------------------------------------------------------------------------------
