@@ -47,10 +47,10 @@ def server(tmp_path_factory):
     assert process.wait(timeout=30) == 0
 
 
-def _warm(commands, log, socket_path, monkeypatch):
+def _warm(commands, log, socket_path, monkeypatch, then=()):
     monkeypatch.setenv(SOCKET_VARIABLE, str(socket_path))
     with open(log, "w") as stream:
-        return run_commands_warm(commands, stream.fileno())
+        return run_commands_warm(commands, stream.fileno(), then=then)
 
 
 def test_a_forked_command_writes_the_same_product_as_one_run_here(
@@ -154,3 +154,26 @@ def test_the_server_ends_with_its_parent(tmp_path):
     parent.wait()
     assert server.wait(timeout=30) == 0
     assert not path.exists()
+
+
+def test_the_calls_after_the_commands_speak_on_the_console_and_can_fail(
+    dataset, server, tmp_path, monkeypatch, capfd
+):
+    selection, log = tmp_path / "selection.json", tmp_path / "job.log"
+    command = ["psfmask", dataset["science"], "-o", selection, "--override", dataset["psfmask"]]
+    keep = [str(log), "keep_selection_record", str(selection), str(tmp_path / "record.json")]
+    record = ("coronalign.steps.records:keep_record", keep, {"subject": "x"})
+    stop = ("sys:exit", [3], {})
+
+    assert _warm([command], log, server, monkeypatch, then=[record]) == 0
+    first, logged = capfd.readouterr().err, log.read_text()
+    assert _warm([command], log, server, monkeypatch, then=[stop, record]) == 3
+
+    # the record's message on the job's own standard error (Snakemake's console), and in
+    # its log after the command's messages
+    message = f"x: CRDS selection recorded in {tmp_path / 'record.json'}\n"
+    assert first == message
+    assert logged.endswith(message)
+    assert "INFO" in logged.removesuffix(message)
+    assert (tmp_path / "record.json").is_file()
+    assert not capfd.readouterr().err  # after the call that exits, none is made

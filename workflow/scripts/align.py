@@ -1,6 +1,6 @@
 """Script of the `align` rule: `coronalign align` on one science exposure."""
 
-from coronalign.cli import run_from_snakemake
+from coronalign.cli.jobs import run_from_snakemake
 
 run_from_snakemake(
     snakemake,

@@ -1,6 +1,6 @@
 """Script of the `check_psfstack` rule: `coronalign check-psfstack` on one stack."""
 
-from coronalign.cli import run_from_snakemake
+from coronalign.cli.jobs import run_from_snakemake
 
 run_from_snakemake(
     snakemake,

@@ -6,7 +6,7 @@ never written to the log.
 
 from pathlib import Path
 
-from coronalign.cli import run_from_snakemake
+from coronalign.cli.jobs import run_from_snakemake
 
 mast = snakemake.params.mast
 command = ["download", *mast["associations"], *mast["exposures"], "--to", mast["folder"]]

@@ -4,7 +4,7 @@ outlined, the PSF stack's bad pixels masked."""
 
 from pathlib import Path
 
-from coronalign.cli import run_each_from_snakemake
+from coronalign.cli.jobs import run_each_from_snakemake
 
 folder = Path(snakemake.output.figures)
 folder.mkdir(parents=True, exist_ok=True)

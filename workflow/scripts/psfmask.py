@@ -5,8 +5,7 @@ The override, or the CRDS best reference: fetched from the CRDS server into the 
 a read-only cache without any network.
 """
 
-from coronalign.cli import run_from_snakemake
-from coronalign.steps.records import keep_record, keep_selection_record
+from coronalign.cli.jobs import run_from_snakemake
 
 crds = snakemake.params.crds
 command = ["psfmask", snakemake.input.science, "-o", snakemake.output.selection]
@@ -19,14 +18,18 @@ else:
         command += ["--crds-context", crds["context"]]
     if not crds.get("offline") and crds.get("server_url"):
         command += ["--crds-server-url", crds["server_url"]]
-run_from_snakemake(snakemake, command)
-
 # the choice against its record (kept outside the outputs): another file is said, or stops
-keep_record(
-    snakemake.log[0],
-    keep_selection_record,
-    snakemake.output.selection,
-    snakemake.params.record,
-    subject=snakemake.wildcards.stem,
-    pinned_context=None if snakemake.params.override else crds.get("context"),
+record = (
+    "coronalign.steps.records:keep_record",
+    [
+        snakemake.log[0],
+        "keep_selection_record",
+        snakemake.output.selection,
+        snakemake.params.record,
+    ],
+    {
+        "subject": snakemake.wildcards.stem,
+        "pinned_context": None if snakemake.params.override else crds.get("context"),
+    },
 )
+run_from_snakemake(snakemake, command, then=[record])

@@ -1,7 +1,7 @@
 """Script of the `summary` rule: `coronalign summarize` on every exposure (its validation
 report, in its PSF stack's validation folder, and its shift table)."""
 
-from coronalign.cli import run_from_snakemake
+from coronalign.cli.jobs import run_from_snakemake
 
 run_from_snakemake(
     snakemake,

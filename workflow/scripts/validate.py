@@ -3,7 +3,7 @@ in one process; a report per product in the rule's folder, named after the produ
 
 from pathlib import Path
 
-from coronalign.cli import run_each_from_snakemake
+from coronalign.cli.jobs import run_each_from_snakemake
 
 folder = Path(snakemake.output.reports)
 folder.mkdir(parents=True, exist_ok=True)

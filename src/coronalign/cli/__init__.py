@@ -14,13 +14,7 @@ from coronalign.cli.download import add_download
 from coronalign.cli.simulate import add_simulate
 from coronalign.cli.types import positive_int
 
-__all__ = [
-    "build_parser",
-    "main",
-    "run_commands",
-    "run_each_from_snakemake",
-    "run_from_snakemake",
-]
+__all__ = ["build_parser", "main", "run_command"]
 
 
 # Our own worker processes (--threads) parallelise the fits; keep BLAS/OpenMP
@@ -522,18 +516,32 @@ def main(argv=None):
         0 on success, 2 for a problem with the inputs or parameters, 128 + the signal
         number when stopped by SIGTERM, SIGHUP or SIGINT (unfinished outputs removed).
     """
-    return _main(argv, ends_process=argv is None)
+    return run_command(argv, ends_process=argv is None)
 
 
-def _main(argv, *, ends_process):
-    """:func:`main`; ``ends_process``: the process ends when it returns (its own command)."""
+def run_command(argv, *, ends_process):
+    """:func:`main`, for a caller that runs commands in its own process.
+
+    Parameters
+    ----------
+    argv : list of str
+        Arguments.
+    ends_process : bool
+        Whether the process ends when the command returns (its last command): its worker
+        pools are then not shut down politely.
+
+    Returns
+    -------
+    int
+        The exit status (see :func:`main`).
+    """
     args = build_parser().parse_args(argv)
     args.ends_process = ends_process
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
-        force=True,  # in a rule's script too (see run_from_snakemake), whatever came before
+        force=True,  # in a rule's script too (see coronalign.cli.jobs), whatever came before
     )
     from coronalign.errors import CoronalignError, Interrupted
     from coronalign.steps.interrupt import termination_signals
@@ -551,75 +559,3 @@ def _main(argv, *, ends_process):
         print("coronalign: interrupted", file=sys.stderr)
         return 130
     return status or 0
-
-
-def run_from_snakemake(snakemake, argv):
-    """Run a command for a rule's ``script:`` (run by Snakemake's own Python, or the rule's
-    conda environment: never what is on PATH), its messages in the rule's log file.
-
-    Parameters
-    ----------
-    snakemake : snakemake.script.Snakemake
-        The object Snakemake gives the script.
-    argv : sequence
-        The command and its arguments (converted to ``str``).
-    """
-    run_each_from_snakemake(snakemake, [argv])
-
-
-def run_each_from_snakemake(snakemake, commands):
-    """Run several commands in turn in one process for a rule's ``script:`` (e.g. the
-    validation of every product of an association), their messages in the rule's log.
-
-    One process pays the start of Python and the imports once for all the commands. Every
-    command runs, also after one has failed, so the log names every failure; the script
-    then ends with the first failure's exit status (Snakemake removes the job's outputs).
-
-    Parameters
-    ----------
-    snakemake : snakemake.script.Snakemake
-        The object Snakemake gives the script.
-    commands : sequence of sequence
-        The commands, each with its arguments (converted to ``str``).
-    """
-    import contextlib
-
-    from coronalign.cli.warm import run_commands_warm
-
-    log = snakemake.log[0] if len(snakemake.log) else None
-    with contextlib.ExitStack() as stack:
-        stream = sys.stderr
-        if log is not None:
-            stream = stack.enter_context(open(log, "w", encoding="utf-8", buffering=1))
-        status = run_commands_warm(commands, stream.fileno())
-        if status is None:  # no warm-start server: run them here
-            stack.enter_context(contextlib.redirect_stderr(stream))
-            status = run_commands(commands)
-    if status:
-        sys.exit(status)
-
-
-def run_commands(commands):
-    """Run commands in turn in this process (see :func:`run_each_from_snakemake`).
-
-    Parameters
-    ----------
-    commands : sequence of sequence
-        The commands, each with its arguments (converted to ``str``); the process ends
-        after the last.
-
-    Returns
-    -------
-    int
-        The first failure's exit status, or 0.
-    """
-    statuses = []
-    for number, argv in enumerate(commands, start=1):
-        argv = [str(part) for part in argv]
-        # the rule's script ends with the last command
-        status = _main(argv, ends_process=number == len(commands))
-        statuses.append(status)
-        if status and status >= 128:  # stopped by a signal: nothing more runs
-            break
-    failed = [status for status in statuses if status]
-    return failed[0] if failed else 0

@@ -41,39 +41,16 @@ __all__ = ["preload", "run_commands_warm", "serve", "start_server", "stop_server
 #: The environment variable naming the server's socket, set for the jobs by the workflow.
 SOCKET_VARIABLE = "CORONALIGN_WARM_SOCKET"
 
-#: What the server imports before it serves: the commands' heavy imports.
-PRELOADED = (
-    "matplotlib.pyplot",
-    "stdatamodels.jwst.datamodels",
-    "coronalign.steps.align_refs",
-    "coronalign.steps.manifest",
-    "coronalign.steps.plots",
-    "coronalign.steps.psfmask",
-    "coronalign.steps.stack_refs",
-    "coronalign.steps.summary",
-    "coronalign.steps.validate",
-)
-
 _LENGTH = struct.Struct("!I")
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def preload():
-    """Import what the rules' commands use, so that the forked children need not.
+    """Import what the rules' commands use, so that the forked children need not
+    (:func:`coronalign.steps.preload.import_for_jobs`)."""
+    from coronalign.steps.preload import import_for_jobs
 
-    asdf's extensions are loaded too (every one: a child then reads any file, a gwcs WCS
-    included, without loading them again).
-    """
-    import importlib
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    for module in PRELOADED:
-        importlib.import_module(module)
-    import asdf
-
-    asdf.get_config().extensions  # noqa: B018 (loads them)
+    import_for_jobs()
 
 
 def serve(path, parent=None):
@@ -138,7 +115,7 @@ def _reap():
 
 def _receive(connection):
     """The request of a job: its standard streams and the rest (a JSON object)."""
-    data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
+    data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 4)
     while len(data) < _LENGTH.size:
         data += _recv_some(connection)
     (length,) = _LENGTH.unpack_from(data)
@@ -197,7 +174,8 @@ def _run_request(fds, request):
     """In the grandchild: become the job (streams, folder, environment), run its commands."""
     status = 1
     try:
-        for target, fd in enumerate(fds):
+        *streams, console = fds
+        for target, fd in enumerate(streams):
             os.dup2(fd, target)
             os.close(fd)
         os.chdir(request["cwd"])
@@ -206,7 +184,7 @@ def _run_request(fds, request):
         for signum in _FORWARDED:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        from coronalign.cli import run_commands
+        from coronalign.cli.jobs import run_calls, run_commands
 
         print(
             f"coronalign: warm start: process {os.getpid()}, forked from the workflow's "
@@ -215,6 +193,12 @@ def _run_request(fds, request):
             flush=True,
         )
         status = run_commands(request["commands"])
+        if not status and request["then"]:
+            with (
+                open(console, "w", encoding="utf-8", buffering=1) as stream,
+                contextlib.redirect_stderr(stream),
+            ):
+                status = run_calls(request["then"])
     except SystemExit as stop:
         status = stop.code if isinstance(stop.code, int) else 1
     except BaseException as error:  # the job must get a status and a word, whatever happened
@@ -226,15 +210,18 @@ def _run_request(fds, request):
     return status
 
 
-def run_commands_warm(commands, stderr_fd):
+def run_commands_warm(commands, stderr_fd, *, then=()):
     """Have the workflow's server run ``commands`` for this job; None if there is none.
 
     Parameters
     ----------
     commands : sequence of sequence of str
-        The commands (see :func:`coronalign.cli.run_each_from_snakemake`).
+        The commands (see :func:`coronalign.cli.jobs.run_each_from_snakemake`).
     stderr_fd : int
         Where the commands' messages go (the job's log file).
+    then : sequence of tuple, optional
+        Calls after the commands, with this process's standard error (see
+        :func:`coronalign.cli.jobs.run_each_from_snakemake`).
 
     Returns
     -------
@@ -250,16 +237,17 @@ def run_commands_warm(commands, stderr_fd):
     except OSError:
         connection.close()
         return None
-    request = json.dumps(
-        {
-            "commands": [list(map(str, c)) for c in commands],
-            "cwd": os.getcwd(),
-            "env": dict(os.environ),
-        }
-    ).encode()
+    request = {
+        "commands": [[str(part) for part in command] for command in commands],
+        "then": [list(call) for call in then],
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+    }
+    request = json.dumps(request).encode()
     previous = {}
     try:
         streams = [_open_or_null(0, os.O_RDONLY), _open_or_null(1, os.O_WRONLY), stderr_fd]
+        streams.append(_open_or_null(2, os.O_WRONLY))  # the console, for the calls
         socket.send_fds(connection, [_LENGTH.pack(len(request)) + request], streams)
         for signum in _FORWARDED:
             previous[signum] = signal.signal(
@@ -290,11 +278,20 @@ def _open_or_null(fd, flags):
     return fd
 
 
-def start_server():
+def start_server(wait=30.0):
     """Start a server for this process's jobs; the socket's path (also set for the jobs).
 
     The server runs in a session of its own (Ctrl-C in the terminal reaches the jobs, not
-    it) with this process's environment.
+    it) with this process's environment. Its imports take about a second; the first jobs
+    wait for them (at most ``wait`` seconds) rather than import everything themselves at
+    the same time.
+
+    Parameters
+    ----------
+    wait : float, optional
+        Seconds to wait for the server to listen; if it is not listening by then (or has
+        ended: its messages are in ``server.log`` next to the socket) the jobs run their
+        commands themselves.
 
     Returns
     -------
@@ -302,17 +299,21 @@ def start_server():
         The socket's path, in a new folder only this user can enter.
     """
     import subprocess
+    import time
 
     folder = tempfile.mkdtemp(prefix="coronalign-warm-")
     path = os.path.join(folder, "socket")
     with open(os.path.join(folder, "server.log"), "w") as log:
-        subprocess.Popen(
+        server = subprocess.Popen(
             [sys.executable, "-m", "coronalign.cli.warm", path, str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,
         )
+    deadline = time.monotonic() + wait
+    while not os.path.exists(path) and server.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     os.environ[SOCKET_VARIABLE] = path
     return path
 

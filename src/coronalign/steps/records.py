@@ -432,9 +432,10 @@ def keep_record(log_path, check, *args, **kwargs):
     ----------
     log_path : path-like or None
         The rule's log file.
-    check : callable
+    check : callable or str
         :func:`keep_selection_record`, :func:`keep_stack_record` or
-        :func:`keep_manifest_record`.
+        :func:`keep_manifest_record`, or its name (a rule's script passes the name:
+        :func:`coronalign.cli.jobs.run_each_from_snakemake` makes the call).
     *args, **kwargs
         Its arguments.
 
@@ -449,6 +450,8 @@ def keep_record(log_path, check, *args, **kwargs):
             with open(log_path, "a", encoding="utf-8") as stream:
                 stream.write(line + "\n")
 
+    if isinstance(check, str):
+        check = {f.__name__: f for f in _CHECKS}[check]
     try:
         outcome = check(*args, **kwargs)
     except CoronalignError as error:
@@ -457,3 +460,6 @@ def keep_record(log_path, check, *args, **kwargs):
     for message in outcome.messages:
         say(message)
     return outcome
+
+
+_CHECKS = (keep_selection_record, keep_stack_record, keep_manifest_record)
