@@ -18,6 +18,8 @@ rule psfmask:
         "logs/psfmask/{stem}.log",
     benchmark:
         "results/benchmarks/psfmask/{stem}.tsv"
+    # first, with the stacks: every alignment waits for its lookup (a tenth of a second)
+    priority: 3
     conda:
         CONDA_ENV
     params:
