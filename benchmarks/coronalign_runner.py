@@ -30,6 +30,13 @@ import time
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
+try:  # the allocator's settings of the command line (cli/allocator.py), where it has them
+    from coronalign.cli.allocator import keep_freed_memory
+except ImportError:  # a source tree from before them (benchmarks/engine.py --baseline)
+    pass
+else:
+    keep_freed_memory()
+
 
 def _anon_mib():
     with open("/proc/self/status") as status:

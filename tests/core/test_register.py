@@ -142,3 +142,31 @@ def test_predicted_convergence_ends_where_one_more_evaluation_would(monkeypatch)
     assert warm.beta == pytest.approx(full.beta, rel=1e-9)
     assert warm.rms == pytest.approx(full.rms, rel=1e-6)
     assert warm.xshift_err == pytest.approx(full.xshift_err, rel=1e-4)
+
+
+def test_a_reused_cross_buffer_gives_the_same_bits():
+    """Fits of one science image after another into the same scratch array (as the
+    alignment does) give the bits of fits with arrays of their own; a wrong one is refused."""
+    shape = (48, 52)
+    weight = border_weight(shape)
+    weight_terms = objective.prepare_weight(weight)
+    references = [
+        objective.prepare_reference(
+            shifted(blob_image(shape, seed=seed), 0.3, -0.2, 1.1), weight_terms
+        )
+        for seed in (1, 2)
+    ]
+    buffer = np.full(objective.Objectives.cross_shape(shape, len(references)), np.nan)
+    for seed, start in ((3, None), (5, (0.2, -0.1))):
+        science = objective.prepare_science(blob_image(shape, seed=seed), weight_terms)
+        starts = [start] * len(references)
+        alone = register.fit_many(science, references, weight_terms, starts=starts)
+        reused = register.fit_many(
+            science, references, weight_terms, starts=starts, cross_buffer=buffer
+        )
+        assert [fit.xshift for fit in alone] == [fit.xshift for fit in reused]
+        assert [fit.yshift_err for fit in alone] == [fit.yshift_err for fit in reused]
+        assert [fit.beta for fit in alone] == [fit.beta for fit in reused]
+    science = objective.prepare_science(blob_image(shape, seed=3), weight_terms)
+    with pytest.raises(ValueError, match="shape"):
+        register.fit_many(science, references, weight_terms, cross_buffer=buffer[:1])

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+from coronalign.cli.allocator import keep_freed_memory
 from coronalign.cli.download import add_download
 from coronalign.cli.simulate import add_simulate
 from coronalign.cli.types import positive_int
@@ -22,6 +23,8 @@ __all__ = ["build_parser", "main", "run_command"]
 # BLAS threads would cost more than they give). Must be set before numpy is imported.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+# The same large temporaries for every integration: kept for reuse (cli/allocator.py).
+keep_freed_memory()
 
 
 def _add_align(subparsers):

@@ -42,7 +42,12 @@ from coronalign.core.badpix import clean_data_planes, clean_plane_stack
 from coronalign.core.blur import gaussian_blur
 from coronalign.core.edges import pad_frames, pad_widths
 from coronalign.core.fourier import shift_single, single_phases, single_spectra
-from coronalign.core.objective import prepare_reference, prepare_science, prepare_weight
+from coronalign.core.objective import (
+    Objectives,
+    prepare_reference,
+    prepare_science,
+    prepare_weight,
+)
 from coronalign.core.outliers import mark_outliers
 from coronalign.core.pool import can_fork, map_in_processes
 from coronalign.core.results import RESULT_COLUMNS, STATUS_DTYPE, AlignmentResult, Stack
@@ -175,6 +180,7 @@ class _Aligner:
         # product (allocated by the first fit that needs it), and the shift of each plane.
         self._shifted_block = None
         self._shifted = {}
+        self._scratch = None
 
     def fit(self, k, starts):
         """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
@@ -208,8 +214,17 @@ class _Aligner:
                 ),
                 reference_spectra=self._fitted_spectra(chunk),
                 shifted_references=self._shifter(chunk),
+                cross_buffer=self._cross_buffer(len(chunk)),
             )
         return fits
+
+    def _cross_buffer(self, count):
+        """The fits' scratch space for ``count`` PSFs, the same array for every integration
+        (fresh pages for each would cost more than some of the arithmetic in it)."""
+        shape = Objectives.cross_shape(self.shape, count)
+        if self._scratch is None or self._scratch.size < np.prod(shape):
+            self._scratch = np.empty(shape)
+        return self._scratch.reshape(-1)[: np.prod(shape)].reshape(shape)
 
     def _shifter(self, chunk):
         """What moves the PSFs of ``chunk`` by minus their fitted shifts for the errors,

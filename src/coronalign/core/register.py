@@ -242,6 +242,7 @@ def fit_many(
     reference_variances=None,
     reference_spectra=None,
     shifted_references=None,
+    cross_buffer=None,
 ):
     """Fit ``(xshift, yshift, beta)`` of several reference PSFs to one science image.
 
@@ -282,6 +283,10 @@ def fit_many(
         :func:`coronalign.core.fourier.shift_single` gives from ``reference_spectra``; for
         the errors, which need them. The alignment shifts its PSFs for the product there
         once (and keeps them), so the errors cost no transform of their own.
+    cross_buffer : ndarray of float64, optional
+        Scratch space for the objective's cross terms
+        (:meth:`coronalign.core.objective.Objectives.cross_shape`), reused by a caller that
+        fits one science image after another (no result depends on it).
 
     Returns
     -------
@@ -300,7 +305,7 @@ def fit_many(
             )
             for p in priors
         ]
-    objectives = Objectives(science_terms, references)
+    objectives = Objectives(science_terms, references, out=cross_buffer)
     fits = _Fits(objectives, priors, tolerance)
     starts = [None] * count if starts is None else list(starts)
     chosen = [None] * count
