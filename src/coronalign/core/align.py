@@ -51,6 +51,7 @@ from coronalign.core.objective import (
 from coronalign.core.outliers import mark_outliers
 from coronalign.core.pool import can_fork, map_in_processes
 from coronalign.core.results import RESULT_COLUMNS, STATUS_DTYPE, AlignmentResult, Stack
+from coronalign.core.scratch import Scratch
 from coronalign.core.variance import VarianceShifter, clean_variances, variance_phases
 from coronalign.dq import FitStatus
 
@@ -180,7 +181,7 @@ class _Aligner:
         # product (allocated by the first fit that needs it), and the shift of each plane.
         self._shifted_block = None
         self._shifted = {}
-        self._scratch = None
+        self._scratch = Scratch(np.float64)  # the fits' cross terms
 
     def fit(self, k, starts):
         """Fit every PSF to science integration ``k`` (cleaned here), from ``starts``."""
@@ -214,17 +215,10 @@ class _Aligner:
                 ),
                 reference_spectra=self._fitted_spectra(chunk),
                 shifted_references=self._shifter(chunk),
-                cross_buffer=self._cross_buffer(len(chunk)),
+                # the same memory for every integration (core/scratch.py)
+                cross_buffer=self._scratch.array(Objectives.cross_shape(self.shape, len(chunk))),
             )
         return fits
-
-    def _cross_buffer(self, count):
-        """The fits' scratch space for ``count`` PSFs, the same array for every integration
-        (fresh pages for each would cost more than some of the arithmetic in it)."""
-        shape = Objectives.cross_shape(self.shape, count)
-        if self._scratch is None or self._scratch.size < np.prod(shape):
-            self._scratch = np.empty(shape)
-        return self._scratch.reshape(-1)[: np.prod(shape)].reshape(shape)
 
     def _shifter(self, chunk):
         """What moves the PSFs of ``chunk`` by minus their fitted shifts for the errors,

@@ -30,6 +30,7 @@ import numpy as np
 from astropy.io import fits
 
 from coronalign.core.results import STATUS_DTYPE, VARIANCE_NAMES, AlignmentResult
+from coronalign.core.scratch import Scratch
 from coronalign.errors import InputFileError
 from coronalign.io import _asdf_startup
 from coronalign.io.atomic import AtomicOutput
@@ -108,7 +109,7 @@ class ProductWriter:
         self._descriptor = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-writer")
         self._pending = []
-        self._conversion = None  # the writes' conversion buffer (_write_row)
+        self._conversion = Scratch(np.uint32)  # where _write_row converts each array
         self._owner = os.getpid()
         try:
             try:
@@ -228,20 +229,13 @@ class ProductWriter:
         for name in self.variances:
             values[name.upper()] = variances[name]
         for name, (offset, dtype) in self._regions.items():
-            stored = self._conversion_buffer(np.shape(values[name])).view(dtype)
+            stored = self._conversion.array(np.shape(values[name])).view(dtype)
             if name == "DQ":
                 # FITS has no unsigned 32-bit type: stored as int32 with BZERO = 2**31.
                 np.bitwise_xor(np.asarray(dq, dtype=np.uint32), np.uint32(2**31), out=stored)
             else:
                 np.copyto(stored, values[name], casting="same_kind")
             self._write_at(memoryview(stored).cast("B"), offset + row * block)
-
-    def _conversion_buffer(self, shape):
-        """A 4-byte-per-value array of ``shape``, the same memory for every call."""
-        count = int(np.prod(shape))
-        if self._conversion is None or self._conversion.size < count:
-            self._conversion = np.empty(count, dtype=np.uint32)
-        return self._conversion[:count].reshape(shape)
 
     def _write_at(self, buffer, position):
         """Write all of ``buffer`` at ``position``; a failure names the file."""
