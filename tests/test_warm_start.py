@@ -141,6 +141,99 @@ def test_a_stopped_job_stops_its_commands_and_leaves_no_output(dataset, tmp_path
     assert process.wait(timeout=30) == 0
 
 
+#: A server's preamble: its imports wait until the file ``{release}`` exists.
+HELD_IMPORTS = """import os, time
+import coronalign.cli.warm as warm
+_preload = warm.preload
+def _held():
+    while not os.path.exists({release!r}):
+        time.sleep(0.01)
+    _preload()
+warm.preload = _held"""
+
+#: A job's preamble: it creates ``{sent}`` once its request is sent and the signals it
+#: forwards have their handlers.
+REQUEST_SENT = """import pathlib, signal, socket
+import coronalign.cli.warm as warm
+_signal = signal.signal
+def _setting(signum, handler):
+    previous = _signal(signum, handler)
+    if all(callable(signal.getsignal(forwarded)) for forwarded in warm._FORWARDED):
+        pathlib.Path({sent!r}).touch()
+    return previous
+signal.signal = _setting
+"""
+
+
+def _waiting_job(command, socket_path, folder):
+    """A job process for ``command`` on the server at ``socket_path``, once it has sent its
+    request (its log: ``folder/job.log``)."""
+    sent = folder / "sent"
+    code = REQUEST_SENT.format(sent=str(sent)) + JOB.format([command])
+    with open(folder / "job.log", "w") as stream:
+        job = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env={**os.environ, SOCKET_VARIABLE: str(socket_path)},
+            cwd=REPOSITORY,
+            stderr=stream,
+        )
+    wait_for(sent.exists, 120, "the job to send its request")
+    return job
+
+
+def test_the_server_listens_before_its_imports_and_serves_the_jobs_that_waited(dataset, tmp_path):
+    release = tmp_path / "release"
+    process, path = _start_server(tmp_path, preamble=HELD_IMPORTS.format(release=str(release)))
+    here, forked = tmp_path / "here_psfalign.fits", tmp_path / "forked_psfalign.fits"
+    assert main(["-q", *align_command(*dataset.values(), here)]) == 0
+    job = _waiting_job(align_command(*dataset.values(), forked), path, tmp_path)
+    assert job.poll() is None  # waiting for the imports
+    assert not forked.exists()
+
+    release.touch()
+
+    assert job.wait(timeout=120) == 0
+    assert "warm start: process" in (tmp_path / "job.log").read_text()  # served, not run here
+    assert data_sha256(forked) == data_sha256(here)
+    path.unlink()
+    assert process.wait(timeout=30) == 0
+
+
+def test_jobs_waiting_for_a_server_whose_imports_fail_run_their_commands_themselves(
+    dataset, tmp_path
+):
+    release = tmp_path / "release"
+    failing = HELD_IMPORTS.format(release=str(release)).replace(
+        "    _preload()", "    raise ImportError('a broken installation')"
+    )
+    process, path = _start_server(tmp_path, preamble=failing)
+    product = tmp_path / "x_psfalign.fits"
+    job = _waiting_job(align_command(*dataset.values(), product), path, tmp_path)
+
+    release.touch()
+
+    assert process.wait(timeout=60) != 0
+    assert job.wait(timeout=120) == 0  # sys.exit(None): given back to the job's script
+    assert "the server ended before it took the job" in (tmp_path / "job.log").read_text()
+    assert not product.exists()  # nothing of the job ran in the server
+
+
+def test_a_job_stopped_while_it_waits_is_not_run(dataset, tmp_path):
+    release = tmp_path / "release"
+    process, path = _start_server(tmp_path, preamble=HELD_IMPORTS.format(release=str(release)))
+    product = tmp_path / "out" / "x_psfalign.fits"
+    product.parent.mkdir()
+    job = _waiting_job(align_command(*dataset.values(), product), path, tmp_path)
+    job.send_signal(signal.SIGTERM)  # forwarded to the server, which has not accepted it yet
+
+    release.touch()
+
+    assert job.wait(timeout=120) == 128 + signal.SIGTERM
+    assert not list(product.parent.iterdir())
+    path.unlink()
+    assert process.wait(timeout=30) == 0
+
+
 def test_the_server_ends_with_its_parent(tmp_path):
     parent = subprocess.Popen(["sleep", "600"])
     path = tmp_path / "socket"

@@ -4,10 +4,12 @@ A rule's job is a new Python process: before it reads a byte it imports numpy, s
 astropy, asdf, stdatamodels (and matplotlib for the figures), about half a second a job,
 which on a program of a few dozen short jobs is a third of the run. With warm start the
 workflow starts one *server* when it starts (``onstart``, local runs only). The server
-imports all that once, then listens on a Unix socket in a private folder. Each job's
-script (a small Python process: :func:`run_commands_warm`) connects, passes its standard
-streams (its log file as stderr), its working folder and environment, and the commands;
-the server forks a child that runs them exactly as the job would have, and the job exits
+listens on a Unix socket in a private folder at once, then imports all that once and fills
+the data models' caches (:mod:`coronalign.io.warm_up`); the workflow and the jobs' own
+start go on meanwhile. Each job's script (a small Python process:
+:func:`run_commands_warm`) connects, passes its standard streams (its log file as stderr),
+its working folder and environment, and the commands; once the server is ready it accepts
+the job and forks a child that runs them exactly as the job would have, and the job exits
 with the child's exit status.
 
 Nothing else changes for the job: one job per exposure, its own log, its exit status, the
@@ -42,15 +44,17 @@ __all__ = ["preload", "run_commands_warm", "serve", "start_server", "stop_server
 SOCKET_VARIABLE = "CORONALIGN_WARM_SOCKET"
 
 _LENGTH = struct.Struct("!I")
+#: What the server answers first, once it has a job's request: it will run the job.
+_ACCEPTED = b"+"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def preload():
-    """Import what the rules' commands use, so that the forked children need not
-    (:func:`coronalign.steps.preload.import_for_jobs`)."""
-    from coronalign.steps.preload import import_for_jobs
+    """Import what the rules' commands use and fill the data models' caches, so that the
+    forked children need not (:func:`coronalign.steps.preload.prepare_for_jobs`)."""
+    from coronalign.steps.preload import prepare_for_jobs
 
-    import_for_jobs()
+    prepare_for_jobs()
 
 
 def serve(path, parent=None):
@@ -62,19 +66,21 @@ def serve(path, parent=None):
     Parameters
     ----------
     path : str
-        Where to listen (created once the imports are done: a job that connects finds the
-        server ready).
+        Where to listen. The socket is created first, then the imports are made: the
+        workflow goes on meanwhile, and a job that connects waits for them (its request is
+        accepted once they are done). If they fail the server ends, and every waiting job,
+        never accepted, runs its commands itself.
     parent : int, optional
         The process whose end stops the server.
     """
     parent = os.getppid() if parent is None else parent
-    preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     staging = f"{path}.{os.getpid()}"
     listener.bind(staging)
     listener.listen(64)
-    os.replace(staging, path)  # a job connects to a ready server or to none
+    os.replace(staging, path)  # a job connects to a listening server or to none
     identity = os.stat(path).st_ino
+    preload()
     listener.settimeout(0.5)
     try:
         while _still_wanted(path, identity, parent):
@@ -114,14 +120,16 @@ def _reap():
 
 
 def _receive(connection):
-    """The request of a job: its standard streams and the rest (a JSON object)."""
+    """The request of a job: its standard streams, the rest (a JSON object), and the signals
+    the job forwarded after it (bytes) while it waited to be accepted."""
     data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 4)
     while len(data) < _LENGTH.size:
         data += _recv_some(connection)
     (length,) = _LENGTH.unpack_from(data)
-    while len(data) < _LENGTH.size + length:
+    end = _LENGTH.size + length
+    while len(data) < end:
         data += _recv_some(connection)
-    return fds, json.loads(data[_LENGTH.size : _LENGTH.size + length])
+    return fds, json.loads(data[_LENGTH.size : end]), data[end:]
 
 
 def _recv_some(connection):
@@ -133,14 +141,23 @@ def _recv_some(connection):
 
 def _serve_job(connection):
     """In a child of the server: run one job's commands in a grandchild; report its status."""
-    fds, request = _receive(connection)
+    fds, request, signals = _receive(connection)
     request["server"] = os.getppid()
+    try:
+        connection.sendall(_ACCEPTED)  # from here on the job is this server's to run
+    except OSError:  # the job is gone (killed while it waited): nothing to run
+        for fd in fds:
+            os.close(fd)
+        connection.close()
+        return
     child = os.fork()
     if child == 0:
         connection.close()
         os._exit(_run_request(fds, request))
     for fd in fds:
         os.close(fd)
+    for signum in signals:  # sent while the job waited (Ctrl-C, Snakemake stopping it)
+        os.kill(child, signum)
     status = _watch(connection, child)
     with contextlib.suppress(OSError):
         connection.sendall(f"{status}\n".encode())
@@ -226,7 +243,8 @@ def run_commands_warm(commands, stderr_fd, *, then=()):
     Returns
     -------
     int or None
-        The commands' exit status; None if no server answers (the caller runs them).
+        The commands' exit status; None if no server takes the job (the caller runs them):
+        none listens, or the one listening ended before it accepted the job.
     """
     path = os.environ.get(SOCKET_VARIABLE)
     if not path:
@@ -255,7 +273,10 @@ def run_commands_warm(commands, stderr_fd, *, then=()):
             )
         answer = b""
         while not answer.endswith(b"\n"):
-            chunk = connection.recv(64)
+            try:
+                chunk = connection.recv(64)
+            except ConnectionResetError:  # the server ended with the job still waiting
+                chunk = b""
             if not chunk:
                 break
             answer += chunk
@@ -263,6 +284,10 @@ def run_commands_warm(commands, stderr_fd, *, then=()):
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         connection.close()
+    if not answer.startswith(_ACCEPTED):  # never accepted: nothing of the job has run
+        os.write(stderr_fd, b"coronalign: warm start: the server ended before it took the job\n")
+        return None
+    answer = answer[len(_ACCEPTED) :]
     if not answer.endswith(b"\n"):
         os.write(stderr_fd, b"coronalign: error: the warm-start server ended before the job\n")
         return 1
@@ -282,9 +307,10 @@ def start_server(wait=30.0):
     """Start a server for this process's jobs; the socket's path (also set for the jobs).
 
     The server runs in a session of its own (Ctrl-C in the terminal reaches the jobs, not
-    it) with this process's environment. Its imports take about a second; the first jobs
-    wait for them (at most ``wait`` seconds) rather than import everything themselves at
-    the same time.
+    it) with this process's environment. It listens within a few hundredths of a second,
+    before its imports (about a second and a half): the workflow goes on meanwhile, and the
+    first jobs wait in the server's queue for them rather than import everything
+    themselves at the same time.
 
     Parameters
     ----------
