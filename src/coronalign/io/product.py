@@ -38,7 +38,7 @@ from coronalign.io.models import save_model, set_meta
 from coronalign.io.paths import check_fits_name
 from coronalign.io.tables import SHIFT_EXTENSION, shift_extension, shift_records
 
-__all__ = ["ProductWriter", "write_unaligned_product"]
+__all__ = ["ProductWriter", "placeholder_records", "write_unaligned_product"]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class ProductWriter:
                 set_meta(model.meta, key, value)
             # The shift table's extension, laid out now (its size is known) and filled at
             # commit, so the headers stdatamodels checksums are the final ones.
-            data, cards = shift_extension(self._placeholder_records())
+            data, cards = shift_extension(placeholder_records(self.table_rows))
             model.extra_fits = {**extra, SHIFT_EXTENSION: {"data": data, "header": cards}}
             model.on_save(str(self.path))
             # What DataModel.to_fits does, without writing the arrays (see the module).
@@ -156,21 +156,6 @@ class ProductWriter:
             asdf_bytes = _hdu_bytes(hdulist["ASDF"])
             del arrays, model, hdulist
         return headers, asdf_bytes
-
-    def _placeholder_records(self):
-        """Shift-table records of the right size, to lay the extension out."""
-        empty = np.zeros((self.table_rows, 1))
-        return shift_records(
-            AlignmentResult(
-                integrations=list(range(self.table_rows)),
-                xshift=empty,
-                yshift=empty,
-                beta=empty,
-                rms=empty,
-                iterations=np.zeros((self.table_rows, 1), dtype=np.int64),
-                status=np.full((self.table_rows, 1), "", dtype=STATUS_DTYPE),
-            )
-        )
 
     def _write_layout(self, layout):
         """Write headers and metadata, reserve the data regions; return their offsets."""
@@ -282,6 +267,33 @@ class ProductWriter:
             self._descriptor = None
         self._output.discard()  # no-op once committed
         return False
+
+
+def placeholder_records(count):
+    """Shift-table records for ``count`` fits (zeros), the size and layout of a product's.
+
+    Parameters
+    ----------
+    count : int
+        Fits in the table (rows × PSFs).
+
+    Returns
+    -------
+    numpy.ndarray
+        From :func:`coronalign.io.tables.shift_records`.
+    """
+    empty = np.zeros((count, 1))
+    return shift_records(
+        AlignmentResult(
+            integrations=list(range(count)),
+            xshift=empty,
+            yshift=empty,
+            beta=empty,
+            rms=empty,
+            iterations=np.zeros((count, 1), dtype=np.int64),
+            status=np.full((count, 1), "", dtype=STATUS_DTYPE),
+        )
+    )
 
 
 def _padded(size):

@@ -19,31 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from coronalign.core.results import STATUS_DTYPE, VARIANCE_NAMES, AlignmentResult, Stack
+from coronalign.core.results import VARIANCE_NAMES, Stack
 from coronalign.io.models import open_model, read_stack, write_cube
-from coronalign.io.product import ProductWriter
-from coronalign.io.tables import shift_records
+from coronalign.io.product import ProductWriter, placeholder_records
 
 __all__ = ["warm_data_models"]
 
 #: The tiny frames' shape (planes, ny, nx).
 _SHAPE = (2, 4, 4)
-
-
-def _records(count):
-    """A shift table of ``count`` fits (zeros), as a product's commit takes it."""
-    zeros = np.zeros((count, 1))
-    return shift_records(
-        AlignmentResult(
-            integrations=list(range(count)),
-            xshift=zeros,
-            yshift=zeros,
-            beta=zeros,
-            rms=zeros,
-            iterations=np.zeros((count, 1), dtype=np.int64),
-            status=np.full((count, 1), "converged", dtype=STATUS_DTYPE),
-        )
-    )
 
 
 def warm_data_models(folder=None):
@@ -78,15 +61,15 @@ def warm_data_models(folder=None):
         _, model = read_stack(cube, "warm-up cube", variance_arrays=True)
         with model:
             read.append(type(model).__name__)
-            for mode, rows in (("quad", 1), ("cube", 1)):
+            for mode in ("quad", "cube"):  # one row each
                 product = Path(scratch) / f"warm_{mode}_psfalign.fits"
                 variances = VARIANCE_NAMES if mode == "cube" else ()
                 with ProductWriter(
-                    product, mode, rows, planes, (ny, nx), model, {}, variances=variances
+                    product, mode, 1, planes, (ny, nx), model, {}, variances=variances
                 ) as writer:
                     arrays = dict.fromkeys(variances, values)
                     writer(0, values, values, stack.dq, arrays)
-                    writer.commit(_records(rows * planes))
+                    writer.commit(placeholder_records(planes))
                 with open_model(product, "warm-up product") as back:
                     back.data  # noqa: B018 (reading the arrays is part of the warm-up)
                     read.append(type(back).__name__)
