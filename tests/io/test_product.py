@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 from astropy.io import fits
+from stdatamodels.exceptions import ValidationWarning
 from stdatamodels.jwst import datamodels
 
 from coronalign.core import pool
@@ -71,19 +72,20 @@ def _records():
     )
 
 
-def _streamed(path, sci, err, dq, rows=None):
-    with ProductWriter(path, "quad", NROWS, NPSFS, SHAPE, _template(), META) as writer:
+def _streamed(path, sci, err, dq, rows=None, template=None):
+    template = _template() if template is None else template
+    with ProductWriter(path, "quad", NROWS, NPSFS, SHAPE, template, META) as writer:
         for row in range(NROWS) if rows is None else rows:
             writer(row, sci[row], err[row], dq[row])
         writer.commit(_records())
     return path
 
 
-def _saved_by_stdatamodels(path, sci, err, dq):
+def _saved_by_stdatamodels(path, sci, err, dq, template=None):
     model = datamodels.QuadModel(
         data=sci.astype(np.float32), err=err.astype(np.float32), dq=dq.astype(np.uint32)
     )
-    model.update(_template())
+    model.update(_template() if template is None else template)
     for key, value in META.items():
         set_meta(model.meta, key, value)
     data, cards = shift_extension(_records())
@@ -125,6 +127,26 @@ def test_the_streamed_product_is_what_stdatamodels_writes(rng, tmp_path):
         assert isinstance(model, datamodels.QuadModel)
         np.testing.assert_array_equal(model.dq, dq)
         assert model.meta.filename == "x_psfalign.fits"
+
+
+def test_an_invalid_template_value_is_dropped_as_stdatamodels_drops_it(rng, tmp_path):
+    # The writer fills its model unvalidated and validates once; an objection makes it fill
+    # the model again validating each assignment, as stdatamodels does by default.
+    sci, err, dq = _planes(rng)
+    template = _template()
+    template._validate_on_assignment = False
+    template.meta.exposure.type = "NOT_AN_EXPOSURE_TYPE"
+    template.meta.instrument.filter = "F444W"  # valid: kept
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.warns(ValidationWarning, match="NOT_AN_EXPOSURE_TYPE"):
+        streamed = _streamed(tmp_path / "a" / "x_psfalign.fits", sci, err, dq, template=template)
+    with pytest.warns(ValidationWarning, match="NOT_AN_EXPOSURE_TYPE"):
+        saved = _saved_by_stdatamodels(tmp_path / "b" / "x_psfalign.fits", sci, err, dq, template)
+    tree = _tree(streamed)
+    assert tree == _tree(saved)
+    assert "meta.exposure.type" not in tree
+    assert tree["meta.instrument.filter"] == "F444W"
 
 
 @pytest.mark.skipif(not pool.can_fork(), reason="worker processes need Linux")
